@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Regenerate fixtures/*.jsonl: recorded calls made from espeak-ng speech.
+
+Needs espeak-ng (Debian: `apt-get install espeak-ng`). Output is deterministic for a given
+espeak-ng version, so the committed files only change when this script does.
+
+    .venv/bin/python scripts/make_fixtures.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from telephony.audio.wav import read_wav, resample_whole
+from telephony.testing.call_fixture import CallFixtureBuilder
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PARAMS = {"caller": "+15550100001", "called": "+15550100002"}
+
+
+def speak(text: str, voice: str = "en-us", level_dbfs: float = -20.0) -> np.ndarray:
+    """Synthesize `text` and return it as int16 at 8 kHz, at a phone-like speech level."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "165", "-w", str(wav), text], check=True)
+        samples, rate = read_wav(wav)
+    audio = resample_whole(samples, rate, 8000).astype(np.float64)
+    rms = np.sqrt(np.mean(audio**2)) or 1.0
+    audio *= 32768 * 10 ** (level_dbfs / 20) / rms
+    return np.clip(np.rint(audio), -32768, 32767).astype(np.int16)
+
+
+def main() -> int:
+    FIXTURES.mkdir(exist_ok=True)
+    calls = {
+        # A caller says one sentence and waits for the answer, then hangs up.
+        "one_sentence": CallFixtureBuilder("one_sentence", dict(PARAMS))
+        .silence(400)
+        .speech(speak("Hello, I would like to book an appointment for Tuesday."))
+        .silence(6000)
+        .stop(),
+        # The caller speaks again while the agent is still answering: barge-in.
+        "barge_in": CallFixtureBuilder("barge_in", dict(PARAMS))
+        .silence(400)
+        .speech(speak("Can you tell me your opening hours on the weekend, please?"))
+        .silence(1500)
+        .speech(speak("Sorry, actually, I meant Sunday.", voice="en-us"))
+        .silence(5000)
+        .stop(),
+        # The caller keys digits (an account number) after speaking.
+        "dtmf": CallFixtureBuilder("dtmf", dict(PARAMS))
+        .silence(400)
+        .speech(speak("My account number is"))
+        .silence(300)
+        .dtmf("4")
+        .silence(300)
+        .dtmf("2")
+        .silence(300)
+        .dtmf("#")
+        .silence(4000)
+        .stop(),
+        # The caller hangs up in the middle of the agent's answer.
+        "hang_up": CallFixtureBuilder("hang_up", dict(PARAMS))
+        .silence(400)
+        .speech(speak("Thanks, that is all I needed. Goodbye.", voice="en-gb"))
+        .silence(1500)
+        .stop(),
+    }
+    for name, builder in calls.items():
+        path = builder.write(FIXTURES / f"{name}.jsonl")
+        print(f"{path.relative_to(FIXTURES.parent)}: {builder.duration_ms / 1000:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks behind `telephony bench ...`: figures are printed, never asserted."""

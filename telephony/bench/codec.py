@@ -1,0 +1,78 @@
+"""`telephony bench codec`: cost and delay of one 20 ms frame through each direction.
+
+Each direction is timed as the bridge runs it, wire format included:
+- caller -> Gemini: parse Twilio's media JSON, base64-decode, mu-law decode, resample
+  8 -> 16 kHz, base64-encode for the Live API;
+- Gemini -> caller: base64-decode the Live API chunk, resample 24 -> 8 kHz, mu-law encode,
+  frame, base64 and build Twilio's media JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import asdict, dataclass
+
+
+from telephony.audio.measure import measured_delay_ms, tone
+from telephony.audio.resample import Decimator3, Interpolator2
+from telephony.audio.transcode import CallerToGemini, GeminiToCaller
+from telephony.testing.call_fixture import CallFixtureBuilder
+from telephony.twilio_protocol import Media, media_message, parse_message
+
+
+@dataclass(frozen=True)
+class CodecFigures:
+    caller_to_gemini_us_per_frame: float
+    gemini_to_caller_us_per_frame: float
+    caller_to_gemini_delay_ms: float
+    gemini_to_caller_delay_ms: float
+    frames: int
+
+
+def _best_of(runs: int, fn, frames: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best / frames * 1e6
+
+
+def run_codec_bench(seconds: float = 10.0, runs: int = 5) -> CodecFigures:
+    """Time `seconds` of audio through each direction; best of `runs` (least disturbed)."""
+    caller = CallFixtureBuilder("bench").speech(tone(440, 8000, seconds, dbfs=-20)).lines()
+    caller_frames = [line for line in caller if '"media"' in line]
+    agent_pcm = tone(440, 24000, seconds, dbfs=-20).astype("<i2").tobytes()
+    agent_chunks = [
+        base64.b64encode(agent_pcm[i : i + 960]).decode() for i in range(0, len(agent_pcm), 960)
+    ]  # 20 ms at 24 kHz
+    stream_sid = "MZ" + "0" * 32
+
+    def inbound() -> None:
+        transcoder = CallerToGemini()
+        for line in caller_frames:
+            message = parse_message(line)
+            assert isinstance(message, Media)
+            base64.b64encode(transcoder.process(message.media.payload))
+
+    def outbound() -> None:
+        transcoder = GeminiToCaller()
+        for chunk in agent_chunks:
+            for frame in transcoder.process(base64.b64decode(chunk)):
+                media_message(stream_sid, frame)
+
+    return CodecFigures(
+        caller_to_gemini_us_per_frame=_best_of(runs, inbound, len(caller_frames)),
+        gemini_to_caller_us_per_frame=_best_of(runs, outbound, len(agent_chunks)),
+        caller_to_gemini_delay_ms=measured_delay_ms(Interpolator2()),
+        gemini_to_caller_delay_ms=measured_delay_ms(Decimator3()),
+        frames=len(caller_frames),
+    )
+
+
+def figures_as_dict(figures: CodecFigures) -> dict[str, float]:
+    return asdict(figures)
+
+
+__all__ = ["CodecFigures", "figures_as_dict", "run_codec_bench"]

@@ -1,0 +1,89 @@
+"""Settings: one pydantic object, read once from the environment and passed down.
+
+Environment variables are prefixed `TELEPHONY_` (e.g. `TELEPHONY_PUBLIC_URL`), except the
+usual credentials, which keep their common names: `GEMINI_API_KEY` (or `GOOGLE_API_KEY`),
+`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`. Secrets are `SecretStr`, so they never print.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+
+
+class StartSensitivity(str, Enum):
+    HIGH = "START_SENSITIVITY_HIGH"
+    LOW = "START_SENSITIVITY_LOW"
+
+
+class EndSensitivity(str, Enum):
+    HIGH = "END_SENSITIVITY_HIGH"
+    LOW = "END_SENSITIVITY_LOW"
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Defaults run a real call with only keys set."""
+
+    model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore")
+
+    # --- Gemini Live -----------------------------------------------------------------------
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "TELEPHONY_GEMINI_API_KEY")
+    )
+    gemini_base_url: str | None = Field(None, description="Live API endpoint override (emulator, proxy)")
+    gemini_ca_file: Path | None = Field(None, description="CA bundle to trust for gemini_base_url (emulator)")
+    vertex_project: str | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "TELEPHONY_VERTEX_PROJECT")
+    )
+    vertex_location: str | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "TELEPHONY_VERTEX_LOCATION")
+    )
+    model: str = DEFAULT_MODEL
+    voice: str = "Kore"
+    instructions: str = (
+        "You are a friendly, concise phone assistant. Speak in short sentences; the caller is on a phone."
+    )
+    instructions_file: Path | None = None
+    language_code: str | None = None
+    # Automatic voice activity detection (server side). Phone audio is quiet and narrowband:
+    # high start sensitivity catches short answers such as "yes"; 500 ms of silence ends a turn.
+    vad_disabled: bool = Field(False, description="True: send activityStart/activityEnd ourselves")
+    vad_start_sensitivity: StartSensitivity = StartSensitivity.HIGH
+    vad_end_sensitivity: EndSensitivity = EndSensitivity.HIGH
+    vad_prefix_padding_ms: int = Field(20, ge=0, le=2000)
+    vad_silence_duration_ms: int = Field(500, ge=0, le=10000)
+
+    # --- Twilio ----------------------------------------------------------------------------
+    twilio_account_sid: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "TELEPHONY_TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "TELEPHONY_TWILIO_AUTH_TOKEN")
+    )
+    public_url: str | None = Field(None, description="https://host as Twilio reaches us")
+    validate_signatures: bool = Field(True, description="False only for local development")
+
+    # --- Server ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
+    record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
+
+    @model_validator(mode="after")
+    def _read_instructions_file(self) -> "Settings":
+        if self.instructions_file is not None:
+            try:
+                self.instructions = self.instructions_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read instructions_file {self.instructions_file}: {exc}") from exc
+        return self
+
+    @property
+    def uses_vertex(self) -> bool:
+        """Vertex AI when a project is set and no API key is."""
+        return self.gemini_api_key is None and bool(self.vertex_project)
