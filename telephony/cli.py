@@ -42,6 +42,44 @@ def bench_codec(
         console.print(f"figures written to {json_out}")
 
 
+emulate_app = typer.Typer(help="Local stand-ins for Gemini Live and Twilio, for offline work.", no_args_is_help=True)
+app.add_typer(emulate_app, name="emulate")
+
+
+@emulate_app.command("gemini")
+def emulate_gemini(
+    port: int = typer.Option(9000, help="TCP port on 127.0.0.1."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    agent: str = typer.Option("echo", help="'echo' (says back what the caller said) or a folder of WAV replies."),
+) -> None:
+    """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network."""
+    import asyncio
+
+    from telephony.testing.gemini_live import EchoAgent, GeminiLiveEmulator, ScriptedAgent
+
+    if agent == "echo":
+        chosen = EchoAgent()
+    else:
+        replies = sorted(Path(agent).glob("*.wav"))
+        if not replies:
+            raise typer.BadParameter(f"no WAV files in {agent!r}; use 'echo' or a folder of WAV replies", param_hint="--agent")
+        chosen = ScriptedAgent(replies)
+
+    async def run() -> None:
+        async with GeminiLiveEmulator(chosen, host=host, port=port) as emulator:
+            console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent})")
+            console.print("Point the server at it:")
+            console.print(f"  export TELEPHONY_GEMINI_BASE_URL={emulator.base_url}")
+            console.print(f"  export TELEPHONY_GEMINI_CA_FILE={emulator.ca_file}")
+            console.print("  export GEMINI_API_KEY=offline")
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        console.print("emulator stopped")
+
+
 @app.command()
 def demo(
     fixture: Path = typer.Option(FIXTURES_DIR / "one_sentence.jsonl", help="Recorded call to play."),

@@ -1,0 +1,112 @@
+"""Where Gemini is configured: the SDK client and the Live session's setup.
+
+Every call opens its own Live session from an `AgentOptions`, which starts from `Settings`
+and may be overridden per call (voice, instructions, VAD) by the call's Stream parameters.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from google import genai
+from google.genai import types
+
+from telephony.config import EndSensitivity, Settings, StartSensitivity
+
+INPUT_MIME_TYPE = "audio/pcm;rate=16000"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """What one call's agent is: model, voice, instructions, turn-taking, tools."""
+
+    model: str
+    voice: str
+    instructions: str
+    language_code: str | None = None
+    vad_disabled: bool = False
+    start_sensitivity: StartSensitivity = StartSensitivity.HIGH
+    end_sensitivity: EndSensitivity = EndSensitivity.HIGH
+    prefix_padding_ms: int = 20
+    silence_duration_ms: int = 500
+    tools: tuple[types.FunctionDeclaration, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AgentOptions":
+        return cls(
+            model=settings.model,
+            voice=settings.voice,
+            instructions=settings.instructions,
+            language_code=settings.language_code,
+            vad_disabled=settings.vad_disabled,
+            start_sensitivity=settings.vad_start_sensitivity,
+            end_sensitivity=settings.vad_end_sensitivity,
+            prefix_padding_ms=settings.vad_prefix_padding_ms,
+            silence_duration_ms=settings.vad_silence_duration_ms,
+        )
+
+    def with_overrides(self, **changes: Any) -> "AgentOptions":
+        """A copy with some fields changed (per-call overrides)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def make_client(settings: Settings) -> genai.Client:
+    """The google-genai client: Developer API with a key, or Vertex AI with project+location.
+
+    `settings.gemini_base_url` points the SDK elsewhere (the local emulator, a proxy, a
+    regional endpoint). With an API key the SDK always speaks wss://, so an emulator serves
+    TLS and `settings.gemini_ca_file` names the CA to trust for it.
+    """
+    http_options: dict[str, Any] = {}
+    if settings.gemini_base_url:
+        http_options["base_url"] = settings.gemini_base_url
+    if settings.gemini_ca_file:
+        http_options["async_client_args"] = {
+            "ssl": ssl.create_default_context(cafile=str(settings.gemini_ca_file))
+        }
+    options = types.HttpOptions(**http_options) if http_options else None
+    if settings.uses_vertex:
+        return genai.Client(
+            vertexai=True,
+            project=settings.vertex_project,
+            location=settings.vertex_location or "us-central1",
+            http_options=options,
+        )
+    if settings.gemini_api_key is None:
+        raise ValueError(
+            "no Gemini credentials: set GEMINI_API_KEY (or GOOGLE_API_KEY), or "
+            "GOOGLE_CLOUD_PROJECT for Vertex AI; for offline use run the emulator "
+            "(`telephony emulate gemini`) and set TELEPHONY_GEMINI_BASE_URL"
+        )
+    return genai.Client(api_key=settings.gemini_api_key.get_secret_value(), http_options=options)
+
+
+def build_live_config(options: AgentOptions, resume_handle: str | None = None) -> types.LiveConnectConfig:
+    """The Live session setup for a phone call: audio out, transcripts both ways,
+    resumable, compressed context (no 15-minute audio limit), and phone-tuned VAD."""
+    if options.vad_disabled:
+        activity = types.AutomaticActivityDetection(disabled=True)
+    else:
+        activity = types.AutomaticActivityDetection(
+            disabled=False,
+            start_of_speech_sensitivity=types.StartSensitivity(options.start_sensitivity.value),
+            end_of_speech_sensitivity=types.EndSensitivity(options.end_sensitivity.value),
+            prefix_padding_ms=options.prefix_padding_ms,
+            silence_duration_ms=options.silence_duration_ms,
+        )
+    return types.LiveConnectConfig(
+        response_modalities=[types.Modality.AUDIO],
+        speech_config=types.SpeechConfig(
+            voice_config=types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=options.voice)),
+            language_code=options.language_code,
+        ),
+        system_instruction=types.Content(role="user", parts=[types.Part(text=options.instructions)]),
+        tools=[types.Tool(function_declarations=list(options.tools))] if options.tools else None,
+        input_audio_transcription=types.AudioTranscriptionConfig(),
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        session_resumption=types.SessionResumptionConfig(handle=resume_handle),
+        context_window_compression=types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow()),
+        realtime_input_config=types.RealtimeInputConfig(automatic_activity_detection=activity),
+    )

@@ -1,0 +1,169 @@
+"""Typed events from a Gemini Live session, as the bridge acts on them.
+
+One `LiveServerMessage` may carry several of these (audio and a transcript and the end of the
+turn); `events_from_message` splits it in the order the bridge must act on them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.genai import types
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    """Agent speech: PCM16 LE mono at 24 kHz."""
+
+    pcm24k: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The caller talked over the agent: stop playback now (barge-in)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    """The agent finished its turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    """Text of what the caller said (may arrive in pieces)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscript:
+    """Text of what the agent said (may arrive in pieces)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks us to run a function; answer with `send_tool_response`."""
+
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancelled:
+    """The model no longer wants these calls' results (the caller interrupted)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    """The server will close this connection in `time_left_s`: reconnect before then."""
+
+    time_left_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResumptionHandle:
+    """A handle to resume this session on a new connection (use only when resumable)."""
+
+    handle: str
+    resumable: bool
+    last_consumed_client_message_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts so far."""
+
+    total_tokens: int | None
+    prompt_tokens: int | None
+    response_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The connection ended. Always the last event of a session.
+
+    `retryable` is true for abnormal ends worth a reconnect (1006 drop, 1011 internal,
+    deadline); false for a normal close (1000) or a rejected setup (1007, 1008, 4xx).
+    """
+
+    code: int
+    reason: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.code not in (1000, 1007, 1008) and not 4000 <= self.code < 5000 and not 400 <= self.code < 500
+
+
+GeminiEvent = (
+    AgentAudio
+    | Interrupted
+    | TurnComplete
+    | InputTranscript
+    | OutputTranscript
+    | ToolCall
+    | ToolCallCancelled
+    | GoAway
+    | ResumptionHandle
+    | Usage
+    | SessionClosed
+)
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)s\s*$")
+
+
+def parse_duration_s(value: str | None) -> float:
+    """Protobuf JSON durations look like '50s' or '0.5s'."""
+    match = _DURATION.match(value or "")
+    return float(match.group(1)) if match else 0.0
+
+
+def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
+    """Split one server message into the bridge's events, interruptions first."""
+    events: list[GeminiEvent] = []
+    content = message.server_content
+    if content is not None:
+        if content.interrupted:
+            events.append(Interrupted())
+        if content.input_transcription and content.input_transcription.text:
+            events.append(InputTranscript(content.input_transcription.text))
+        if content.model_turn and content.model_turn.parts:
+            for part in content.model_turn.parts:
+                if part.inline_data and part.inline_data.data:
+                    events.append(AgentAudio(part.inline_data.data))
+        if content.output_transcription and content.output_transcription.text:
+            events.append(OutputTranscript(content.output_transcription.text))
+        if content.turn_complete:
+            events.append(TurnComplete())
+    if message.tool_call and message.tool_call.function_calls:
+        for call in message.tool_call.function_calls:
+            events.append(ToolCall(id=call.id or "", name=call.name or "", args=dict(call.args or {})))
+    if message.tool_call_cancellation and message.tool_call_cancellation.ids:
+        events.append(ToolCallCancelled(tuple(message.tool_call_cancellation.ids)))
+    if message.go_away is not None:
+        events.append(GoAway(parse_duration_s(message.go_away.time_left)))
+    update = message.session_resumption_update
+    if update is not None and update.new_handle:
+        events.append(
+            ResumptionHandle(
+                handle=update.new_handle,
+                resumable=bool(update.resumable),
+                last_consumed_client_message_index=update.last_consumed_client_message_index,
+            )
+        )
+    if message.usage_metadata is not None:
+        usage = message.usage_metadata
+        events.append(
+            Usage(
+                total_tokens=usage.total_token_count,
+                prompt_tokens=usage.prompt_token_count,
+                response_tokens=usage.response_token_count,
+            )
+        )
+    return events

@@ -1,0 +1,142 @@
+"""One Gemini Live connection for one call, on the real google-genai client.
+
+The session does not reconnect by itself: it reports how it ended (`SessionClosed`, with a
+close code) and the call decides whether and how to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+from websockets.exceptions import ConnectionClosed
+
+from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
+from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
+
+log = logging.getLogger(__name__)
+
+
+class GeminiSessionError(RuntimeError):
+    """Sending to or opening a Live session failed; `code` is the WebSocket close code."""
+
+    def __init__(self, message: str, code: int = 1006) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _closed_from(exc: BaseException) -> SessionClosed:
+    if isinstance(exc, errors.APIError):
+        return SessionClosed(code=int(exc.code or 1006), reason=str(exc.message or exc.status or ""))
+    if isinstance(exc, ConnectionClosed):
+        frame = exc.rcvd or exc.sent
+        return SessionClosed(code=frame.code if frame else 1006, reason=frame.reason if frame else "connection lost")
+    return SessionClosed(code=1006, reason=f"{type(exc).__name__}: {exc}")
+
+
+class GeminiLiveSession:
+    """A Live API session: `open()`, send caller audio, iterate `events()`, `close()`."""
+
+    def __init__(self, client: genai.Client, options: AgentOptions) -> None:
+        self.client = client
+        self.options = options
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._session: Any = None
+        self.closed = False
+
+    async def open(self, resume_handle: str | None = None) -> None:
+        """Connect and send the setup; returns once the server answered `setupComplete`."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            self._session = await stack.enter_async_context(
+                self.client.aio.live.connect(model=self.options.model, config=build_live_config(self.options, resume_handle))
+            )
+        except BaseException as exc:
+            await stack.aclose()
+            closed = _closed_from(exc)
+            raise GeminiSessionError(f"could not open Gemini Live session: {closed.reason}", closed.code) from exc
+        self._stack = stack
+
+    async def send_audio(self, pcm16k: bytes) -> None:
+        """Caller audio, PCM16 LE mono 16 kHz."""
+        await self._send(audio=types.Blob(data=pcm16k, mime_type=INPUT_MIME_TYPE))
+
+    async def send_text(self, text: str) -> None:
+        """Text as realtime input (e.g. keypad digits the caller pressed)."""
+        await self._send(text=text)
+
+    async def send_activity_start(self) -> None:
+        """Manual turn-taking (VAD disabled): the caller started speaking."""
+        await self._send(activity_start=types.ActivityStart())
+
+    async def send_activity_end(self) -> None:
+        """Manual turn-taking (VAD disabled): the caller stopped speaking."""
+        await self._send(activity_end=types.ActivityEnd())
+
+    async def send_tool_response(self, call_id: str, name: str, response: dict[str, Any]) -> None:
+        """Answer a `ToolCall` so that the model knows what happened."""
+        session = self._require_open()
+        try:
+            await session.send_tool_response(
+                function_responses=[types.FunctionResponse(id=call_id, name=name, response=response)]
+            )
+        except (ConnectionClosed, errors.APIError, OSError) as exc:
+            closed = _closed_from(exc)
+            raise GeminiSessionError(f"tool response not delivered: {closed.reason}", closed.code) from exc
+
+    async def events(self) -> AsyncIterator[GeminiEvent]:
+        """Everything the server says, as typed events; ends with one `SessionClosed`."""
+        session = self._require_open()
+        while True:
+            try:
+                async for message in session.receive():
+                    for event in events_from_message(message):
+                        yield event
+            except (ConnectionClosed, errors.APIError, OSError, ValueError) as exc:
+                self.closed = True
+                yield _closed_from(exc)
+                return
+
+    async def close(self) -> None:
+        """Close the connection normally (1000); safe to call more than once.
+
+        The server may still be streaming a reply. websockets stops reading a socket whose
+        unread messages pile up, and would then not see the server's close frame for its
+        whole close timeout (10 s), so messages are drained while the handshake completes.
+        """
+        self.closed = True
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        drain = asyncio.create_task(self._drain())
+        try:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+        finally:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await drain
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                async for _ in self._session.receive():
+                    pass
+
+    async def _send(self, **realtime_input: Any) -> None:
+        session = self._require_open()
+        try:
+            await session.send_realtime_input(**realtime_input)
+        except (ConnectionClosed, errors.APIError, OSError) as exc:
+            closed = _closed_from(exc)
+            raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
+
+    def _require_open(self) -> Any:
+        if self._session is None or self._stack is None:
+            raise GeminiSessionError("the Gemini Live session is not open")
+        return self._session

@@ -1,0 +1,621 @@
+"""A local Gemini Live (BidiGenerateContent) server that the real google-genai SDK talks to.
+
+It accepts the SDK's WebSocket at the real path, checks the `setup` message, answers
+`setupComplete`, hears the caller with a simple energy VAD, and lets a pluggable agent reply
+with 24 kHz PCM sent faster than real time, as the real service does. Caller speech during an
+unfinished reply interrupts it (`serverContent.interrupted`). Faults can be injected for
+reliability tests: close with 1011, drop the TCP connection (1006 for the client), send
+`goAway`, delay replies, refuse new connections. Resumption handles are issued after every
+turn and accepted on reconnect.
+
+The SDK always speaks wss:// when it has an API key, so the emulator serves TLS with a
+throw-away CA made at start (`trustme`); `client_http_options()` gives the SDK what it needs:
+
+    async with GeminiLiveEmulator(EchoAgent()) as emulator:
+        client = genai.Client(api_key="offline", http_options=emulator.client_http_options())
+        async with client.aio.live.connect(model="...", config=...) as session: ...
+
+Wire facts (google-genai 3.6.1): client messages mix camelCase and snake_case keys, so every
+key is accepted in both spellings; bytes arrive as URL-safe base64 without padding; answers
+go out in camelCase as the real service writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import itertools
+import json
+import logging
+import re
+import ssl
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import trustme
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from telephony.audio.wav import read_wav, resample_whole
+
+log = logging.getLogger(__name__)
+
+INPUT_RATE = 16000
+OUTPUT_RATE = 24000
+OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
+_PATH = re.compile(
+    r"^/ws/(google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\.BidiGenerateContent(Constrained)?"
+    r"|google\.cloud\.aiplatform\.[A-Za-z0-9]+\.LlmBidiService/BidiGenerateContent)(\?.*)?$"
+)
+# User data that must keep its keys as written (tool arguments and results, schemas).
+_OPAQUE_KEYS = {"args", "response", "parameters", "parameters_json_schema", "response_json_schema"}
+
+
+# --- what agents see and say --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallerTurn:
+    """What the caller just said: an utterance (16 kHz int16) or text."""
+
+    index: int
+    audio16k: np.ndarray | None = None
+    text: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.audio16k is None else len(self.audio16k) / INPUT_RATE
+
+
+@dataclass(frozen=True)
+class EmulatedToolCall:
+    """A function call the agent makes; the reply continues once the client answers it."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One agent turn: tool calls first (each awaited), then speech with its transcript."""
+
+    audio24k: np.ndarray | None = None
+    transcript: str = ""
+    tool_calls: tuple[EmulatedToolCall, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.audio24k is None else len(self.audio24k) / OUTPUT_RATE
+
+
+class Agent(Protocol):
+    """Decides what the emulated model says. Return None to stay silent."""
+
+    def reply(self, turn: CallerTurn) -> Reply | None: ...
+
+
+class EchoAgent:
+    """The classic telephony echo test: says back whatever the caller said."""
+
+    def reply(self, turn: CallerTurn) -> Reply | None:
+        if turn.audio16k is None or len(turn.audio16k) == 0:
+            return None
+        audio = resample_whole(turn.audio16k, INPUT_RATE, OUTPUT_RATE)
+        return Reply(audio24k=audio, transcript=f"[echo of {turn.seconds:.2f} s]")
+
+
+def tone24k(seconds: float, freq_hz: float = 440.0, dbfs: float = -12.0) -> np.ndarray:
+    """A plain tone at 24 kHz, handy as scripted agent speech."""
+    t = np.arange(int(OUTPUT_RATE * seconds)) / OUTPUT_RATE
+    return np.rint(32767 * 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
+
+
+class ScriptedAgent:
+    """Replies with the given replies in order, one per caller turn; silent when done.
+
+    `replies` items may be `Reply` objects or paths of WAV files (any rate, resampled).
+    """
+
+    def __init__(self, replies: Sequence[Reply | str | Path], respond_to_text: bool = False) -> None:
+        self._replies = [self._load(r) for r in replies]
+        self._next = 0
+        self.respond_to_text = respond_to_text
+        self.turns: list[CallerTurn] = []
+
+    @staticmethod
+    def _load(item: Reply | str | Path) -> Reply:
+        if isinstance(item, Reply):
+            return item
+        samples, rate = read_wav(item)
+        return Reply(audio24k=resample_whole(samples, rate, OUTPUT_RATE), transcript=Path(item).stem)
+
+    def reply(self, turn: CallerTurn) -> Reply | None:
+        self.turns.append(turn)
+        if turn.audio16k is None and not self.respond_to_text:
+            return None
+        if self._next >= len(self._replies):
+            return None
+        self._next += 1
+        return self._replies[self._next - 1]
+
+
+# --- faults and what the emulator saw -------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """Misbehaviour to inject, counted in seconds from a connection's setupComplete.
+
+    Faults apply to connection numbers in `connections` (1-based; default: the first only),
+    so that a reconnect finds a healthy server.
+    """
+
+    close_after_s: float | None = None
+    close_code: int = 1011
+    drop_after_s: float | None = None
+    """Abort the TCP connection without a close frame (the client sees 1006)."""
+    go_away_after_s: float | None = None
+    go_away_time_left_s: float = 2.0
+    reply_delay_s: float = 0.0
+    refuse_after_connections: int | None = None
+    """Accept this many connections in all, then refuse every new one (HTTP 503)."""
+    connections: set[int] = field(default_factory=lambda: {1})
+
+
+@dataclass
+class ConnectionLog:
+    """What one connection did, for tests to inspect."""
+
+    number: int
+    path: str
+    setup: dict[str, Any] = field(default_factory=dict)
+    resumed_handle: str | None = None
+    audio_in_bytes: int = 0
+    texts: list[str] = field(default_factory=list)
+    turns: int = 0
+    replies_started: int = 0
+    replies_finished: int = 0
+    interruptions: int = 0
+    tool_responses: list[dict[str, Any]] = field(default_factory=list)
+    handles_issued: list[str] = field(default_factory=list)
+    close_code: int | None = None
+
+    @property
+    def audio_in_seconds(self) -> float:
+        return self.audio_in_bytes / 2 / INPUT_RATE
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def normalize_keys(value: Any) -> Any:
+    """Recursively turn camelCase keys into snake_case (both spellings arrive on the wire)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            name = _snake(key)
+            out[name] = item if name in _OPAQUE_KEYS else normalize_keys(item)
+        return out
+    if isinstance(value, list):
+        return [normalize_keys(v) for v in value]
+    return value
+
+
+def decode_bytes_field(data: str) -> bytes:
+    """The SDK sends URL-safe base64 without padding; accept standard base64 as well."""
+    padded = data + "=" * (-len(data) % 4)
+    return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+
+
+class EnergyVad:
+    """Caller speech detection on 16 kHz PCM, 20 ms frames: loud enough for long enough."""
+
+    FRAME = INPUT_RATE // 50
+
+    def __init__(self, threshold_dbfs: float = -45.0, start_frames: int = 2, silence_ms: int = 500) -> None:
+        self.threshold = 32768 * 10 ** (threshold_dbfs / 20)
+        self.start_frames = start_frames
+        self.end_frames = max(1, silence_ms // 20)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self.speaking = False
+        self._loud_run = 0
+        self._quiet_run = 0
+        self._utterance: list[np.ndarray] = []
+        self._prefix: list[np.ndarray] = []
+
+    def feed(self, samples: np.ndarray) -> list[tuple[str, np.ndarray | None]]:
+        """Returns events: ("start", None) when speech begins, ("end", utterance) when it ends."""
+        events: list[tuple[str, np.ndarray | None]] = []
+        data = np.concatenate((self._pending, samples))
+        whole = len(data) // self.FRAME * self.FRAME
+        self._pending = data[whole:]
+        for i in range(0, whole, self.FRAME):
+            frame = data[i : i + self.FRAME]
+            loud = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) >= self.threshold
+            if not self.speaking:
+                self._prefix = (self._prefix + [frame])[-self.start_frames :]
+                self._loud_run = self._loud_run + 1 if loud else 0
+                if self._loud_run >= self.start_frames:
+                    self.speaking, self._quiet_run = True, 0
+                    self._utterance = list(self._prefix)
+                    events.append(("start", None))
+                continue
+            self._utterance.append(frame)
+            self._quiet_run = 0 if loud else self._quiet_run + 1
+            if self._quiet_run >= self.end_frames:
+                events.append(("end", self.finish()))
+        return events
+
+    def finish(self) -> np.ndarray:
+        """End the current utterance now (trailing silence trimmed)."""
+        audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, dtype=np.int16)
+        if self._quiet_run:
+            audio = audio[: max(0, len(audio) - self._quiet_run * self.FRAME)]
+        self.speaking, self._loud_run, self._quiet_run = False, 0, 0
+        self._utterance, self._prefix = [], []
+        return audio
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class GeminiLiveEmulator:
+    """The server. Use as `async with GeminiLiveEmulator(agent) as emulator:`.
+
+    `agent_factory` may be an `Agent` (shared by every connection) or a zero-argument
+    callable returning one per connection.
+    """
+
+    def __init__(
+        self,
+        agent: Agent | Any = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        chunk_ms: int = 40,
+        lead_s: float = 0.5,
+        vad_threshold_dbfs: float = -45.0,
+        api_key: str | None = None,
+        max_message_bytes: int = 1 << 20,
+    ) -> None:
+        self._agent = agent if agent is not None else EchoAgent()
+        self.host, self.port = host, port
+        self.faults = faults or Faults()
+        self.chunk_ms = chunk_ms
+        self.lead_s = lead_s
+        self.vad_threshold_dbfs = vad_threshold_dbfs
+        self.api_key = api_key
+        self.max_message_bytes = max_message_bytes
+        self.connections: list[ConnectionLog] = []
+        self.refused = 0
+        self._handles: dict[str, int] = {}  # resumption handle -> turns so far
+        self._counter = itertools.count(1)
+        self._server: Server | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.ca_file: Path | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # lifecycle
+    async def start(self) -> "GeminiLiveEmulator":
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_ctx)
+        self._tmp = tempfile.TemporaryDirectory(prefix="gemini-emulator-")
+        self.ca_file = Path(self._tmp.name) / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            ssl=server_ctx,
+            process_request=self._check_request,
+            max_size=self.max_message_bytes,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> "GeminiLiveEmulator":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        if self.ca_file is None:
+            raise RuntimeError("start the emulator first")
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client_http_options(self) -> dict[str, Any]:
+        """`http_options` for `genai.Client` so the real SDK connects here."""
+        return {"base_url": self.base_url, "async_client_args": {"ssl": self.client_ssl_context()}}
+
+    def agent_for_connection(self) -> Agent:
+        agent = self._agent
+        return agent() if callable(agent) and not hasattr(agent, "reply") else agent
+
+    # connection handling
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not _PATH.match(request.path):
+            return connection.respond(404, f"no BidiGenerateContent endpoint at {request.path}\n")
+        if self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
+            return connection.respond(403, "API key not valid\n")
+        limit = self.faults.refuse_after_connections
+        if limit is not None and len(self.connections) >= limit:
+            self.refused += 1
+            return connection.respond(503, "emulator: refusing new connections (fault injection)\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        number = next(self._counter)
+        conn = ConnectionLog(number=number, path=ws.request.path if ws.request else "")
+        self.connections.append(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await _EmulatedSession(self, ws, conn).run()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.close_code = ws.close_code
+            if task is not None:
+                self._tasks.discard(task)
+
+    def _issue_handle(self, conn: ConnectionLog, turns: int) -> str:
+        handle = f"handle-{conn.number}-{turns}-{len(self._handles)}"
+        self._handles[handle] = turns
+        conn.handles_issued.append(handle)
+        return handle
+
+
+class _EmulatedSession:
+    """One connection: setup, then caller audio in, agent replies out."""
+
+    def __init__(self, emulator: GeminiLiveEmulator, ws: ServerConnection, conn: ConnectionLog) -> None:
+        self.emulator, self.ws, self.conn = emulator, ws, conn
+        self.agent = emulator.agent_for_connection()
+        self.faults = emulator.faults if conn.number in emulator.faults.connections else Faults()
+        self.reply_task: asyncio.Task[None] | None = None
+        self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.vad: EnergyVad | None = None
+        self.manual_activity: list[np.ndarray] | None = None
+        self.resumable = False
+        self.send_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send(json.dumps(message))
+
+    async def run(self) -> None:
+        setup = await self._receive_setup()
+        if setup is None:
+            return
+        await self.send({"setupComplete": {}})
+        fault_task = asyncio.create_task(self._inject_faults())
+        try:
+            async for raw in self.ws:
+                if isinstance(raw, bytes):
+                    raw = raw.decode("utf-8", "replace")
+                try:
+                    message = normalize_keys(json.loads(raw))
+                except json.JSONDecodeError:
+                    await self.ws.close(1007, "invalid JSON")
+                    return
+                await self._dispatch(message)
+        finally:
+            fault_task.cancel()
+            if self.reply_task is not None:
+                self.reply_task.cancel()
+
+    async def _receive_setup(self) -> dict[str, Any] | None:
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout=10)
+            message = normalize_keys(json.loads(raw))
+        except (asyncio.TimeoutError, json.JSONDecodeError, TypeError):
+            await self.ws.close(1007, "the first message must be a JSON setup")
+            return None
+        setup = message.get("setup") if isinstance(message, dict) else None
+        if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith(("models/", "projects/")):
+            await self.ws.close(1007, "setup.model is required (models/<name>)")
+            return None
+        self.conn.setup = setup
+        generation = setup.get("generation_config") or {}
+        modalities = generation.get("response_modalities") or ["AUDIO"]
+        if "AUDIO" not in modalities:
+            await self.ws.close(1007, "this emulator answers with AUDIO only")
+            return None
+        resumption = setup.get("session_resumption")
+        self.resumable = resumption is not None
+        handle = (resumption or {}).get("handle")
+        if handle:
+            if handle not in self.emulator._handles:
+                await self.ws.close(1007, "invalid session resumption handle")
+                return None
+            self.conn.resumed_handle = handle
+            self.conn.turns = self.emulator._handles[handle]
+        activity = (setup.get("realtime_input_config") or {}).get("automatic_activity_detection") or {}
+        if activity.get("disabled"):
+            self.manual_activity = None
+        else:
+            self.vad = EnergyVad(
+                threshold_dbfs=self.emulator.vad_threshold_dbfs,
+                silence_ms=int(activity.get("silence_duration_ms") or 500),
+            )
+        return setup
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        realtime = message.get("realtime_input")
+        if isinstance(realtime, dict):
+            await self._realtime_input(realtime)
+        content = message.get("client_content")
+        if isinstance(content, dict):
+            texts = [p.get("text", "") for t in content.get("turns") or [] for p in t.get("parts") or []]
+            text = " ".join(t for t in texts if t)
+            if text:
+                self.conn.texts.append(text)
+                if content.get("turn_complete"):
+                    await self._caller_turn(CallerTurn(index=self.conn.turns, text=text))
+        response = message.get("tool_response")
+        if isinstance(response, dict):
+            for item in response.get("function_responses") or []:
+                self.conn.tool_responses.append(item)
+                waiter = self.tool_waiters.pop(str(item.get("id")), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(item)
+
+    async def _realtime_input(self, realtime: dict[str, Any]) -> None:
+        audio = realtime.get("audio") or next(iter(realtime.get("media_chunks") or []), None)
+        if isinstance(audio, dict) and audio.get("data"):
+            try:
+                pcm = decode_bytes_field(audio["data"])
+            except (binascii.Error, ValueError):
+                await self.ws.close(1007, "audio.data is not base64")
+                return
+            self.conn.audio_in_bytes += len(pcm)
+            samples = np.frombuffer(pcm[: len(pcm) & ~1], dtype="<i2")
+            if self.vad is not None:
+                for kind, utterance in self.vad.feed(samples):
+                    if kind == "start":
+                        await self._caller_started()
+                    elif utterance is not None and len(utterance):
+                        await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=utterance))
+            elif self.manual_activity is not None:
+                self.manual_activity.append(samples)
+        if realtime.get("activity_start") is not None:
+            self.manual_activity = []
+            await self._caller_started()
+        if realtime.get("activity_end") is not None and self.manual_activity is not None:
+            utterance = np.concatenate(self.manual_activity) if self.manual_activity else np.zeros(0, np.int16)
+            self.manual_activity = None
+            await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=utterance))
+        if realtime.get("audio_stream_end") and self.vad is not None and self.vad.speaking:
+            await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=self.vad.finish()))
+        text = realtime.get("text")
+        if isinstance(text, str) and text:
+            self.conn.texts.append(text)
+            await self._caller_turn(CallerTurn(index=self.conn.turns, text=text), interrupt=False)
+
+    async def _caller_started(self) -> None:
+        """Barge-in: caller speech while a reply is still being generated interrupts it."""
+        if self.reply_task is not None and not self.reply_task.done():
+            self.reply_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reply_task
+            self.conn.interruptions += 1
+            await self.send({"serverContent": {"interrupted": True}})
+
+    async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
+        self.conn.turns += 1
+        if turn.audio16k is not None:
+            await self.send({"serverContent": {"inputTranscription": {"text": f"[caller spoke {turn.seconds:.2f} s]"}}})
+        reply = self.agent.reply(turn)
+        if reply is None:
+            return
+        if interrupt:
+            await self._caller_started()
+        elif self.reply_task is not None and not self.reply_task.done():
+            return  # text while the agent talks: heard, but it does not cut the reply
+        self.reply_task = asyncio.create_task(self._speak(reply))
+
+    async def _speak(self, reply: Reply) -> None:
+        self.conn.replies_started += 1
+        if self.faults.reply_delay_s:
+            await asyncio.sleep(self.faults.reply_delay_s)
+        for call in reply.tool_calls:
+            call_id = f"call-{self.conn.number}-{next(self._ids)}"
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self.tool_waiters[call_id] = waiter
+            await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
+            try:
+                await asyncio.wait_for(waiter, timeout=30)
+            except asyncio.TimeoutError:
+                log.warning("emulator: no tool response for %s", call.name)
+        if reply.audio24k is not None and len(reply.audio24k):
+            pcm = reply.audio24k.astype("<i2").tobytes()
+            step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
+            start = time.monotonic()
+            for offset in range(0, len(pcm), step):
+                # Faster than real time, but never more than `lead_s` ahead of playout.
+                due = start + offset / 2 / OUTPUT_RATE - self.emulator.lead_s
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                content: dict[str, Any] = {
+                    "modelTurn": {
+                        "parts": [
+                            {
+                                "inlineData": {
+                                    "mimeType": OUTPUT_MIME_TYPE,
+                                    "data": base64.b64encode(pcm[offset : offset + step]).decode("ascii"),
+                                }
+                            }
+                        ]
+                    }
+                }
+                if offset == 0 and reply.transcript:
+                    content["outputTranscription"] = {"text": reply.transcript}
+                await self.send({"serverContent": content})
+        elif reply.transcript:
+            await self.send({"serverContent": {"outputTranscription": {"text": reply.transcript}}})
+        await self.send({"serverContent": {"generationComplete": True}})
+        await self.send({"serverContent": {"turnComplete": True}})
+        self.conn.replies_finished += 1
+        if self.resumable:
+            handle = self.emulator._issue_handle(self.conn, self.conn.turns)
+            await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    async def _inject_faults(self) -> None:
+        faults = self.faults
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            if self.resumable:  # a handle is available from the start, as with the real service
+                handle = self.emulator._issue_handle(self.conn, self.conn.turns)
+                await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+            plan = [
+                (faults.go_away_after_s, "go_away"),
+                (faults.close_after_s, "close"),
+                (faults.drop_after_s, "drop"),
+            ]
+            start = time.monotonic()
+            for at, kind in sorted((p for p in plan if p[0] is not None), key=lambda p: p[0]):
+                await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+                if kind == "go_away":
+                    await self.send({"goAway": {"timeLeft": f"{faults.go_away_time_left_s:g}s"}})
+                    await asyncio.sleep(faults.go_away_time_left_s)
+                    await self.ws.close(1011, "deadline expired (after goAway)")
+                    return
+                if kind == "close":
+                    await self.ws.close(faults.close_code, "emulator: injected close")
+                    return
+                if kind == "drop":
+                    self.ws.transport.abort()
+                    return

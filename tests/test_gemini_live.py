@@ -1,0 +1,174 @@
+"""The real google-genai Live client against the local emulator, over real TLS sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from conftest import open_session, speak_fixture
+from telephony.gemini import (
+    AgentAudio,
+    GeminiSessionError,
+    GoAway,
+    InputTranscript,
+    Interrupted,
+    OutputTranscript,
+    ResumptionHandle,
+    SessionClosed,
+    ToolCall,
+    TurnComplete,
+)
+from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from google.genai import types
+
+
+async def collect(session, until=lambda events: False, timeout=15.0):
+    events = []
+
+    async def run():
+        async for event in session.events():
+            events.append(event)
+            if until(events):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return events
+
+
+async def test_sdk_sends_speech_and_hears_the_echo(gemini_emulator):
+    session = await open_session(gemini_emulator)
+    try:
+        receiver = asyncio.create_task(collect(session, lambda ev: isinstance(ev[-1], TurnComplete)))
+        await speak_fixture(session, "one_sentence")
+        events = await receiver
+    finally:
+        await session.close()
+    setup = gemini_emulator.connections[0].setup
+    assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert setup["generation_config"]["speech_config"]["voice_config"]["prebuilt_voice_config"]["voice_name"] == "Kore"
+    assert "input_audio_transcription" in setup and "session_resumption" in setup
+    audio = np.frombuffer(b"".join(e.pcm24k for e in events if isinstance(e, AgentAudio)), dtype="<i2")
+    said = gemini_emulator.connections[0]
+    # The echo is as long as the sentence the caller said (2-4 s), and not silent.
+    assert 2.0 < len(audio) / 24000 < 4.5
+    assert np.sqrt(np.mean(audio.astype(float) ** 2)) > 500
+    assert any(isinstance(e, InputTranscript) for e in events)
+    assert any(isinstance(e, OutputTranscript) and "echo" in e.text for e in events)
+    assert said.audio_in_seconds == pytest.approx(9.8, abs=0.1)
+
+
+async def test_talking_over_the_reply_interrupts_it(gemini_emulator):
+    session = await open_session(gemini_emulator)
+    try:
+        receiver = asyncio.create_task(collect(session, lambda ev: any(isinstance(e, Interrupted) for e in ev)))
+        await speak_fixture(session, "barge_in", speed=3.0)
+        events = await receiver
+    finally:
+        await session.close()
+    index = next(i for i, e in enumerate(events) if isinstance(e, Interrupted))
+    assert any(isinstance(e, AgentAudio) for e in events[:index]), "audio of the first reply came before"
+    assert gemini_emulator.connections[0].interruptions == 1
+
+
+async def test_tool_call_round_trips_and_the_reply_continues():
+    agent = ScriptedAgent(
+        [Reply(audio24k=tone24k(0.3), transcript="booked", tool_calls=(EmulatedToolCall("book", {"day": "Tuesday"}),))]
+    )
+    async with GeminiLiveEmulator(agent) as emulator:
+        session = await open_session(emulator)
+        try:
+            speaker = asyncio.create_task(speak_fixture(session, "one_sentence", speed=8))
+            events = []
+            async for event in session.events():
+                events.append(event)
+                if isinstance(event, ToolCall):
+                    assert event.name == "book" and event.args == {"day": "Tuesday"}
+                    await session.send_tool_response(event.id, event.name, {"confirmed": True})
+                if isinstance(event, TurnComplete):
+                    break
+        finally:
+            speaker.cancel()
+            await session.close()
+    assert emulator.connections[0].tool_responses[0]["response"] == {"confirmed": True}
+    assert any(isinstance(e, AgentAudio) for e in events)
+
+
+@pytest.mark.parametrize("faults,code", [(Faults(close_after_s=0.3, close_code=1011), 1011), (Faults(drop_after_s=0.3), 1006)])
+async def test_server_faults_surface_as_a_retryable_close(faults, code):
+    async with GeminiLiveEmulator(faults=faults) as emulator:
+        session = await open_session(emulator)
+        events = await collect(session, lambda ev: isinstance(ev[-1], SessionClosed))
+        await session.close()
+    assert events[-1] == SessionClosed(code=code, reason=events[-1].reason)
+    assert events[-1].retryable
+
+
+async def test_go_away_is_announced_with_the_time_left():
+    async with GeminiLiveEmulator(faults=Faults(go_away_after_s=0.2, go_away_time_left_s=0.5)) as emulator:
+        session = await open_session(emulator)
+        events = await collect(session, lambda ev: isinstance(ev[-1], SessionClosed))
+        await session.close()
+    go_away = next(e for e in events if isinstance(e, GoAway))
+    assert go_away.time_left_s == pytest.approx(0.5)
+    assert events[-1].code == 1011
+
+
+async def test_resumption_handle_is_accepted_on_reconnect(gemini_emulator):
+    first = await open_session(gemini_emulator)
+    events = await collect(first, lambda ev: isinstance(ev[-1], ResumptionHandle))
+    await first.close()
+    handle = events[-1].handle
+    assert events[-1].resumable
+    resumed = await open_session(gemini_emulator, resume_handle=handle)
+    await resumed.close()
+    assert gemini_emulator.connections[-1].resumed_handle == handle
+
+
+async def test_unknown_resumption_handle_is_a_fatal_setup_error(gemini_emulator):
+    with pytest.raises(GeminiSessionError) as error:
+        await open_session(gemini_emulator, resume_handle="made-up")
+    assert error.value.code == 1007
+    assert not SessionClosed(error.value.code, "").retryable
+
+
+async def test_text_input_and_manual_activity_reach_the_server():
+    async with GeminiLiveEmulator(ScriptedAgent([Reply(audio24k=tone24k(0.2))])) as gemini_emulator:
+        await _text_and_manual_activity(gemini_emulator)
+
+
+async def _text_and_manual_activity(gemini_emulator):
+    session = await open_session(gemini_emulator, vad_disabled=True)
+    try:
+        await session.send_text("4")
+        await session.send_activity_start()
+        await speak_fixture(session, "hang_up", speed=20)
+        await session.send_activity_end()
+        events = await collect(session, lambda ev: isinstance(ev[-1], TurnComplete))
+    finally:
+        await session.close()
+    connection = gemini_emulator.connections[0]
+    assert connection.texts == ["4"]
+    assert connection.setup["realtime_input_config"]["automatic_activity_detection"]["disabled"] is True
+    assert any(isinstance(e, AgentAudio) for e in events)
+
+
+async def test_tool_declarations_reach_the_setup(gemini_emulator):
+    tool = types.FunctionDeclaration(name="end_call", description="Hang up politely.")
+    session = await open_session(gemini_emulator, tools=(tool,))
+    await session.close()
+    declared = gemini_emulator.connections[0].setup["tools"][0]["function_declarations"]
+    assert declared[0]["name"] == "end_call"
+
+
+async def test_requests_to_other_paths_or_without_the_key_are_refused():
+    import websockets
+
+    async with GeminiLiveEmulator(api_key="right") as emulator:
+        with pytest.raises(GeminiSessionError):
+            await open_session(emulator)  # sends "offline-test-key"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with websockets.connect(f"wss://127.0.0.1:{emulator.port}/elsewhere", ssl=emulator.client_ssl_context()):
+                pass
+        assert refused.value.response.status_code == 404
