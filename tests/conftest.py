@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,52 @@ async def speak_fixture(session: GeminiLiveSession, name: str, speed: float = 4.
 async def gemini_emulator():
     async with GeminiLiveEmulator() as emulator:
         yield emulator
+
+
+AUTH_TOKEN = "test-auth-token"
+ACCOUNT_SID = "AC" + "0" * 32
+
+
+class Stack:
+    """A whole offline deployment: Gemini emulator + our server, with signatures on."""
+
+    def __init__(self, gemini: GeminiLiveEmulator, app, base_url: str, settings: Settings) -> None:
+        self.gemini, self.app, self.base_url, self.settings = gemini, app, base_url, settings
+
+    @property
+    def webhook(self) -> str:
+        return self.base_url + "/twiml"
+
+    def records(self):
+        return list(self.app.state.recent_calls.values())
+
+    async def replay(self, fixture, speed: float = 4.0, **kwargs):
+        from telephony.testing.twilio_media import TwilioMediaEmulator
+
+        path = fixture if isinstance(fixture, Path) else FIXTURES / f"{fixture}.jsonl"
+        emulator = TwilioMediaEmulator(path, speed=speed, auth_token=AUTH_TOKEN, **kwargs)
+        return await emulator.call(self.webhook)
+
+
+@contextlib.asynccontextmanager
+async def offline_stack(gemini: GeminiLiveEmulator | None = None, **overrides):
+    """Start the server against a Gemini emulator; signatures and tokens are checked."""
+    from telephony.app import create_app
+    from telephony.server import running_server
+
+    async with contextlib.AsyncExitStack() as stack:
+        if gemini is None:
+            gemini = await stack.enter_async_context(GeminiLiveEmulator(speed=4.0))
+        values = dict(validate_signatures=True, twilio_auth_token=AUTH_TOKEN, twilio_account_sid=ACCOUNT_SID)
+        values.update(overrides)
+        settings = emulator_settings(gemini, **values)
+        app = create_app(settings)
+        base_url = await stack.enter_async_context(running_server(app))
+        settings.public_url = base_url  # as Twilio would reach it
+        yield Stack(gemini, app, base_url, settings)
+
+
+@pytest.fixture
+async def stack():
+    async with offline_stack() as running:
+        yield running

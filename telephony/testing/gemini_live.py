@@ -185,6 +185,8 @@ class ConnectionLog:
     replies_finished: int = 0
     interruptions: int = 0
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
+    reply_started_at: list[float] = field(default_factory=list)
+    """time.monotonic() when each reply began streaming (after any tool calls)."""
     handles_issued: list[str] = field(default_factory=list)
     close_code: int | None = None
 
@@ -290,6 +292,7 @@ class GeminiLiveEmulator:
         vad_threshold_dbfs: float = -45.0,
         api_key: str | None = None,
         max_message_bytes: int = 1 << 20,
+        speed: float = 1.0,
     ) -> None:
         self._agent = agent if agent is not None else EchoAgent()
         self.host, self.port = host, port
@@ -299,6 +302,9 @@ class GeminiLiveEmulator:
         self.vad_threshold_dbfs = vad_threshold_dbfs
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
+        self.speed = speed
+        """Clock rate: 4.0 streams replies (and counts fault delays) four times faster, to
+        match a Twilio replay run at the same speed."""
         self.connections: list[ConnectionLog] = []
         self.refused = 0
         self._handles: dict[str, int] = {}  # resumption handle -> turns so far
@@ -550,7 +556,7 @@ class _EmulatedSession:
     async def _speak(self, reply: Reply) -> None:
         self.conn.replies_started += 1
         if self.faults.reply_delay_s:
-            await asyncio.sleep(self.faults.reply_delay_s)
+            await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)
         for call in reply.tool_calls:
             call_id = f"call-{self.conn.number}-{next(self._ids)}"
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -560,13 +566,15 @@ class _EmulatedSession:
                 await asyncio.wait_for(waiter, timeout=30)
             except asyncio.TimeoutError:
                 log.warning("emulator: no tool response for %s", call.name)
+        self.conn.reply_started_at.append(time.monotonic())
         if reply.audio24k is not None and len(reply.audio24k):
             pcm = reply.audio24k.astype("<i2").tobytes()
             step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
             start = time.monotonic()
+            speed = self.emulator.speed
             for offset in range(0, len(pcm), step):
                 # Faster than real time, but never more than `lead_s` ahead of playout.
-                due = start + offset / 2 / OUTPUT_RATE - self.emulator.lead_s
+                due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / speed
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -606,11 +614,12 @@ class _EmulatedSession:
                 (faults.drop_after_s, "drop"),
             ]
             start = time.monotonic()
+            speed = self.emulator.speed
             for at, kind in sorted((p for p in plan if p[0] is not None), key=lambda p: p[0]):
-                await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+                await asyncio.sleep(max(0.0, start + at / speed - time.monotonic()))
                 if kind == "go_away":
                     await self.send({"goAway": {"timeLeft": f"{faults.go_away_time_left_s:g}s"}})
-                    await asyncio.sleep(faults.go_away_time_left_s)
+                    await asyncio.sleep(faults.go_away_time_left_s / speed)
                     await self.ws.close(1011, "deadline expired (after goAway)")
                     return
                 if kind == "close":

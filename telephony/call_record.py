@@ -1,0 +1,123 @@
+"""What a call leaves behind: its transcript and timings (one JSON line per call), and an
+optional recording of every inbound Twilio message in the fixture format."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+
+@dataclass
+class TranscriptLine:
+    at_ms: int
+    speaker: str  # "caller" | "agent" | "keypad"
+    text: str
+
+
+@dataclass
+class CallRecord:
+    """Per-call facts, kept by the bridge and written when the call ends."""
+
+    call_sid: str | None = None
+    stream_sid: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    end_reason: str = ""
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    frames_in: int = 0
+    frames_out: int = 0
+    interruptions: int = 0
+    agent_audio_ms: float = 0.0
+    agent_audio_heard_ms: float = 0.0
+    interrupted_to_clear_ms: list[float] = field(default_factory=list)
+    chunk_to_frame_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _open_speaker: str | None = None
+    _t0: float = field(default_factory=time.monotonic)
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def say(self, speaker: str, text: str) -> None:
+        """Add transcript text; pieces from the same speaker in one turn are joined."""
+        text = text.strip()
+        if not text:
+            return
+        if self._open_speaker == speaker and self.transcript:
+            self.transcript[-1].text = f"{self.transcript[-1].text} {text}"
+            return
+        self.transcript.append(TranscriptLine(self.elapsed_ms(), speaker, text))
+        self._open_speaker = speaker
+
+    def end_turn(self) -> None:
+        self._open_speaker = None
+
+    def summary(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data["duration_s"] = round(((self.ended_at or time.time()) - self.started_at), 3)
+        for key in ("interrupted_to_clear_ms", "chunk_to_frame_ms"):
+            data[key] = _percentiles(getattr(self, key))
+        return data
+
+    def transcript_text(self) -> str:
+        return "\n".join(f"[{line.at_ms / 1000:7.2f} s] {line.speaker}: {line.text}" for line in self.transcript)
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"n": len(values), "p50": pick(0.5), "p95": pick(0.95), "max": round(ordered[-1], 3), "mean": round(statistics.fmean(values), 3)}
+
+
+def append_call_log(directory: Path, record: CallRecord) -> Path:
+    """Append one JSON line for the call to DIRECTORY/calls.jsonl (blocking: run in a thread)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "calls.jsonl"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record.summary(), default=str) + "\n")
+    return path
+
+
+class CallRecorder:
+    """Writes every inbound Twilio message of one call, verbatim, to DIR/<CallSid>.jsonl.
+
+    Messages before `start` (the `connected` message) are held until the CallSid is known.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path: Path | None = None
+        self._early: list[str] = []
+        self._file: IO[str] | None = None
+
+    def open(self, call_sid: str) -> None:
+        """Blocking (creates the file): run in a thread."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c for c in call_sid if c.isalnum()) or "call"
+        self.path = self.directory / f"{safe}.jsonl"
+        self._file = self.path.open("w", encoding="utf-8")
+        for line in self._early:
+            self._file.write(line + "\n")
+        self._early.clear()
+
+    def write(self, raw: str) -> None:
+        if self._file is None:
+            self._early.append(raw)
+        else:
+            self._file.write(raw + "\n")
+
+    def close(self) -> None:
+        """Blocking (flushes to disk): run in a thread."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,154 @@
+"""Whole calls, offline: Twilio emulator -> our server -> Gemini emulator, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import websockets
+
+from conftest import AUTH_TOKEN, FIXTURES, offline_stack
+from telephony.testing.gemini_live import GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.testing.twilio_media import StreamTarget, TwilioMediaEmulator
+
+
+@pytest.mark.parametrize("fixture", ["one_sentence", "barge_in", "dtmf", "hang_up"])
+async def test_every_fixture_replays_and_the_caller_hears_the_agent(stack, fixture):
+    result = await stack.replay(fixture)
+    heard = np.frombuffer(result.heard_pcm(), dtype="<i2").astype(float)
+    assert result.heard_seconds > 0.5
+    assert np.sqrt(np.mean(heard**2)) > 100, "what the caller heard is not silence"
+    assert all(len(m.data["media"]["payload"]) == 216 for m in result.media()[:-1]), "20 ms frames"
+    (record,) = stack.records()
+    assert record.call_sid == result.call_sid
+    assert record.frames_out >= len(result.media())
+    assert any(line.speaker == "agent" for line in record.transcript)
+
+
+async def test_barge_in_clears_twilio_and_nothing_stale_follows(stack):
+    result = await stack.replay("barge_in")
+    connection = stack.gemini.connections[0]
+    assert connection.interruptions == 1
+    assert len(result.clears) == 1
+    clear_at = result.monotonic(result.clears[0])
+    first_reply, second_reply = connection.reply_started_at[:2]
+    assert first_reply < clear_at < second_reply
+    after_clear = [m for m in result.media() if result.monotonic(m.at_s) > clear_at]
+    assert after_clear, "the agent answered the interruption"
+    assert all(result.monotonic(m.at_s) >= second_reply for m in after_clear), "stale audio after clear"
+    (record,) = stack.records()
+    assert record.interruptions == 1
+    assert record.interrupted_to_clear_ms and record.interrupted_to_clear_ms[0] < 50
+
+
+async def test_marks_are_echoed_and_tracked(stack):
+    result = await stack.replay("one_sentence")
+    (record,) = stack.records()
+    sent_marks = [m.data["mark"]["name"] for m in result.received if m.event == "mark"]
+    assert sent_marks and set(sent_marks) == set(result.marks_echoed)
+    # Everything the agent said fit before the caller hung up, so all of it was heard.
+    assert record.agent_audio_heard_ms == pytest.approx(record.agent_audio_ms, abs=25)
+
+
+async def test_stop_ends_the_gemini_session_and_every_task(stack):
+    await stack.replay("hang_up")
+    await asyncio.sleep(0.1)
+    assert stack.gemini.connections[0].close_code == 1000
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert not {"caller->gemini", "gemini->caller"} & names
+    assert not stack.app.state.active_calls
+    (record,) = stack.records()
+    assert record.end_reason == "caller hung up"
+
+
+async def test_dtmf_digits_reach_gemini_as_text(stack):
+    await stack.replay("dtmf")
+    texts = stack.gemini.connections[0].texts
+    assert [t[-2] for t in texts] == ["4", "2", "#"]
+    (record,) = stack.records()
+    assert [line.text for line in record.transcript if line.speaker == "keypad"] == ["4", "2", "#"]
+
+
+async def test_unsigned_or_wrongly_signed_webhooks_are_refused(stack):
+    import httpx
+
+    form = {"CallSid": "CA" + "1" * 32, "From": "+1555", "To": "+1666"}
+    async with httpx.AsyncClient() as client:
+        unsigned = await client.post(stack.webhook, data=form)
+        wrong = await client.post(stack.webhook, data=form, headers={"X-Twilio-Signature": "bm90IGl0"})
+    assert unsigned.status_code == wrong.status_code == 403
+    assert "Stream" not in unsigned.text
+
+
+async def test_unsigned_websocket_is_refused_before_any_gemini_session(stack):
+    url = stack.base_url.replace("http", "ws") + "/media-stream"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+    emulator = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", auth_token="some-other-token")
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        await emulator.play(url)
+    assert stack.gemini.connections == []
+
+
+async def test_signed_stream_with_a_forged_token_is_closed_without_gemini(stack):
+    url = stack.base_url.replace("http", "ws") + "/media-stream"
+    emulator = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=8, auth_token=AUTH_TOKEN)
+    result = await emulator.play(StreamTarget(url=url, parameters={"token": "forged"}, call_sid="CA" + "2" * 32))
+    assert result.close_code == 1008
+    assert result.media() == []
+    assert stack.gemini.connections == []
+
+
+async def test_recorded_call_replays_to_the_same_transcript(tmp_path):
+    async with offline_stack(record_dir=tmp_path) as stack:
+        first = await stack.replay("barge_in")
+        recording = tmp_path / f"{first.call_sid}.jsonl"
+        assert recording.exists()
+        second = await stack.replay(recording)
+        original, replayed = stack.records()
+    assert second.call_sid != first.call_sid
+    assert [(l.speaker, l.text) for l in replayed.transcript] == [(l.speaker, l.text) for l in original.transcript]
+    lines = recording.read_text().splitlines()
+    assert json.loads(lines[0])["event"] == "connected" and json.loads(lines[-1])["event"] == "stop"
+
+
+async def test_call_log_gets_one_json_line_per_call(tmp_path):
+    async with offline_stack(call_log_dir=tmp_path) as stack:
+        await stack.replay("hang_up")
+    (line,) = (tmp_path / "calls.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["end_reason"] == "caller hung up"
+    assert entry["transcript"] and entry["chunk_to_frame_ms"]["n"] > 0
+    assert "token" not in entry["parameters"]
+
+
+async def test_call_record_endpoint_needs_twilio_credentials(stack):
+    import httpx
+
+    result = await stack.replay("hang_up", speed=8)
+    url = f"{stack.base_url}/calls/{result.call_sid}"
+    async with httpx.AsyncClient() as client:
+        anonymous = await client.get(url)
+        allowed = await client.get(url, auth=(stack.settings.twilio_account_sid, AUTH_TOKEN))
+    assert anonymous.status_code == 401
+    assert allowed.status_code == 200 and allowed.json()["call_sid"] == result.call_sid
+
+
+async def test_twiml_answer_connects_a_stream_with_parameters(stack):
+    emulator = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", auth_token=AUTH_TOKEN)
+    target = await emulator.answer(stack.webhook, {"From": "+15551230000"})
+    assert target.url == stack.base_url.replace("http", "ws") + "/media-stream"
+    assert target.parameters["caller"] == "+15551230000"
+    assert len(target.parameters["token"]) == 32
+
+
+async def test_healthz(stack):
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        response = await client.get(stack.base_url + "/healthz")
+    assert response.json() == {"status": "ok", "active_calls": 0}
