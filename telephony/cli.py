@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -81,30 +83,83 @@ def emulate_gemini(
 
 
 @app.command()
-def demo(
-    fixture: Path = typer.Option(FIXTURES_DIR / "one_sentence.jsonl", help="Recorded call to play."),
-    out_dir: Path = typer.Option(Path("out"), help="Where the WAV files go."),
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on [TELEPHONY_HOST, 127.0.0.1]."),
+    port: int | None = typer.Option(None, help="Port [TELEPHONY_PORT, 8080]."),
+    record: Path | None = typer.Option(None, "--record", help="Write every inbound Twilio message of each call here, as fixtures."),
+    call_log: Path | None = typer.Option(None, "--call-log", help="Append one JSON line per call here."),
+    emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
+    json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="JSON lines (production) or plain text."),
 ) -> None:
-    """Run a recorded call through both transcoders and write what each side hears."""
-    import numpy as np
+    """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
+    import asyncio
 
-    from telephony.audio.transcode import CallerToGemini, GeminiToCaller
-    from telephony.audio.wav import resample_whole, write_wav
-    from telephony.audio.mulaw import decode_mulaw
-    from telephony.testing.call_fixture import caller_audio
+    import uvicorn
 
-    mulaw = caller_audio(fixture)
-    to_gemini = CallerToGemini()
-    heard_by_gemini = b"".join(to_gemini.process(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160))
-    heard_by_gemini += to_gemini.flush()
-    # Stand-in agent until the bridge lands: it echoes the caller back at Gemini's 24 kHz.
-    reply = resample_whole(np.frombuffer(heard_by_gemini, dtype="<i2"), 16000, 24000).astype("<i2").tobytes()
-    to_caller = GeminiToCaller()
-    frames = [f for i in range(0, len(reply), 4800) for f in to_caller.process(reply[i : i + 4800])]
-    frames += to_caller.flush()
-    gemini_wav = write_wav(out_dir / "demo-gemini-heard.wav", heard_by_gemini, 16000)
-    caller_wav = write_wav(out_dir / "demo-caller-heard.wav", decode_mulaw(b"".join(frames)), 8000)
-    console.print(f"Gemini would hear: {gemini_wav}\nthe caller would hear: {caller_wav}")
+    from telephony.app import create_app
+    from telephony.config import Settings
+    from telephony.logs import configure_logging
+    from telephony.server import uvicorn_config
+    from telephony.testing.gemini_live import GeminiLiveEmulator
+
+    configure_logging(json_lines=json_logs)
+    overrides = {k: v for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log}.items() if v is not None}
+    settings = Settings(**overrides)
+
+    async def run() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            if emulate_gemini:
+                emulator = await stack.enter_async_context(GeminiLiveEmulator())
+                settings.gemini_api_key = SecretStr("offline")
+                settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
+                console.print(f"Gemini: local emulator (echo agent) at {emulator.base_url}")
+            try:
+                app = create_app(settings)
+            except ValueError as exc:
+                console.print(f"[red]cannot start:[/red] {exc}")
+                raise typer.Exit(2) from None
+            public = settings.public_url or f"http://{settings.host}:{settings.port}"
+            console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
+            await uvicorn.Server(uvicorn_config(app, settings.host, settings.port, log_level="info")).serve()
+
+    asyncio.run(run())
+
+
+@app.command()
+def replay(
+    fixture: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recorded call (.jsonl)."),
+    url: str = typer.Option(..., help="http(s)://HOST/twiml (full Twilio flow) or ws(s)://HOST/media-stream."),
+    speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
+    auth_token: str | None = typer.Option(None, envvar="TWILIO_AUTH_TOKEN", help="Sign requests like Twilio."),
+    account_sid: str | None = typer.Option(None, envvar="TWILIO_ACCOUNT_SID", help="To fetch the transcript."),
+    out: Path = typer.Option(Path("out"), help="Where the WAV and transcript go."),
+) -> None:
+    """Play a recorded call into a running server as Twilio would; write what the caller heard."""
+    import asyncio
+
+    from telephony.replay import replay_call
+
+    try:
+        outcome = asyncio.run(replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]replay failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    outcome.print(console)
+
+
+@app.command()
+def demo(
+    fixture: Path = typer.Option(FIXTURES_DIR / "barge_in.jsonl", help="Recorded call to play."),
+    out: Path = typer.Option(Path("out"), help="Where the WAV files and transcript go."),
+    speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
+) -> None:
+    """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller."""
+    import asyncio
+
+    from telephony.replay import demo_call
+
+    outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console))
+    outcome.print(console)
 
 
 def main() -> None:  # pragma: no cover - console script entry
