@@ -16,10 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
+from telephony.audio.mulaw import encode_mulaw
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.testing.call_fixture import CallFixtureBuilder
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+ASSETS = ROOT / "telephony" / "assets"
+PROMPTS = {
+    # Played when Gemini cannot be reached again mid-call, before the call is ended.
+    "apology_trouble": "Sorry, we are having technical trouble. Please call again in a moment. Goodbye.",
+    # Played to calls still up when a server shuts down after its drain time.
+    "apology_closing": "Sorry, this line has to close now. Please call again. Goodbye.",
+}
 PARAMS = {"caller": "+15550100001", "called": "+15550100002"}
 
 
@@ -71,9 +80,13 @@ def main() -> int:
         .silence(1500)
         .stop(),
     }
+    for name, text in PROMPTS.items():
+        path = ASSETS / f"{name}.ulaw"
+        path.write_bytes(encode_mulaw(speak(text, voice="en-us", level_dbfs=-18).astype("<i2").tobytes()))
+        print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 8000:.1f} s")
     for name, builder in calls.items():
         path = builder.write(FIXTURES / f"{name}.jsonl")
-        print(f"{path.relative_to(FIXTURES.parent)}: {builder.duration_ms / 1000:.1f} s")
+        print(f"{path.relative_to(ROOT)}: {builder.duration_ms / 1000:.1f} s")
     return 0
 
 

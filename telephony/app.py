@@ -3,6 +3,8 @@
     POST /twiml          Twilio voice webhook -> TwiML <Connect><Stream> to /media-stream
     WS   /media-stream   one CallBridge per Twilio stream
     GET  /healthz        liveness
+    GET  /readyz         readiness: 503 while draining (SIGTERM) or at capacity
+    GET  /metrics        Prometheus metrics
     GET  /calls/{sid}    a recent call's record (transcript, timings); needs the Twilio
                          credentials as HTTP basic auth unless signature checks are off
 
@@ -12,25 +14,31 @@ local development; refusals are a 403 and one log line.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.websockets import WebSocketState
 
 from telephony import __version__
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from telephony.bridge import CallBridge, CallServices
+from telephony.gemini.resilient import RetryPolicy
+from telephony.metrics import Metrics
 from telephony.call_record import CallRecord
 from telephony.config import Settings
 from telephony.gemini.config import AgentOptions, make_client
 from telephony.gemini.session import GeminiLiveSession
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
-from telephony.twiml import connect_stream
+from telephony.twiml import busy, connect_stream
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +107,17 @@ def create_app(
             while len(recent) > RECENT_CALLS:
                 recent.popitem(last=False)
 
+    metrics = Metrics()
     services = CallServices(
         open_gemini=open_gemini,
         agent_options=AgentOptions.from_settings(settings),
+        metrics=metrics,
+        retry_policy=RetryPolicy(
+            max_attempts=settings.gemini_reconnect_attempts,
+            buffer_seconds=settings.gemini_reconnect_buffer_seconds,
+        ),
+        idle_timeout_s=settings.idle_timeout_seconds,
+        max_call_s=settings.max_call_seconds,
         call_tokens=tokens if signatures is not None else None,
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
@@ -112,6 +128,17 @@ def create_app(
     app.state.services = services
     app.state.active_calls = set()
     app.state.recent_calls = recent
+    app.state.metrics = metrics
+    app.state.draining = False
+    socket_cap = settings.max_concurrent_calls + max(5, settings.max_concurrent_calls // 10)
+
+    def can_take_call() -> str | None:
+        """None when a new call is welcome, else why not."""
+        if app.state.draining:
+            return "draining"
+        if len(app.state.active_calls) >= settings.max_concurrent_calls:
+            return "at_capacity"
+        return None
 
     def base_url(request: Request | WebSocket) -> str:
         return public_base_url(settings.public_url, request.headers, request.url.scheme, request.url.netloc)
@@ -119,6 +146,16 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "active_calls": len(app.state.active_calls)}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        reason = can_take_call()
+        body = {"ready": reason is None, "active_calls": len(app.state.active_calls), "reason": reason}
+        return JSONResponse(body, status_code=200 if reason is None else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/twiml")
     async def twiml(request: Request) -> Response:
@@ -134,6 +171,11 @@ def create_app(
         call_sid = form.get("CallSid")
         if not call_sid:
             raise HTTPException(400, "CallSid is required")
+        refusal = can_take_call()
+        if refusal is not None:
+            metrics.refused.labels(refusal).inc()
+            log.warning("call turned away: %s", refusal, extra={"call_sid": call_sid})
+            return Response(busy(), media_type="application/xml")
         parameters = {"caller": form.get("From", ""), "called": form.get("To", ""), TOKEN_PARAMETER: tokens.issue(call_sid)}
         body = connect_stream(websocket_url(public, "/media-stream"), parameters)
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": form.get("Direction")})
@@ -147,6 +189,11 @@ def create_app(
                 log.warning("media stream refused: bad or missing X-Twilio-Signature")
                 await websocket.close(code=1008)  # before accept: the client gets HTTP 403
                 return
+        if len(app.state.active_calls) >= socket_cap:
+            metrics.refused.labels("socket_cap").inc()
+            log.warning("media stream refused: %d streams open", len(app.state.active_calls))
+            await websocket.close(code=1013)
+            return
         await websocket.accept()
         bridge = CallBridge(StarletteTwilioConnection(websocket), services)
         app.state.active_calls.add(bridge)
@@ -165,6 +212,24 @@ def create_app(
         return JSONResponse(record.summary() | {"transcript_text": record.transcript_text()})
 
     return app
+
+
+async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -> None:
+    """Graceful shutdown: take no new calls, let live ones finish for up to `drain_seconds`,
+    then end the rest politely (a short spoken apology, then hang up)."""
+    app.state.draining = True
+    active: set[CallBridge] = app.state.active_calls
+    log.warning("draining: %d live call(s), up to %.0f s", len(active), drain_seconds)
+    deadline = time.monotonic() + drain_seconds
+    while active and time.monotonic() < deadline:
+        await asyncio.sleep(poll_s)
+    if active:
+        log.warning("drain time over: ending %d call(s)", len(active))
+        for bridge in list(active):
+            bridge.end_call("server shutting down", prompt="apology_closing")
+        deadline = time.monotonic() + 15
+        while active and time.monotonic() < deadline:
+            await asyncio.sleep(poll_s)
 
 
 def _basic_auth_ok(request: Request, user: str, password: str) -> bool:

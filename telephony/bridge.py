@@ -1,13 +1,17 @@
 """The call: one Twilio Media Stream bridged to one Gemini Live session.
 
 One `CallBridge` per stream owns everything of its call: the two transcoders, the Gemini
-session, the playback bookkeeping, the transcript, and the two tasks that pump audio each
-way. When the call ends, for whatever reason, `run()` ends both tasks, closes the Gemini
-session and writes the call record; nothing of the call outlives it.
+session (which survives reconnects), the playback bookkeeping, the transcript, and the tasks
+that pump audio each way. When the call ends, for whatever reason, `run()` ends every task,
+closes the Gemini session and writes the call record; nothing of the call outlives it.
 
 Barge-in happens in `clear_playback()`: when Gemini says the caller interrupted, Twilio is told
 to `clear` its playback buffer at once, and everything we still hold of the interrupted reply
 (the partial frame, the resampler's history) is dropped, so nothing stale reaches the caller.
+
+Bad input from the socket is counted, logged with the call's SIDs and skipped; a call whose
+socket sends mostly garbage is closed with 1008. Nothing a caller sends can raise out of
+`run()`, so one bad call never touches another.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
-from telephony.audio.transcode import CallerToGemini, GeminiToCaller
+from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import (
@@ -36,8 +41,10 @@ from telephony.gemini.events import (
     ToolCallCancelled,
     TurnComplete,
 )
+from telephony.gemini.resilient import Reconnected, ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.logs import CallLogger
+from telephony.metrics import Metrics
 from telephony.playback import MarkOutcome, Playback
 from telephony.security import TOKEN_PARAMETER, CallTokens
 from telephony.twilio_protocol import (
@@ -59,7 +66,14 @@ from telephony.twilio_protocol import (
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
+MAX_PAYLOAD_BYTES = 8000  # 1 s of mu-law; Twilio sends 160
+MALFORMED_LIMIT = 200
 DTMF_TEXT = "The caller pressed the keypad key {digit}."
+
+
+def load_prompt(name: str) -> bytes:
+    """A recorded mu-law 8 kHz prompt shipped with the package (see scripts/make_fixtures.py)."""
+    return resources.files("telephony.assets").joinpath(f"{name}.ulaw").read_bytes()
 
 
 class TwilioConnection(Protocol):
@@ -76,9 +90,10 @@ class TwilioConnection(Protocol):
 class CallRefused(Exception):
     """The stream cannot be served (bad start, bad token); `code` is the WebSocket close code."""
 
-    def __init__(self, reason: str, code: int = 1008) -> None:
+    def __init__(self, reason: str, code: int = 1008, outcome: str = "refused") -> None:
         super().__init__(reason)
         self.code = code
+        self.outcome = outcome
 
 
 @dataclass
@@ -87,8 +102,12 @@ class CallServices:
 
     open_gemini: Callable[[AgentOptions], GeminiLiveSession]
     agent_options: AgentOptions
+    metrics: Metrics = field(default_factory=Metrics)
     call_tokens: CallTokens | None = None
     """When set, `start.customParameters.token` must match the CallSid (see security.py)."""
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    idle_timeout_s: float = 15.0
+    max_call_s: float = 3600.0
     call_log_dir: Path | None = None
     record_dir: Path | None = None
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
@@ -101,55 +120,72 @@ class CallBridge:
     def __init__(self, twilio: TwilioConnection, services: CallServices) -> None:
         self.twilio = twilio
         self.services = services
+        self.metrics = services.metrics
         self.record = CallRecord()
         self.log = CallLogger(log)
         self.playback = Playback()
         self.to_gemini = CallerToGemini()
         self.to_caller = GeminiToCaller()
-        self.gemini: GeminiLiveSession | None = None
+        self.gemini: ResilientGeminiSession | None = None
         self.stream_sid = ""
-        self.resumption_handle: str | None = None
+        self.outcome = "completed"
         self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
         self._mark_waiters: dict[str, asyncio.Future[MarkOutcome]] = {}
         self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._end_requested = asyncio.Event()
+        self._end_prompt: str | None = None
         self._closing = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> CallRecord:
         """Serve the call until it ends; returns its record. Never raises for a bad call."""
+        self.metrics.active_calls.inc()
         try:
             start = await asyncio.wait_for(self._await_start(), START_TIMEOUT_S)
             await self._begin(start)
             await self._bridge()
         except asyncio.TimeoutError:
-            await self._refuse(CallRefused("no start message within 10 s", 1008))
+            await self._refuse(CallRefused("no start message within 10 s", 1008, "no_start"))
         except CallRefused as refused:
             await self._refuse(refused)
         except GeminiSessionError as exc:
-            self.record.end_reason = f"gemini unavailable: {exc}"
+            self._ended("gemini_unavailable", f"gemini unavailable: {exc}")
             self.record.errors.append(str(exc))
             self.log.error("could not open the Gemini session: %s", exc)
+            await self._play_prompt("apology_trouble", timeout=8.0, wait_for_marks=False)
             await self._close_twilio(1011, "agent unavailable")
         except Exception as exc:  # a bug in one call must never take others down
-            self.record.end_reason = f"internal error: {type(exc).__name__}"
+            self._ended("error", f"internal error: {type(exc).__name__}")
             self.log.exception("call failed")
             await self._close_twilio(1011, "internal error")
         finally:
             await self._finish()
+            self.metrics.active_calls.dec()
         return self.record
+
+    def end_call(self, reason: str, prompt: str | None = None) -> None:
+        """Ask the call to end (shutdown, time limit), after playing `prompt` if given."""
+        self._end_prompt = prompt
+        if not self.record.end_reason:
+            self._ended("ended_by_server", reason)
+        self._end_requested.set()
+
+    def _ended(self, outcome: str, reason: str) -> None:
+        if not self.record.end_reason:
+            self.outcome, self.record.end_reason = outcome, reason
 
     async def _await_start(self) -> Start:
         while True:
             raw = await self.twilio.receive()
             if raw is None:
-                raise CallRefused("socket closed before start", 1000)
+                raise CallRefused("socket closed before start", 1000, "no_start")
             message = self._parse(raw)
             if isinstance(message, Start):
                 return message
-            if isinstance(message, (Connected, UnknownEvent)) or message is None:
+            if message is None or isinstance(message, (Connected, UnknownEvent)):
                 continue
-            self.log.warning("%s before start ignored", message.event)
+            self._malformed("before_start", f"{message.event} before start")
 
     async def _begin(self, start: Start) -> None:
         details = start.start
@@ -163,22 +199,34 @@ class CallBridge:
             raise CallRefused(str(exc), 1003) from None
         tokens = self.services.call_tokens
         if tokens is not None and not tokens.check(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)):
-            raise CallRefused("stream token does not match the CallSid of the signed webhook", 1008)
+            raise CallRefused("stream token does not match the CallSid of the signed webhook", 1008, "bad_token")
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.open, details.call_sid)
         self.log.info("call started", extra={"parameters": self.record.parameters})
-        self.gemini = self.services.open_gemini(self.services.agent_options)
+        options = self.services.agent_options
+        self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy)
         await self.gemini.open()
 
     async def _bridge(self) -> None:
-        tasks = {
-            asyncio.create_task(self._pump_caller(), name="caller->gemini"),
-            asyncio.create_task(self._pump_agent(), name="gemini->caller"),
-        }
+        caller = asyncio.create_task(self._pump_caller(), name="caller->gemini")
+        agent = asyncio.create_task(self._pump_agent(), name="gemini->caller")
+        end_request = asyncio.create_task(self._end_requested.wait(), name="end-request")
+        tasks = {caller, agent, end_request}
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, timeout=self.services.max_call_s, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                self._ended("time_limit", f"call reached its {self.services.max_call_s:.0f} s limit")
+                self._end_prompt = self._end_prompt or "apology_closing"
+                self.log.warning("call time limit reached")
             for task in done:
                 task.result()  # re-raise a pump's failure
+            if self._end_prompt and not caller.done():
+                # Ending on our side: silence the agent, say goodbye, and stop early if the
+                # caller hangs up meanwhile (the caller pump still reads the mark echoes).
+                agent.cancel()
+                prompt = asyncio.create_task(self._play_prompt(self._end_prompt, timeout=10.0))
+                tasks.add(prompt)
+                await asyncio.wait({caller, prompt}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
@@ -194,11 +242,15 @@ class CallBridge:
                 waiter.set_result(MarkOutcome.CLEARED)
         if self.gemini is not None:
             await self.gemini.close()
+            dropped = self.gemini.dropped_audio_bytes
+            if dropped:
+                self.metrics.dropped_audio_ms.labels("gemini_reconnect").inc(dropped / 32)
         # The record is complete and stored before the socket closes, so that whoever sees
         # the call end (Twilio, a replay, a test) can read it at once.
         record = self.record
         record.ended_at = time.time()
         record.agent_audio_heard_ms = self.playback.heard_ms
+        record.end_reason = record.end_reason or "twilio socket closed"
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)
         if self.services.call_log_dir is not None and record.call_sid:
@@ -212,6 +264,7 @@ class CallBridge:
                 await result
         await self._close_twilio(1000, "call ended")
         if record.call_sid:
+            self.metrics.calls.labels(self.outcome).inc()
             self.log.info(
                 "call ended",
                 extra={"reason": record.end_reason, "frames_in": record.frames_in, "frames_out": record.frames_out},
@@ -222,29 +275,47 @@ class CallBridge:
     async def _pump_caller(self) -> None:
         """Twilio messages in: caller audio to Gemini, keypad digits as text, marks, stop."""
         assert self.gemini is not None
+        idle = self.services.idle_timeout_s
         while True:
-            raw = await self.twilio.receive()
+            try:
+                raw = await asyncio.wait_for(self.twilio.receive(), idle)
+            except asyncio.TimeoutError:
+                self._ended("idle_timeout", f"nothing from Twilio for {idle:.0f} s")
+                self.log.warning("idle timeout: nothing from Twilio for %.0f s", idle)
+                return
             if raw is None:
-                self.record.end_reason = self.record.end_reason or "twilio socket closed"
+                self._ended("completed", "twilio socket closed")
                 return
             message = self._parse(raw)
             if isinstance(message, Media):
-                self.record.frames_in += 1
-                pcm = self.to_gemini.process(message.media.payload)
-                if pcm:
-                    await self.gemini.send_audio(pcm)
+                payload = message.media.payload
+                if message.stream_sid != self.stream_sid:
+                    self._malformed("wrong_stream", "media for another stream")
+                elif not payload or len(payload) > MAX_PAYLOAD_BYTES:
+                    self._malformed("bad_payload_size", f"media payload of {len(payload)} bytes")
+                else:
+                    self.record.frames_in += 1
+                    self.metrics.frames_in.inc()
+                    pcm = self.to_gemini.process(payload)
+                    if pcm:
+                        await self.gemini.send_audio(pcm)
             elif isinstance(message, Mark):
                 self._mark_echoed(message.mark.name)
             elif isinstance(message, Dtmf):
                 digit = message.dtmf.digit
                 self.record.say("keypad", digit)
                 self.record.end_turn()
-                await self.gemini.send_text(DTMF_TEXT.format(digit=digit))
+                with contextlib.suppress(GeminiSessionError):
+                    await self.gemini.send_text(DTMF_TEXT.format(digit=digit))
             elif isinstance(message, Stop):
-                self.record.end_reason = "caller hung up"
+                self._ended("completed", "caller hung up")
                 return
             elif isinstance(message, Start):
-                self.log.warning("second start on one stream ignored")
+                self._malformed("second_start", "second start on one stream")
+            if self.record.malformed > MALFORMED_LIMIT:
+                self._ended("malformed", "too many malformed messages")
+                await self._close_twilio(1008, "too many malformed messages")
+                return
 
     # --- Gemini -> caller ---------------------------------------------------------------
 
@@ -270,16 +341,28 @@ class CallBridge:
                 task.add_done_callback(self._tool_tasks.discard)
             elif isinstance(event, ToolCallCancelled):
                 self.log.info("tool calls cancelled", extra={"ids": list(event.ids)})
-            elif isinstance(event, ResumptionHandle):
-                if event.resumable:
-                    self.resumption_handle = event.handle
             elif isinstance(event, GoAway):
-                self.log.warning("Gemini will close the session in %.1f s", event.time_left_s)
+                self.log.info("Gemini goAway: switching connection (%.1f s left)", event.time_left_s)
+            elif isinstance(event, Reconnected):
+                # Whatever the old connection left half-said is played out, not kept.
+                await self._send_frames(self.to_caller.flush())
+                self.record.end_turn()
+                self.record.reconnects += 1
+                self.metrics.gemini_reconnects.labels("resumed" if event.resumed else "fresh").inc()
+                self.log.warning(
+                    "Gemini session reconnected",
+                    extra={"resumed": event.resumed, "reason": event.reason, "attempts": event.attempts},
+                )
+            elif isinstance(event, ResumptionHandle):
+                pass  # kept by the resilient session
             elif isinstance(event, SessionClosed):
-                self.record.end_reason = f"gemini closed ({event.code})"
-                if event.code != 1000:
-                    self.record.errors.append(f"gemini closed {event.code}: {event.reason}")
-                    self.log.warning("Gemini session closed: %s %s", event.code, event.reason)
+                if event.code == 1000:
+                    self._ended("completed", "gemini ended the session")
+                    return
+                self._ended("gemini_failed", f"gemini failed: {event.code} {event.reason}")
+                self.record.errors.append(f"gemini closed {event.code}: {event.reason}")
+                self.log.error("Gemini session lost for good: %s %s", event.code, event.reason)
+                await self._play_prompt("apology_trouble", timeout=8.0)
                 return
 
     async def _play(self, pcm24k: bytes, received_at: float) -> None:
@@ -287,7 +370,9 @@ class CallBridge:
         self.record.agent_audio_ms += len(pcm24k) / 48
         if frames:
             await self._send_frames(frames)
-            self.record.chunk_to_frame_ms.append((time.perf_counter() - received_at) * 1000)
+            latency = time.perf_counter() - received_at
+            self.record.chunk_to_frame_ms.append(latency * 1000)
+            self.metrics.chunk_to_frame.observe(latency)
 
     async def _send_frames(self, frames: list[bytes]) -> None:
         """Send 20 ms frames, then a mark so that we learn when the caller has heard them."""
@@ -297,17 +382,32 @@ class CallBridge:
             await self.twilio.send(media_message(self.stream_sid, frame))
             self.playback.audio_sent(len(frame))
         self.record.frames_out += len(frames)
+        self.metrics.frames_out.inc(len(frames))
         await self.twilio.send(mark_message(self.stream_sid, self.playback.new_mark("reply")))
 
     async def clear_playback(self, received_at: float | None = None) -> None:
         """Barge-in: empty Twilio's buffer now and drop everything held for the old reply."""
         await self.twilio.send(clear_message(self.stream_sid))
         if received_at is not None:
-            self.record.interrupted_to_clear_ms.append((time.perf_counter() - received_at) * 1000)
+            latency = time.perf_counter() - received_at
+            self.record.interrupted_to_clear_ms.append(latency * 1000)
+            self.metrics.interrupted_to_clear.observe(latency)
         self.to_caller.reset()
         self.playback.cleared()
         self.record.interruptions += 1
         self.record.end_turn()
+
+    async def _play_prompt(self, name: str, timeout: float, wait_for_marks: bool = True) -> None:
+        """Play a recorded prompt to the caller and wait (bounded) until it has been heard."""
+        if not self.stream_sid:
+            return
+        audio = load_prompt(name)
+        frames = [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+        with contextlib.suppress(Exception):
+            await self._send_frames(frames)
+            self.record.say("system", name.replace("_", " "))
+            if wait_for_marks:
+                await self.wait_until_heard(timeout)
 
     def _mark_echoed(self, name: str) -> None:
         outcome = self.playback.mark_echoed(name)
@@ -346,24 +446,32 @@ class CallBridge:
     # --- helpers ------------------------------------------------------------------------
 
     def _parse(self, raw: str | bytes):
-        if self.recorder is not None and isinstance(raw, str):
-            self.recorder.write(raw)
         if isinstance(raw, bytes):
-            self.log.warning("binary frame of %d bytes ignored (Media Streams sends text)", len(raw))
+            self._malformed("binary_frame", f"binary frame of {len(raw)} bytes")
             return None
+        if self.recorder is not None:
+            self.recorder.write(raw)
         try:
             message = parse_message(raw)
         except TwilioProtocolError as exc:
-            self.log.warning("malformed message ignored: %s", exc)
+            self._malformed("unparseable", str(exc))
             return None
         if isinstance(message, UnknownEvent):
-            self.log.info("unknown event %r ignored", message.event)
+            self.metrics.malformed.labels("unknown_event").inc()
+            self.log.info("unknown event %r ignored", message.event[:40])
         return message
 
+    def _malformed(self, kind: str, detail: str) -> None:
+        self.record.malformed += 1
+        self.metrics.malformed.labels(kind).inc()
+        if self.record.malformed <= 20 or self.record.malformed % 100 == 0:  # never flood the log
+            self.log.warning("bad message skipped (%s): %s", kind, detail[:200], extra={"malformed": self.record.malformed})
+
     async def _refuse(self, refused: CallRefused) -> None:
-        self.record.end_reason = f"refused: {refused}"
+        self._ended(refused.outcome, f"refused: {refused}")
         if refused.code != 1000:
             self.log.warning("stream refused: %s", refused)
+            self.metrics.refused.labels(refused.outcome).inc()
         await self._close_twilio(refused.code, str(refused)[:120])
 
     async def _close_twilio(self, code: int, reason: str) -> None:

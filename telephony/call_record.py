@@ -32,6 +32,8 @@ class CallRecord:
     frames_in: int = 0
     frames_out: int = 0
     interruptions: int = 0
+    reconnects: int = 0
+    malformed: int = 0
     agent_audio_ms: float = 0.0
     agent_audio_heard_ms: float = 0.0
     interrupted_to_clear_ms: list[float] = field(default_factory=list)

@@ -94,12 +94,10 @@ def serve(
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
     import asyncio
 
-    import uvicorn
-
     from telephony.app import create_app
     from telephony.config import Settings
     from telephony.logs import configure_logging
-    from telephony.server import uvicorn_config
+    from telephony.server import DrainingServer, uvicorn_config
     from telephony.testing.gemini_live import GeminiLiveEmulator
 
     configure_logging(json_lines=json_logs)
@@ -120,7 +118,8 @@ def serve(
                 raise typer.Exit(2) from None
             public = settings.public_url or f"http://{settings.host}:{settings.port}"
             console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
-            await uvicorn.Server(uvicorn_config(app, settings.host, settings.port, log_level="info")).serve()
+            config = uvicorn_config(app, settings.host, settings.port, log_level="info")
+            await DrainingServer(config, app, settings.drain_seconds).serve()
 
     asyncio.run(run())
 

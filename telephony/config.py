@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # --- Server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    max_concurrent_calls: int = Field(100, ge=1, description="beyond this, callers hear the busy message")
+    max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
+    idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
+    drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
+    gemini_reconnect_attempts: int = Field(5, ge=0, le=20)
+    gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60)
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 

@@ -27,6 +27,43 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "warning
     )
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn that drains live calls on the first SIGTERM/SIGINT before it stops.
+
+    While draining, /readyz answers 503 and the webhook answers busy TwiML, so a platform
+    stops sending calls here; live calls go on for up to `drain_seconds`. A second signal
+    stops at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.app, self.drain_seconds = app, drain_seconds
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig, frame) -> None:  # type: ignore[no-untyped-def]
+        if self._drain is None and self._loop is not None and not self.should_exit:
+            self._captured_signals.append(sig)
+            self._loop.call_soon_threadsafe(self._start_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        from telephony.app import drain_calls
+
+        async def drain_then_exit() -> None:
+            try:
+                await drain_calls(self.app, self.drain_seconds)
+            finally:
+                self.should_exit = True
+
+        self._drain = asyncio.create_task(drain_then_exit())
+
+
 @contextlib.asynccontextmanager
 async def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve `app` in this event loop; yields its base URL (http://host:port)."""

@@ -1,0 +1,38 @@
+"""Prometheus metrics, served at GET /metrics. One registry per app, so that several apps in
+one process (tests, benchmarks) never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge("telephony_active_calls", "Calls in progress", registry=r)
+        self.calls = Counter("telephony_calls", "Calls ended, by outcome", ["outcome"], registry=r)
+        self.refused = Counter("telephony_refused", "Requests refused, by reason", ["reason"], registry=r)
+        self.gemini_reconnects = Counter(
+            "telephony_gemini_reconnects", "Gemini sessions moved to a new connection", ["kind"], registry=r
+        )
+        self.frames_in = Counter("telephony_frames_in", "Twilio media frames received", registry=r)
+        self.frames_out = Counter("telephony_frames_out", "Twilio media frames sent", registry=r)
+        self.dropped_audio_ms = Counter(
+            "telephony_dropped_audio_ms", "Audio dropped, by reason (ms)", ["reason"], registry=r
+        )
+        self.malformed = Counter("telephony_malformed_messages", "Bad Media Streams messages, by kind", ["kind"], registry=r)
+        self.interrupted_to_clear = Histogram(
+            "telephony_interrupted_to_clear_seconds", "Gemini interrupted -> Twilio clear sent", buckets=_FAST, registry=r
+        )
+        self.chunk_to_frame = Histogram(
+            "telephony_gemini_chunk_to_twilio_frame_seconds",
+            "Gemini audio chunk received -> its first Twilio frame sent",
+            buckets=_FAST,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,224 @@
+"""Faults, bad input, limits and shutdown: the caller keeps a working call, or a clean end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import FIXTURES, offline_stack
+from telephony.testing.call_fixture import CallFixtureBuilder, read_fixture
+from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
+from telephony.testing.twilio_media import TwilioMediaEmulator
+
+
+def media_after(result, at_s):
+    return [m for m in result.media() if m.at_s > at_s]
+
+
+async def test_1011_mid_reply_resumes_with_the_handle_and_the_call_goes_on():
+    # Reply 1 runs from ~4.0 s of call time; the server fails with 1011 at 4.6 s.
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, close_code=1011))
+    async with gemini, offline_stack(gemini) as stack:
+        result = await stack.replay("barge_in")
+        (record,) = stack.records()
+    first, second = gemini.connections
+    assert first.close_code == 1011
+    assert second.resumed_handle in first.handles_issued
+    assert record.reconnects == 1 and record.end_reason == "caller hung up"
+    # The caller's second question was answered over the new connection, and heard.
+    assert second.replies_finished >= 1
+    assert len(media_after(result, 7.0)) > 50
+
+
+async def test_go_away_switches_connection_at_the_end_of_the_sentence():
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(go_away_after_s=4.4, go_away_time_left_s=8.0))
+    async with gemini, offline_stack(gemini) as stack:
+        result = await stack.replay("barge_in")
+        (record,) = stack.records()
+    first, second = gemini.connections
+    assert first.close_code == 1000, "we closed the old connection before its deadline"
+    assert second.resumed_handle is not None
+    assert record.reconnects == 1 and record.errors == []
+    assert len(media_after(result, 7.0)) > 50
+
+
+async def test_failed_recovery_plays_the_apology_and_ends_the_call():
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, refuse_after_connections=1))
+    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=2) as stack:
+        result = await stack.replay("barge_in")
+        (record,) = stack.records()
+    assert gemini.refused == 2
+    assert record.end_reason.startswith("gemini failed")
+    assert any(line.speaker == "system" and "apology" in line.text for line in record.transcript)
+    apology_s = len(media_after(result, 4.6)) * 0.02
+    assert apology_s >= 4.5, "the whole apology was sent"
+    assert result.close_code == 1000
+    assert result.duration_s < 12.5, "the server ended the call before the caller did"
+
+
+def _media_json(payload: str, stream: str = "MZ" + "a" * 32) -> str:
+    return json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": stream, "media": {"chunk": "1", "timestamp": "20", "payload": payload}})
+
+
+def bad_messages():
+    good = read_fixture(FIXTURES / "hang_up.jsonl")[5].text
+    return st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=300),
+        st.builds(json.dumps, st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=20), max_size=5)),
+        st.builds(lambda e: json.dumps({"event": e}), st.sampled_from(["media", "start", "mark", "dtmf", "stop", "clear", "x"])),
+        st.builds(_media_json, st.text(alphabet="ABCD+/=!", max_size=40)),
+        st.builds(_media_json, st.just("/w==" * 3000)),
+        st.builds(lambda i, c: good[:i] + c + good[i + 1 :], st.integers(0, len(good) - 1), st.characters()),
+        st.just(json.dumps({"event": "dtmf", "sequenceNumber": "1", "streamSid": "MZ1", "dtmf": {"digit": "99"}})),
+    )
+
+
+def generate(strategy, count: int) -> list:
+    found: list = []
+
+    @settings(max_examples=count, database=None, derandomize=True, suppress_health_check=list(HealthCheck), deadline=None)
+    @given(strategy)
+    def collect(value):
+        found.append(value)
+
+    collect()
+    return found
+
+
+async def test_fuzzed_sockets_never_hurt_a_concurrent_good_call(caplog):
+    messages = generate(bad_messages(), 3000)
+    async with offline_stack(validate_signatures=False) as stack:
+        url = stack.base_url.replace("http", "ws") + "/media-stream"
+
+        async def fuzz(batch: list, with_start: bool) -> None:
+            start_lines = [line.text for line in read_fixture(FIXTURES / "hang_up.jsonl")[:2]]
+            try:
+                async with websockets.connect(url) as ws:
+                    if with_start:
+                        for line in start_lines:
+                            await ws.send(line)
+                    for message in batch:
+                        await ws.send(message)
+                        await asyncio.sleep(0)
+            except websockets.exceptions.ConnectionClosed:
+                pass
+
+        good_call = asyncio.create_task(stack.replay("one_sentence", speed=4))
+        batches = [messages[i : i + 150] for i in range(0, len(messages), 150)]
+        with caplog.at_level(logging.WARNING):
+            await asyncio.gather(*(fuzz(batch, i % 4 != 0) for i, batch in enumerate(batches)))
+            result = await good_call
+            async with httpx.AsyncClient() as client:
+                health = await client.get(stack.base_url + "/healthz")
+                metrics = (await client.get(stack.base_url + "/metrics")).text
+    good = [r for r in stack.records() if r.call_sid == result.call_sid][0]
+    assert good.end_reason == "caller hung up" and good.malformed == 0
+    assert result.heard_seconds > 2.0
+    assert health.status_code == 200
+    assert "telephony_malformed_messages_total" in metrics
+    assert not [r for r in caplog.records if r.getMessage() == "call failed"], "an exception escaped a call"
+    malformed = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("telephony_malformed_messages_total"))
+    assert malformed > 2000, "the fuzz messages reached the bridge and were counted"
+
+
+async def test_metrics_count_calls_frames_and_latencies(stack):
+    await stack.replay("barge_in")
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(stack.base_url + "/metrics")).text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values['telephony_calls_total{outcome="completed"}'] == 1
+    sent = sum(1 for m in read_fixture(FIXTURES / "barge_in.jsonl") if m.event == "media")
+    assert values["telephony_frames_in_total"] == sent
+    assert values["telephony_frames_out_total"] > 100
+    assert values["telephony_interrupted_to_clear_seconds_count"] == 1
+    assert values["telephony_gemini_chunk_to_twilio_frame_seconds_count"] > 10
+    assert values["telephony_active_calls"] == 0
+
+
+async def test_calls_beyond_capacity_hear_the_busy_message():
+    async with offline_stack(max_concurrent_calls=1) as stack:
+        first = asyncio.create_task(stack.replay("one_sentence"))
+        await asyncio.sleep(0.5)
+        with pytest.raises(ValueError, match="no <Connect><Stream>"):
+            await TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", auth_token="test-auth-token").answer(stack.webhook)
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(stack.base_url + "/readyz")
+        await first
+    assert ready.status_code == 503 and ready.json()["reason"] == "at_capacity"
+
+
+async def test_idle_and_over_long_calls_are_ended():
+    async with offline_stack(validate_signatures=False, idle_timeout_seconds=0.5) as stack:
+        url = stack.base_url.replace("http", "ws") + "/media-stream"
+        silent = TwilioMediaEmulator(read_fixture(FIXTURES / "hang_up.jsonl")[:2], linger_s=10)
+        result = await silent.play(url)
+        (record,) = stack.records()
+    assert record.end_reason.startswith("nothing from Twilio") and result.close_code == 1000
+    async with offline_stack(validate_signatures=False, max_call_seconds=1.0) as stack:
+        result = await TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl").play(stack.base_url.replace("http", "ws") + "/media-stream")
+        (record,) = stack.records()
+    assert "limit" in record.end_reason
+    assert any(line.speaker == "system" for line in record.transcript), "a goodbye was played"
+    assert result.duration_s < 9.0, "ended by the server before the caller hung up (9.8 s)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("drain_seconds,expect", [(30, "caller hung up"), (0.5, "server shutting down")])
+async def test_sigterm_drains_live_calls(drain_seconds, expect, tmp_path):
+    port = _free_port()
+    env = dict(os.environ, TELEPHONY_VALIDATE_SIGNATURES="false", TELEPHONY_PORT=str(port), TELEPHONY_DRAIN_SECONDS=str(drain_seconds))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "telephony", "serve", "--emulate-gemini", "--call-log", str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            call = asyncio.create_task(TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=1.0).call(base + "/twiml"))
+            await asyncio.sleep(1.0)
+            server.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            ready = await client.get(base + "/readyz")
+            busy = await client.post(base + "/twiml", data={"CallSid": "CA" + "9" * 32})
+            result = await call
+        await asyncio.to_thread(server.wait, 30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert ready.status_code == 503 and ready.json()["reason"] == "draining"
+    assert "<Say>" in busy.text and "<Stream" not in busy.text
+    (entry,) = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert entry["end_reason"] == expect
+    if expect == "server shutting down":
+        assert any(line["speaker"] == "system" for line in entry["transcript"])
+    assert result.heard_seconds > 1.0
