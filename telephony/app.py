@@ -5,8 +5,9 @@
     GET  /healthz        liveness
     GET  /readyz         readiness: 503 while draining (SIGTERM) or at capacity
     GET  /metrics        Prometheus metrics
-    GET  /calls/{sid}    a recent call's record (transcript, timings); needs the Twilio
-                         credentials as HTTP basic auth unless signature checks are off
+    POST /status         Twilio call status callback (dial-out progress)
+    GET  /calls/{sid}    a recent call's record (transcript, timings) and its statuses; needs
+                         the Twilio credentials as HTTP basic auth unless signature checks are off
 
 Requests from Twilio are signature-checked unless `validate_signatures` is switched off for
 local development; refusals are a 403 and one log line.
@@ -31,6 +32,8 @@ from telephony import __version__
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from telephony.bridge import CallBridge, CallServices
+from telephony.call_control import CallControl
+from telephony.twilio_rest import TwilioRest
 from telephony.gemini.resilient import RetryPolicy
 from telephony.metrics import Metrics
 from telephony.call_record import CallRecord
@@ -43,6 +46,8 @@ from telephony.twiml import busy, connect_stream
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 64 * 1024
+PER_CALL_PARAMETERS = ("voice", "instructions", "greeting")
+MAX_PARAMETER_CHARS = 4000
 RECENT_CALLS = 100
 
 
@@ -108,9 +113,17 @@ def create_app(
                 recent.popitem(last=False)
 
     metrics = Metrics()
+    rest = (
+        TwilioRest(settings.twilio_account_sid, auth_token, api_base=settings.twilio_api_base)
+        if settings.twilio_account_sid and auth_token
+        else None
+    )
+    control = CallControl(rest, settings.transfer_numbers)
     services = CallServices(
         open_gemini=open_gemini,
-        agent_options=AgentOptions.from_settings(settings),
+        agent_options=AgentOptions.from_settings(settings).with_overrides(tools=control.declarations()),
+        tool_handlers=control.handlers(),
+        greeting=settings.greeting,
         metrics=metrics,
         retry_policy=RetryPolicy(
             max_attempts=settings.gemini_reconnect_attempts,
@@ -130,6 +143,9 @@ def create_app(
     app.state.recent_calls = recent
     app.state.metrics = metrics
     app.state.draining = False
+    app.state.rest = rest
+    statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
+    app.state.call_statuses = statuses
     socket_cap = settings.max_concurrent_calls + max(5, settings.max_concurrent_calls // 10)
 
     def can_take_call() -> str | None:
@@ -177,6 +193,11 @@ def create_app(
             log.warning("call turned away: %s", refusal, extra={"call_sid": call_sid})
             return Response(busy(), media_type="application/xml")
         parameters = {"caller": form.get("From", ""), "called": form.get("To", ""), TOKEN_PARAMETER: tokens.issue(call_sid)}
+        # Per-call agent settings (from `telephony dial`) ride in the signed webhook URL.
+        for name in PER_CALL_PARAMETERS:
+            value = request.query_params.get(name)
+            if value:
+                parameters[name] = value[:MAX_PARAMETER_CHARS]
         body = connect_stream(websocket_url(public, "/media-stream"), parameters)
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": form.get("Direction")})
         return Response(body, media_type="application/xml")
@@ -202,14 +223,38 @@ def create_app(
         finally:
             app.state.active_calls.discard(bridge)
 
+    @app.post("/status")
+    async def status_callback(request: Request) -> Response:
+        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
+            raise HTTPException(413, "status body too large")
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if signatures is not None:
+            url = base_url(request) + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if not signatures.webhook_ok(url, form, request.headers.get("x-twilio-signature")):
+                log.warning("status callback refused: bad or missing X-Twilio-Signature")
+                raise HTTPException(403, "invalid Twilio signature")
+        call_sid = form.get("CallSid", "")
+        if not call_sid:
+            raise HTTPException(400, "CallSid is required")
+        entry = {k: form[k] for k in ("CallStatus", "Timestamp", "CallDuration", "SequenceNumber") if k in form}
+        statuses.setdefault(call_sid, []).append(entry)
+        statuses.move_to_end(call_sid)
+        while len(statuses) > RECENT_CALLS:
+            statuses.popitem(last=False)
+        log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
+        return Response(status_code=204)
+
     @app.get("/calls/{call_sid}")
     async def call_record(call_sid: str, request: Request) -> JSONResponse:
         if signatures is not None and not _basic_auth_ok(request, settings.twilio_account_sid or "", auth_token or ""):
             return JSONResponse({"detail": "Twilio account SID and auth token required"}, 401, {"WWW-Authenticate": "Basic"})
         record = recent.get(call_sid)
-        if record is None:
+        if record is None and call_sid not in statuses:
             raise HTTPException(404, "no recent call with that SID")
-        return JSONResponse(record.summary() | {"transcript_text": record.transcript_text()})
+        body: dict[str, object] = {"call_sid": call_sid, "statuses": statuses.get(call_sid, [])}
+        if record is not None:
+            body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": True}
+        return JSONResponse(body)
 
     return app
 

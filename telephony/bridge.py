@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
+from telephony.call_control import ToolHandler, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import (
@@ -111,7 +112,9 @@ class CallServices:
     call_log_dir: Path | None = None
     record_dir: Path | None = None
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
-    tool_handlers: dict[str, Callable[["CallBridge", ToolCall], Awaitable[dict]]] = field(default_factory=dict)
+    tool_handlers: dict[str, ToolHandler] = field(default_factory=dict)
+    greeting: str | None = None
+    """When set, the agent speaks first: this is sent to Gemini as the opening user turn."""
 
 
 class CallBridge:
@@ -203,9 +206,16 @@ class CallBridge:
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.open, details.call_sid)
         self.log.info("call started", extra={"parameters": self.record.parameters})
-        options = self.services.agent_options
+        # Per-call agent settings travel as Stream <Parameter>s of our own (signed) TwiML.
+        params = details.custom_parameters
+        options = self.services.agent_options.with_overrides(
+            voice=params.get("voice") or None, instructions=params.get("instructions") or None
+        )
         self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy)
         await self.gemini.open()
+        greeting = params.get("greeting") or self.services.greeting
+        if greeting:
+            await self.gemini.send_client_text(greeting)
 
     async def _bridge(self) -> None:
         caller = asyncio.create_task(self._pump_caller(), name="caller->gemini")
@@ -401,13 +411,13 @@ class CallBridge:
         """Play a recorded prompt to the caller and wait (bounded) until it has been heard."""
         if not self.stream_sid:
             return
-        audio = load_prompt(name)
-        frames = [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+        self.record.say("system", name.replace("_", " "))
         with contextlib.suppress(Exception):
-            await self._send_frames(frames)
-            self.record.say("system", name.replace("_", " "))
             if wait_for_marks:
-                await self.wait_until_heard(timeout)
+                await self.play_audio(load_prompt(name), label=name, timeout=timeout)
+            else:
+                audio = load_prompt(name)
+                await self._send_frames([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)])
 
     def _mark_echoed(self, name: str) -> None:
         outcome = self.playback.mark_echoed(name)
@@ -434,14 +444,38 @@ class CallBridge:
         assert self.gemini is not None
         handler = self.services.tool_handlers.get(call.name)
         try:
-            result = await handler(self, call) if handler else {"error": f"unknown tool {call.name!r}"}
+            self.log.info("tool call %s", call.name, extra={"tool_args": call.args})
+            outcome = await handler(self, call) if handler else ToolOutcome({"error": f"unknown tool {call.name!r}"})
         except Exception as exc:  # a failing tool is reported to the model, never fatal
             self.log.exception("tool %s failed", call.name)
-            result = {"error": f"{type(exc).__name__}: {exc}"}
+            outcome = ToolOutcome({"error": f"{type(exc).__name__}: {exc}"})
         if self._closing:
             return
         with contextlib.suppress(GeminiSessionError):
-            await self.gemini.send_tool_response(call.id, call.name, result)
+            await self.gemini.send_tool_response(call.id, call.name, outcome.response)
+        if outcome.then is not None:
+            try:
+                await outcome.then()
+            except Exception:
+                self.log.exception("tool %s failed after its response", call.name)
+
+    async def play_audio(self, mulaw: bytes, label: str = "audio", timeout: float = 30.0) -> bool:
+        """Play our own mu-law 8 kHz audio to the caller; True once Twilio says it was heard."""
+        frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
+        await self._send_frames(frames)
+        return await self.wait_until_heard(timeout)
+
+    async def wait_for_playout(self, quiet_s: float = 0.4, max_s: float = 20.0) -> bool:
+        """Wait until the caller has heard everything and the agent has gone quiet."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            sent_before = self.record.frames_out
+            if not await self.wait_until_heard(max(0.1, deadline - time.monotonic())):
+                continue
+            await asyncio.sleep(quiet_s)
+            if self.record.frames_out == sent_before and not self.playback.playing:
+                return True
+        return False
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -125,6 +125,49 @@ def serve(
 
 
 @app.command()
+def dial(
+    to: str = typer.Argument(..., help="Number to call, E.164 (+15551234567)."),
+    from_: str | None = typer.Option(None, "--from", help="Your Twilio number [TWILIO_PHONE_NUMBER]."),
+    instructions: Path | None = typer.Option(None, exists=True, dir_okay=False, help="System instructions for this call (text file)."),
+    voice: str | None = typer.Option(None, help="Gemini prebuilt voice for this call (e.g. Kore, Puck, Charon)."),
+    greeting: str | None = typer.Option(None, help="Make the agent speak first, e.g. 'Introduce yourself.'"),
+    server: str | None = typer.Option(None, help="Public URL of your running `telephony serve` [TELEPHONY_PUBLIC_URL]."),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Show the call's progress until it ends."),
+) -> None:
+    """Call a phone number and connect it to the agent on your running server."""
+    import asyncio
+
+    from telephony.config import Settings
+    from telephony.dial import DialRequest, check_number, follow_call, place_call
+    from telephony.twilio_rest import TwilioRestError
+
+    settings = Settings()
+    public = server or settings.public_url
+    try:
+        if not public:
+            raise ValueError("say where your server is reachable: --server https://... or TELEPHONY_PUBLIC_URL")
+        text = instructions.read_text(encoding="utf-8").strip() if instructions else None
+        if text and len(text) > 4000:
+            raise ValueError("per-call instructions are limited to 4000 characters; use TELEPHONY_INSTRUCTIONS_FILE on the server")
+        request = DialRequest(
+            to=check_number(to, "the number to call"),
+            from_=check_number(from_ or settings.from_number or "", "--from (or TWILIO_PHONE_NUMBER)"),
+            server=public,
+            voice=voice,
+            instructions=text,
+            greeting=greeting,
+        )
+        call_sid = asyncio.run(place_call(settings, request))
+    except (ValueError, TwilioRestError) as exc:
+        console.print(f"[red]cannot dial:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"calling {request.to} from {request.from_}: {call_sid}")
+    if follow:
+        final = asyncio.run(follow_call(settings, public, call_sid, console))
+        console.print(f"call {call_sid}: {final}")
+
+
+@app.command()
 def replay(
     fixture: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recorded call (.jsonl)."),
     url: str = typer.Option(..., help="http(s)://HOST/twiml (full Twilio flow) or ws(s)://HOST/media-stream."),

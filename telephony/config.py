@@ -10,8 +10,10 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 
@@ -65,6 +67,14 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "TELEPHONY_TWILIO_AUTH_TOKEN")
     )
+    twilio_api_base: str | None = Field(None, description="Twilio REST API base URL override (tests, proxies)")
+    from_number: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_PHONE_NUMBER", "TELEPHONY_FROM_NUMBER"), description="caller ID for dial-out"
+    )
+    transfer_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="numbers the agent may transfer callers to (comma-separated)"
+    )
+    greeting: str | None = Field(None, description="if set, the agent speaks first: a prompt such as 'Greet the caller.'")
     public_url: str | None = Field(None, description="https://host as Twilio reaches us")
     validate_signatures: bool = Field(True, description="False only for local development")
 
@@ -79,6 +89,13 @@ class Settings(BaseSettings):
     gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60)
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
+
+    @field_validator("transfer_numbers", mode="before")
+    @classmethod
+    def _split_numbers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value
 
     @model_validator(mode="after")
     def _read_instructions_file(self) -> "Settings":

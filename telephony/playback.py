@@ -48,12 +48,13 @@ class Playback:
         if name in self._cleared:
             self._cleared.discard(name)
             return MarkOutcome.CLEARED
-        position = self._pending.pop(name, None)
-        if position is None:
+        if name not in self._pending:
             return MarkOutcome.UNKNOWN
-        # Marks come back in order; any earlier one still pending was played too.
-        for earlier in [n for n, p in self._pending.items() if p <= position]:
-            del self._pending[earlier]
+        # Marks come back in the order they were sent: any sent before this one was played too.
+        while True:
+            earlier, position = self._pending.popitem(last=False)
+            if earlier == name:
+                break
         self.heard_ms = max(self.heard_ms, position)
         return MarkOutcome.PLAYED
 

@@ -65,7 +65,7 @@ async def test_failed_recovery_plays_the_apology_and_ends_the_call():
     apology_s = len(media_after(result, 4.6)) * 0.02
     assert apology_s >= 4.5, "the whole apology was sent"
     assert result.close_code == 1000
-    assert result.duration_s < 12.5, "the server ended the call before the caller did"
+    assert not result.caller_hung_up, "the server ended the call before the caller did"
 
 
 def _media_json(payload: str, stream: str = "MZ" + "a" * 32) -> str:
@@ -176,7 +176,7 @@ async def test_idle_and_over_long_calls_are_ended():
         (record,) = stack.records()
     assert "limit" in record.end_reason
     assert any(line.speaker == "system" for line in record.transcript), "a goodbye was played"
-    assert result.duration_s < 9.0, "ended by the server before the caller hung up (9.8 s)"
+    assert not result.caller_hung_up, "ended by the server before the caller hung up"
 
 
 def _free_port() -> int:

@@ -98,6 +98,9 @@ class ResilientGeminiSession:
     async def send_text(self, text: str) -> None:
         await self._forward("send_text", text)
 
+    async def send_client_text(self, text: str) -> None:
+        await self._forward("send_client_text", text)
+
     async def send_activity_start(self) -> None:
         await self._forward("send_activity_start")
 

@@ -70,6 +70,17 @@ class GeminiLiveSession:
         """Text as realtime input (e.g. keypad digits the caller pressed)."""
         await self._send(text=text)
 
+    async def send_client_text(self, text: str) -> None:
+        """A complete user turn of text: the model answers it (used for the greeting)."""
+        session = self._require_open()
+        try:
+            await session.send_client_content(
+                turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True
+            )
+        except (ConnectionClosed, errors.APIError, OSError) as exc:
+            closed = _closed_from(exc)
+            raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
+
     async def send_activity_start(self) -> None:
         """Manual turn-taking (VAD disabled): the caller started speaking."""
         await self._send(activity_start=types.ActivityStart())

@@ -57,11 +57,15 @@ class ReplayResult:
     stream_sid: str
     received: list[Received] = field(default_factory=list)
     marks_echoed: list[str] = field(default_factory=list)
+    mark_echo_times: list[float] = field(default_factory=list)
+    """Call seconds at which each of `marks_echoed` was sent back."""
     clears: list[float] = field(default_factory=list)
     close_code: int | None = None
     played: list[tuple[float, bytes]] = field(default_factory=list)
     """(call seconds when the frame started playing, mu-law frame) for every frame played."""
     duration_s: float = 0.0
+    caller_hung_up: bool = False
+    """True when the recorded call ran to its `stop`; False when the server ended it first."""
     started_monotonic: float = 0.0
     speed: float = 1.0
 
@@ -236,6 +240,7 @@ class TwilioMediaEmulator:
             while True:
                 for name in player.due_marks():
                     result.marks_echoed.append(name)
+                    result.mark_echo_times.append(clock())
                     await send(renumber(Mark(stream_sid=result.stream_sid, mark=MarkDetails(name=name), sequence_number=0)))
                 player.changed.clear()
                 due = player.next_due()
@@ -260,6 +265,7 @@ class TwilioMediaEmulator:
                     result.clears.append(clock())
                     for name in player.clear():
                         result.marks_echoed.append(name)
+                        result.mark_echo_times.append(clock())
                         await send(renumber(Mark(stream_sid=result.stream_sid, mark=MarkDetails(name=name), sequence_number=0)))
 
         listener = asyncio.create_task(listen())
@@ -278,6 +284,8 @@ class TwilioMediaEmulator:
                     await send(text)
                 except websockets.exceptions.ConnectionClosed:
                     break  # the server hung up on us; Twilio would stop streaming too
+                if message.event == "stop":
+                    result.caller_hung_up = True
                 if self.on_progress is not None:
                     self.on_progress(min(message.at_ms / 1000, self.total_s), self.total_s)
             # Let the server finish: it closes after `stop`; otherwise hang up after lingering.

@@ -1,0 +1,82 @@
+"""Dial out: `telephony dial +15551234567` asks Twilio to call a number and connect the
+answered call to our server's /twiml (the same path as incoming calls), then follows the
+call's progress as Twilio reports it to our /status callback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import httpx
+from rich.console import Console
+
+from telephony.config import Settings
+from telephony.twilio_rest import TwilioRest
+
+FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+
+
+@dataclass(frozen=True)
+class DialRequest:
+    to: str
+    from_: str
+    server: str
+    voice: str | None = None
+    instructions: str | None = None
+    greeting: str | None = None
+
+    def webhook_url(self) -> str:
+        query = {k: v for k, v in {"voice": self.voice, "instructions": self.instructions, "greeting": self.greeting}.items() if v}
+        return f"{self.server.rstrip('/')}/twiml" + (f"?{urlencode(query)}" if query else "")
+
+
+def check_number(number: str, what: str) -> str:
+    digits = number.strip()
+    if not (digits.startswith("+") and digits[1:].isdigit() and 8 <= len(digits) <= 16):
+        raise ValueError(f"{what} must be an E.164 number such as +15551234567, not {number!r}")
+    return digits
+
+
+async def place_call(settings: Settings, request: DialRequest) -> str:
+    """Start the call; returns its CallSid."""
+    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+        raise ValueError("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to dial out")
+    rest = TwilioRest(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), api_base=settings.twilio_api_base)
+    return await rest.dial(
+        to=request.to,
+        from_=request.from_,
+        url=request.webhook_url(),
+        status_callback=f"{request.server.rstrip('/')}/status",
+        time_limit_s=int(settings.max_call_seconds),
+    )
+
+
+async def follow_call(settings: Settings, server: str, call_sid: str, console: Console, timeout_s: float = 3600.0) -> str:
+    """Print the call's statuses as our server receives them; returns the final one."""
+    auth = None
+    if settings.twilio_account_sid and settings.twilio_auth_token is not None:
+        auth = (settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    seen = 0
+    last = "unknown"
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = await client.get(f"{server.rstrip('/')}/calls/{call_sid}", auth=auth)
+            except httpx.HTTPError as exc:
+                console.print(f"[yellow]cannot reach {server}: {exc}[/yellow]")
+                response = None
+            if response is not None and response.status_code == 200:
+                body = response.json()
+                for entry in body.get("statuses", [])[seen:]:
+                    last = entry.get("CallStatus", "?")
+                    console.print(f"  {time.strftime('%H:%M:%S')}  {last}")
+                seen = len(body.get("statuses", []))
+                if last in FINAL_STATUSES:
+                    if body.get("transcript_text"):
+                        console.print(body["transcript_text"], markup=False)
+                    return last
+            await asyncio.sleep(0.5)
+    return last

@@ -1,0 +1,87 @@
+"""Twilio's REST API through the twilio library: dial out, hang up, redirect a live call.
+
+The twilio client is blocking (requests), so every call runs in a worker thread, never on
+the event loop. `api_base` points the client at another host (a local stand-in in tests, or
+a proxy) by rewriting request URLs in the library's own HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+
+TWILIO_API = "https://api.twilio.com"
+CALL_NOT_IN_PROGRESS = 21220  # "Call is not in-progress. Cannot redirect."
+NOT_FOUND = 20404
+
+
+class TwilioRestError(RuntimeError):
+    """A REST request failed; the message is safe to show to the model and in logs."""
+
+
+class _RebasedHttpClient(TwilioHttpClient):
+    def __init__(self, api_base: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.api_base = api_base.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if url.startswith(TWILIO_API):
+            url = self.api_base + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioRest:
+    """The few REST calls the product makes, each run in a thread."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_base: str | None = None, timeout: float = 10.0) -> None:
+        http_client = _RebasedHttpClient(api_base, timeout) if api_base else TwilioHttpClient(timeout=timeout)
+        self.client = Client(account_sid, auth_token, http_client=http_client)
+
+    async def dial(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str | None = None,
+        events: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
+        timeout_s: int = 30,
+        time_limit_s: int | None = None,
+    ) -> str:
+        """Place a call; Twilio fetches TwiML from `url` once it is answered. Returns the CallSid."""
+        kwargs: dict[str, object] = {"to": to, "from_": from_, "url": url, "method": "POST", "timeout": timeout_s}
+        if status_callback:
+            kwargs.update(status_callback=status_callback, status_callback_event=list(events), status_callback_method="POST")
+        if time_limit_s:
+            kwargs["time_limit"] = time_limit_s
+        call = await self._run(lambda: self.client.calls.create(**kwargs), f"dial {to}")
+        return str(call.sid)
+
+    async def hang_up(self, call_sid: str) -> None:
+        """Complete the call. A call that already ended (20404) counts as success."""
+        try:
+            await self._run(lambda: self.client.calls(call_sid).update(status="completed"), "hang up")
+        except TwilioRestError as exc:
+            if getattr(exc, "code", None) == NOT_FOUND:
+                return
+            raise
+
+    async def redirect(self, call_sid: str, twiml: str) -> None:
+        """Replace the live call's TwiML (this ends its media stream)."""
+        await self._run(lambda: self.client.calls(call_sid).update(twiml=twiml), "redirect")
+
+    async def _run(self, request, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return await asyncio.to_thread(request)
+        except TwilioRestException as exc:
+            error = TwilioRestError(f"Twilio refused to {what}: HTTP {exc.status} code {exc.code}: {exc.msg}")
+            error.code = exc.code  # type: ignore[attr-defined]
+            raise error from None
+        except Exception as exc:  # network errors from requests
+            raise TwilioRestError(f"could not reach Twilio to {what}: {type(exc).__name__}") from None

@@ -1,0 +1,158 @@
+"""Dial-out and the agent's call-control tools, against a local Twilio REST stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import numpy as np
+import pytest
+from rich.console import Console
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
+from telephony.dial import DialRequest, follow_call, place_call
+from telephony.security import TwilioSignatures
+from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.testing.twilio_rest import FakeTwilioRest
+
+TRANSFER_TO = "+15550001111"
+
+
+@contextlib.asynccontextmanager
+async def stack_with(agent, fake: FakeTwilioRest | None = None, **settings):
+    fake = fake or FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN)
+    async with fake.running(), GeminiLiveEmulator(agent, speed=4.0) as gemini:
+        async with offline_stack(gemini, twilio_api_base=fake.base_url, transfer_numbers=[TRANSFER_TO], **settings) as stack:
+            stack.rest = fake
+            yield stack
+
+
+def tool_reply(name: str, args: dict | None = None, seconds: float = 1.0) -> Reply:
+    return Reply(audio24k=tone24k(seconds), transcript=f"({name})", tool_calls=(EmulatedToolCall(name, args or {}),))
+
+
+async def test_end_call_hangs_up_only_after_the_goodbye_was_heard():
+    async with stack_with(ScriptedAgent([tool_reply("end_call", {"reason": "done"}, seconds=1.0)])) as stack:
+        result = await stack.replay("one_sentence", speed=2.0)
+        (record,) = stack.records()
+    (hang_up,) = stack.rest.updates(result.call_sid)
+    assert hang_up.form == {"Status": "completed"}
+    goodbye_heard_at = result.monotonic(result.mark_echo_times[-1])
+    assert hang_up.at >= goodbye_heard_at, "completed before the goodbye's mark came back"
+    assert result.heard_seconds == pytest.approx(1.0, abs=0.05)
+    assert record.end_reason == "agent ended the call"
+    assert not result.caller_hung_up, "the server ended the call before the caller hung up"
+    assert stack.gemini.connections[0].tool_responses[0]["name"] == "end_call"
+
+
+async def test_transfer_call_redirects_to_the_configured_number():
+    agent = ScriptedAgent([tool_reply("transfer_call", {"to": TRANSFER_TO}, seconds=0.3)])
+    async with stack_with(agent) as stack:
+        result = await stack.replay("one_sentence")
+    (redirect,) = stack.rest.updates(result.call_sid)
+    assert "<Dial>" + TRANSFER_TO + "</Dial>" in redirect.form["Twiml"]
+    response = stack.gemini.connections[0].tool_responses[0]["response"]
+    assert response == {"result": f"transferred to {TRANSFER_TO}"}
+    declared = stack.gemini.connections[0].setup["tools"][0]["function_declarations"]
+    transfer = next(d for d in declared if d["name"] == "transfer_call")
+    assert transfer["parameters"]["properties"]["to"]["enum"] == [TRANSFER_TO]
+
+
+async def test_transfer_to_an_unlisted_number_is_refused_without_rest():
+    async with stack_with(ScriptedAgent([tool_reply("transfer_call", {"to": "+19005550000"})])) as stack:
+        await stack.replay("one_sentence")
+    assert "error" in stack.gemini.connections[0].tool_responses[0]["response"]
+    assert stack.rest.updates() == []
+
+
+async def test_rest_failure_is_reported_to_the_model_and_the_call_stays_up():
+    fake = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, fail_updates_with=(500, 20500))
+    async with stack_with(ScriptedAgent([tool_reply("transfer_call", {"to": TRANSFER_TO})]), fake) as stack:
+        result = await stack.replay("one_sentence")
+        (record,) = stack.records()
+    assert "failed" in stack.gemini.connections[0].tool_responses[0]["response"]["error"]
+    assert record.end_reason == "caller hung up"
+    assert result.heard_seconds == pytest.approx(1.0, abs=0.05), "the agent went on talking"
+
+
+def goertzel_db(samples: np.ndarray, freq: float, rate: int = 8000) -> float:
+    t = np.arange(len(samples)) / rate
+    return 20 * np.log10(abs(np.sum(samples * np.exp(-2j * np.pi * freq * t))) / len(samples) + 1e-9)
+
+
+def detect_dtmf(pcm: np.ndarray) -> str:
+    from telephony.audio.dtmf import FREQUENCIES
+
+    digits, previous = [], None
+    for i in range(0, len(pcm) - 400, 400):  # 50 ms blocks
+        block = pcm[i : i + 400].astype(float)
+        if np.sqrt(np.mean(block**2)) < 300:
+            previous = None
+            continue
+        digit = max(FREQUENCIES, key=lambda d: goertzel_db(block, FREQUENCIES[d][0]) + goertzel_db(block, FREQUENCIES[d][1]))
+        if digit != previous:
+            digits.append(digit)
+        previous = digit
+    return "".join(digits)
+
+
+async def test_send_dtmf_plays_the_keys_into_the_call():
+    agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "12#"}),))])
+    async with stack_with(agent) as stack:
+        result = await stack.replay("one_sentence")
+    assert stack.gemini.connections[0].tool_responses[0]["response"] == {"result": "pressed 12#"}
+    assert detect_dtmf(np.frombuffer(result.heard_pcm(), dtype="<i2")) == "12#"
+
+
+async def test_greeting_makes_the_agent_speak_first():
+    agent = ScriptedAgent([Reply(audio24k=tone24k(0.5), transcript="Hello!")], respond_to_text=True)
+    async with stack_with(agent, greeting="Greet the caller.") as stack:
+        result = await stack.replay("hang_up")
+    assert stack.gemini.connections[0].texts == ["Greet the caller."]
+    first_audio = result.media()[0].at_s
+    assert first_audio < 0.4, "the agent spoke before the caller (who starts at 0.4 s)"
+
+
+async def test_dial_places_the_call_with_per_call_settings_and_follows_its_status(tmp_path):
+    async with stack_with(ScriptedAgent([])) as stack:
+        settings = stack.settings.model_copy(update={"twilio_api_base": stack.rest.base_url})
+        request = DialRequest(to="+15557654321", from_="+15550000000", server=stack.base_url, voice="Puck", instructions="Be brief.", greeting="Say hi.")
+        call_sid = await place_call(settings, request)
+        (create,) = stack.rest.requests
+        assert create.form["To"] == "+15557654321" and create.form["From"] == "+15550000000"
+        assert create.form["StatusCallback"] == stack.base_url + "/status"
+        url = create.form["Url"]
+        assert parse_qs(urlsplit(url).query) == {"voice": ["Puck"], "instructions": ["Be brief."], "greeting": ["Say hi."]}
+
+        # Twilio answers: it posts the status callbacks and fetches the TwiML at Url.
+        signer = TwilioSignatures(AUTH_TOKEN)
+        status_url = stack.base_url + "/status"
+
+        async def post_status(status: str) -> int:
+            form = {"CallSid": call_sid, "CallStatus": status, "AccountSid": ACCOUNT_SID}
+            async with httpx.AsyncClient() as client:
+                response = await client.post(status_url, data=form, headers={"X-Twilio-Signature": signer.sign(status_url, form)})
+            return response.status_code
+
+        console = Console(record=True, width=100)
+        follower = asyncio.create_task(follow_call(settings, stack.base_url, call_sid, console, timeout_s=30))
+        assert await post_status("ringing") == 204
+        emulator = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=4, auth_token=AUTH_TOKEN, call_sid=call_sid)
+        target = await emulator.answer(url, {"Direction": "outbound-api"})
+        assert target.parameters["voice"] == "Puck" and target.parameters["instructions"] == "Be brief."
+        assert await post_status("in-progress") == 204
+        await emulator.play(target)
+        assert await post_status("completed") == 204
+        assert await follower == "completed"
+        async with httpx.AsyncClient() as client:
+            unsigned = await client.post(status_url, data={"CallSid": call_sid, "CallStatus": "completed"})
+    setup = stack.gemini.connections[0].setup
+    assert setup["generation_config"]["speech_config"]["voice_config"]["prebuilt_voice_config"]["voice_name"] == "Puck"
+    assert setup["system_instruction"]["parts"][0]["text"] == "Be brief."
+    assert stack.gemini.connections[0].texts == ["Say hi."]
+    assert unsigned.status_code == 403
+    shown = console.export_text()
+    assert "ringing" in shown and "completed" in shown
