@@ -129,6 +129,7 @@ def create_app(
             max_attempts=settings.gemini_reconnect_attempts,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
+        caller_block_bytes=settings.caller_audio_block_ms * 32,
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,
         call_tokens=tokens if signatures is not None else None,

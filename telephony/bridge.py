@@ -107,6 +107,9 @@ class CallServices:
     call_tokens: CallTokens | None = None
     """When set, `start.customParameters.token` must match the CallSid (see security.py)."""
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    caller_block_bytes: int = 640
+    """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms).
+    Bigger blocks cost less CPU per call and add their length to the caller's wait."""
     idle_timeout_s: float = 15.0
     max_call_s: float = 3600.0
     call_log_dir: Path | None = None
@@ -137,6 +140,7 @@ class CallBridge:
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self._end_requested = asyncio.Event()
         self._end_prompt: str | None = None
+        self._caller_pcm = bytearray()
         self._closing = False
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -306,9 +310,11 @@ class CallBridge:
                 else:
                     self.record.frames_in += 1
                     self.metrics.frames_in.inc()
-                    pcm = self.to_gemini.process(payload)
-                    if pcm:
-                        await self.gemini.send_audio(pcm)
+                    self._caller_pcm += self.to_gemini.process(payload)
+                    if len(self._caller_pcm) >= self.services.caller_block_bytes:
+                        block = bytes(self._caller_pcm)
+                        self._caller_pcm.clear()
+                        await self.gemini.send_audio(block)
             elif isinstance(message, Mark):
                 self._mark_echoed(message.mark.name)
             elif isinstance(message, Dtmf):

@@ -90,6 +90,7 @@ def serve(
     call_log: Path | None = typer.Option(None, "--call-log", help="Append one JSON line per call here."),
     emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
     json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="JSON lines (production) or plain text."),
+    loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
 ) -> None:
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
     import asyncio
@@ -121,7 +122,7 @@ def serve(
             config = uvicorn_config(app, settings.host, settings.port, log_level="info")
             await DrainingServer(config, app, settings.drain_seconds).serve()
 
-    asyncio.run(run())
+    run_event_loop(run(), loop)
 
 
 @app.command()
@@ -202,6 +203,71 @@ def demo(
 
     outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console))
     outcome.print(console)
+
+
+def run_event_loop(coroutine, loop: str = "auto"):  # type: ignore[no-untyped-def]
+    """Run on uvloop when asked (or, for 'auto', when installed), else on asyncio's loop."""
+    import asyncio
+
+    if loop not in ("auto", "uvloop", "asyncio"):
+        raise typer.BadParameter("choose auto, uvloop or asyncio", param_hint="--loop")
+    if loop != "asyncio":
+        try:
+            import uvloop
+
+            return uvloop.run(coroutine)
+        except ImportError:
+            if loop == "uvloop":
+                raise typer.BadParameter("uvloop is not installed", param_hint="--loop") from None
+    return asyncio.run(coroutine)
+
+
+@bench_app.command("load")
+def bench_load(
+    calls: str = typer.Option("10", help="Concurrent calls; a list such as 10,50,100,200 prints the curve."),
+    seconds: float = typer.Option(20.0, min=8.0, help="Length of each call (each caller interrupts once, at ~5.4 s)."),
+    loop: str = typer.Option("uvloop", help="Event loop of the server under test: uvloop or asyncio."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
+    from rich.progress import Progress
+
+    from telephony.bench.load import run_load, write_json
+
+    try:
+        points = [int(c) for c in calls.split(",") if c.strip()]
+    except ValueError:
+        raise typer.BadParameter("a number or a comma-separated list of numbers", param_hint="--calls") from None
+    if not points or min(points) < 1:
+        raise typer.BadParameter("at least one call", param_hint="--calls")
+    results = []
+    for n in points:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"{n} calls x {seconds:.0f} s", total=seconds)
+            results.append(
+                run_event_loop(run_load(n, seconds, loop, on_progress=lambda t, done: progress.update(task, completed=t)), "uvloop")
+            )
+    table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")
+    for column in ("calls", "CPU ms/call-s", "CPU of 1 core", "peak RSS MB", "MB/call", "late out", "late in", "in p50/p99", "out p50/p99", "clear p50/p99", "errors/dropped"):
+        table.add_column(column, justify="right")
+    for f in results:
+        table.add_row(
+            str(f.calls),
+            f"{f.server_cpu_ms_per_call_second:.2f}",
+            f"{f.server_cpu_share_of_one_core:.0%}",
+            f"{f.peak_rss_mb:.0f}",
+            f"{f.rss_per_call_mb:.2f}",
+            f"{f.late_outbound_frames}/{f.outbound_frames}",
+            f"{f.late_inbound_frames}/{f.inbound_frames}",
+            f"{f.inbound_delay_ms['p50']:.2f}/{f.inbound_delay_ms['p99']:.2f}",
+            f"{f.outbound_delay_ms['p50']:.2f}/{f.outbound_delay_ms['p99']:.2f}",
+            f"{f.interrupted_to_clear_ms['p50']:.2f}/{f.interrupted_to_clear_ms['p99']:.2f}",
+            f"{f.errors}/{f.dropped_calls}",
+        )
+    console.print(table)
+    if json_out:
+        write_json(json_out, results)
+        console.print(f"figures written to {json_out}")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
     drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
+    caller_audio_block_ms: int = Field(
+        20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"
+    )
     gemini_reconnect_attempts: int = Field(5, ge=0, le=20)
     gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60)
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")

@@ -9,7 +9,7 @@ server sent; a replayer regenerates those itself and skips them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,13 +151,18 @@ def read_fixture(path: str | Path) -> list[FixtureMessage]:
 
     Raises `TwilioProtocolError` naming the line for anything that is not a Twilio message.
     """
+    return parse_fixture_lines(_lines(path), source=str(path))
+
+
+def parse_fixture_lines(lines: Iterable[str], source: str = "fixture") -> list[FixtureMessage]:
+    """The same for lines already in memory (e.g. from `CallFixtureBuilder.lines()`)."""
     out: list[FixtureMessage] = []
     at_ms = 0
-    for number, line in enumerate(_lines(path), start=1):
+    for number, line in enumerate(lines, start=1):
         try:
             message = parse_message(line)
         except TwilioProtocolError as exc:
-            raise TwilioProtocolError(f"{path}:{number}: {exc}") from None
+            raise TwilioProtocolError(f"{source}:{number}: {exc}") from None
         if isinstance(message, Media):
             at_ms = message.media.timestamp
         out.append(FixtureMessage(at_ms=at_ms, text=line, event=message.event))

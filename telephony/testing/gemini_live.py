@@ -185,6 +185,11 @@ class ConnectionLog:
     replies_finished: int = 0
     interruptions: int = 0
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
+    audio_received_at: list[float] = field(default_factory=list)
+    """time.monotonic() of every caller audio chunk (only with `record_timings`)."""
+    audio_sent_at: list[float] = field(default_factory=list)
+    """time.monotonic() of every agent audio chunk sent (only with `record_timings`)."""
+    interrupted_sent_at: list[float] = field(default_factory=list)
     reply_started_at: list[float] = field(default_factory=list)
     """time.monotonic() when each reply began streaming (after any tool calls)."""
     handles_issued: list[str] = field(default_factory=list)
@@ -306,6 +311,8 @@ class GeminiLiveEmulator:
         """Clock rate: 4.0 streams replies (and counts fault delays) four times faster, to
         match a Twilio replay run at the same speed."""
         self.connections: list[ConnectionLog] = []
+        self.record_timings = False
+        """Keep a timestamp per audio chunk each way (benchmarks); off by default."""
         self.refused = 0
         self._handles: dict[str, int] = {}  # resumption handle -> turns so far
         self._counter = itertools.count(1)
@@ -508,6 +515,8 @@ class _EmulatedSession:
                 await self.ws.close(1007, "audio.data is not base64")
                 return
             self.conn.audio_in_bytes += len(pcm)
+            if self.emulator.record_timings:
+                self.conn.audio_received_at.append(time.monotonic())
             samples = np.frombuffer(pcm[: len(pcm) & ~1], dtype="<i2")
             if self.vad is not None:
                 for kind, utterance in self.vad.feed(samples):
@@ -538,6 +547,7 @@ class _EmulatedSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.reply_task
             self.conn.interruptions += 1
+            self.conn.interrupted_sent_at.append(time.monotonic())
             await self.send({"serverContent": {"interrupted": True}})
 
     async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
@@ -592,6 +602,8 @@ class _EmulatedSession:
                 }
                 if offset == 0 and reply.transcript:
                     content["outputTranscription"] = {"text": reply.transcript}
+                if self.emulator.record_timings:
+                    self.conn.audio_sent_at.append(time.monotonic())
                 await self.send({"serverContent": content})
         elif reply.transcript:
             await self.send({"serverContent": {"outputTranscription": {"text": reply.transcript}}})

@@ -64,6 +64,11 @@ class ReplayResult:
     played: list[tuple[float, bytes]] = field(default_factory=list)
     """(call seconds when the frame started playing, mu-law frame) for every frame played."""
     duration_s: float = 0.0
+    media_sent_at: list[float] = field(default_factory=list)
+    """Call seconds at which each caller media frame was sent (only with `record_sends`)."""
+    underruns: int = 0
+    """Agent frames that arrived after the frame before them had finished playing, mid-reply:
+    the caller heard a gap."""
     caller_hung_up: bool = False
     """True when the recorded call ran to its `stop`; False when the server ended it first."""
     started_monotonic: float = 0.0
@@ -109,12 +114,19 @@ class _Player:
     def __init__(self, clock: Callable[[], float], speed: float) -> None:
         self.clock, self.speed = clock, speed
         self.play_end = 0.0
+        self.last_arrival = -1.0
+        self.underruns = 0
         self.scheduled: list[tuple[float, bytes]] = []
         self.marks: list[tuple[float, str]] = []
         self.changed = asyncio.Event()
 
     def audio(self, frame: bytes) -> None:
         now = self.clock()
+        # A frame that comes after its predecessor finished playing, within one burst of a
+        # reply (frames less than 100 ms apart), is an underrun: the caller heard a gap.
+        if now > self.play_end + 0.001 and now - self.last_arrival < 0.1 * self.speed:
+            self.underruns += 1
+        self.last_arrival = now
         start = max(now, self.play_end)
         self.play_end = start + len(frame) / 8000
         self.scheduled.append((start, frame))
@@ -155,6 +167,7 @@ class TwilioMediaEmulator:
         call_sid: str | None = None,
         parameters: dict[str, str] | None = None,
         linger_s: float = 1.0,
+        record_sends: bool = False,
         on_progress: Callable[[float, float], None] | None = None,
     ) -> None:
         if speed <= 0:
@@ -165,6 +178,7 @@ class TwilioMediaEmulator:
         self.parameters = dict(parameters or {})
         self.call_sid = call_sid
         self.linger_s = linger_s
+        self.record_sends = record_sends
         self.on_progress = on_progress
         self.total_s = max((m.at_ms for m in self.messages), default=0) / 1000 + FRAME_MS / 1000
 
@@ -172,7 +186,7 @@ class TwilioMediaEmulator:
 
     async def answer(self, webhook_url: str, form: dict[str, str] | None = None) -> StreamTarget:
         """POST the voice webhook as Twilio does and read `<Connect><Stream>` from the TwiML."""
-        call_sid = self.call_sid or fake_sid("CA", f"replay:{time.time_ns()}")
+        call_sid = (form or {}).get("CallSid") or self.call_sid or fake_sid("CA", f"replay:{time.time_ns()}")
         fields = {
             "CallSid": call_sid,
             "AccountSid": fake_sid("AC", "account"),
@@ -286,6 +300,8 @@ class TwilioMediaEmulator:
                     break  # the server hung up on us; Twilio would stop streaming too
                 if message.event == "stop":
                     result.caller_hung_up = True
+                elif self.record_sends and message.event == "media":
+                    result.media_sent_at.append(clock())
                 if self.on_progress is not None:
                     self.on_progress(min(message.at_ms / 1000, self.total_s), self.total_s)
             # Let the server finish: it closes after `stop`; otherwise hang up after lingering.
@@ -299,6 +315,7 @@ class TwilioMediaEmulator:
             result.close_code = ws.close_code
             result.duration_s = clock()
             result.played = [(s, f) for s, f in player.scheduled if s < clock()]
+            result.underruns = player.underruns
         return result
 
     def _rewrite(self, message: FixtureMessage, target: StreamTarget, renumber: Callable[[Any], str], result: ReplayResult) -> str:

@@ -1,0 +1,265 @@
+"""`telephony bench load`: how many calls one box carries, and what delay the bridge adds.
+
+The server under test runs in its own process (`telephony serve`), so its CPU time and
+memory are read from /proc apart from the load generators. This process runs the Gemini Live
+emulator (echo agent) and N emulated Twilio callers. Every caller follows the barge-in
+recording: speaks, is answered, and talks over the answer once; the recording is padded with
+line noise to the run's duration. Calls start spread over the first second or two.
+
+Both emulators live in this process and share one clock, so delays across the server are
+measured end to end:
+- inbound: Twilio frame sent -> its audio received by Gemini (one 20 ms frame gives one
+  chunk at once, so the first chunk after the frame is its own);
+- outbound: Gemini chunk sent -> the first Twilio frame received after it;
+- barge-in: Gemini `interrupted` sent -> Twilio `clear` received.
+These include both WebSocket hops and this process's own scheduling; with many calls the
+load generators share the machine's two cores with the server, which the figures include.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from bisect import bisect_right
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from telephony.audio.mulaw import decode_mulaw
+from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
+from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
+
+FIXTURE = Path(__file__).resolve().parent.parent.parent / "fixtures" / "barge_in.jsonl"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class LoadFigures:
+    calls: int
+    seconds: float
+    server_loop: str
+    server_cpu_ms_per_call_second: float
+    server_cpu_share_of_one_core: float
+    peak_rss_mb: float
+    rss_per_call_mb: float
+    late_outbound_frames: int
+    outbound_frames: int
+    late_inbound_frames: int
+    inbound_frames: int
+    inbound_delay_ms: dict[str, float]
+    outbound_delay_ms: dict[str, float]
+    interrupted_to_clear_ms: dict[str, float]
+    interruptions_seen: int
+    errors: int
+    dropped_calls: int
+    caller_block_ms: int = 20
+    notes: list[str] = field(default_factory=list)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+    data = np.asarray(values)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(data, 50)), 3),
+        "p95": round(float(np.percentile(data, 95)), 3),
+        "p99": round(float(np.percentile(data, 99)), 3),
+        "max": round(float(data.max()), 3),
+    }
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _proc_memory_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_fixture(seconds: float) -> list[FixtureMessage]:
+    """The barge-in recording, cut or padded with line noise to `seconds`."""
+    audio = np.frombuffer(decode_mulaw(caller_audio(FIXTURE)), dtype="<i2")
+    builder = CallFixtureBuilder("bench-load", {"caller": "+15550100001", "called": "+15550100002"})
+    wanted = int(seconds * 8000)
+    builder.speech(audio[:wanted])
+    if wanted > len(audio):
+        builder.silence(int((wanted - len(audio)) / 8))
+    builder.stop()
+    return parse_fixture_lines(builder.lines())
+
+
+class _Server:
+    """`telephony serve` in a child process, pointed at the Gemini emulator."""
+
+    def __init__(self, gemini: GeminiLiveEmulator, calls: int, loop: str, block_ms: int = 20) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.auth_token = secrets.token_hex(16)
+        env = dict(
+            os.environ,
+            GEMINI_API_KEY="offline",
+            TELEPHONY_GEMINI_BASE_URL=gemini.base_url,
+            TELEPHONY_GEMINI_CA_FILE=str(gemini.ca_file),
+            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+            TWILIO_AUTH_TOKEN=self.auth_token,
+            TELEPHONY_PUBLIC_URL=self.url,
+            TELEPHONY_PORT=str(self.port),
+            TELEPHONY_MAX_CONCURRENT_CALLS=str(calls + 10),
+            TELEPHONY_CALLER_AUDIO_BLOCK_MS=str(block_ms),
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "telephony", "serve", "--loop", loop],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self) -> None:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                if self.process.poll() is not None:
+                    raise RuntimeError("the server under test exited at start")
+                try:
+                    if (await client.get(self.url + "/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the server under test did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+async def run_load(calls: int, seconds: float, loop: str = "uvloop", block_ms: int = 20, on_progress=None) -> LoadFigures:
+    """One load point: `calls` concurrent calls of `seconds` each against a fresh server."""
+    messages = bench_fixture(seconds)
+    async with GeminiLiveEmulator() as gemini:
+        gemini.record_timings = True
+        server = _Server(gemini, calls, loop, block_ms)
+        try:
+            await server.wait_ready()
+            pid = server.process.pid
+            idle_rss, _ = _proc_memory_mb(pid)
+            cpu_before = _proc_cpu_seconds(pid)
+            started = time.monotonic()
+
+            async def one_call(index: int) -> ReplayResult | BaseException:
+                await asyncio.sleep(index * min(2.0, seconds / 4) / max(1, calls))
+                emulator = TwilioMediaEmulator(messages, auth_token=server.auth_token, record_sends=True)
+                target = await emulator.answer(
+                    server.url + f"/twiml?instructions=bench-{index}", {"CallSid": f"CA{index:032x}"}
+                )
+                return await emulator.play(target)
+
+            tasks = [asyncio.create_task(one_call(i)) for i in range(calls)]
+            if on_progress is not None:
+                while not all(t.done() for t in tasks):
+                    on_progress(min(seconds, time.monotonic() - started), sum(t.done() for t in tasks))
+                    await asyncio.sleep(0.25)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            wall = time.monotonic() - started
+            cpu = _proc_cpu_seconds(pid) - cpu_before
+            _, peak_rss = _proc_memory_mb(pid)
+        finally:
+            server.stop()
+        figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
+        figures.caller_block_ms = block_ms
+        return figures
+
+
+def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss) -> LoadFigures:
+    ok = [r for r in results if isinstance(r, ReplayResult)]
+    errors = len(results) - len(ok)
+    connections = {c.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", ""): c for c in gemini.connections}
+    inbound, outbound, clears = [], [], []
+    late_in = late_out = frames_out = frames_in = interruptions = 0
+    dropped = 0
+    for index, result in enumerate(results):
+        if not isinstance(result, ReplayResult):
+            continue
+        if result.close_code not in (1000, None) or not result.caller_hung_up:
+            dropped += 1
+        conn = connections.get(f"bench-{index}")
+        if conn is None:
+            dropped += 1
+            continue
+        recv = conn.audio_received_at
+        sends = [result.monotonic(t) for t in result.media_sent_at]
+        frames_in += len(sends)
+        for sent in sends:
+            i = bisect_right(recv, sent)
+            if i < len(recv):
+                delay = (recv[i] - sent) * 1000
+                inbound.append(delay)
+                late_in += delay > 20
+        media_times = [result.monotonic(m.at_s) for m in result.media()]
+        frames_out += len(media_times)
+        late_out += result.underruns
+        for sent in conn.audio_sent_at:
+            i = bisect_right(media_times, sent)
+            if i < len(media_times):
+                outbound.append((media_times[i] - sent) * 1000)
+        for sent in conn.interrupted_sent_at:
+            later = [result.monotonic(c) for c in result.clears if result.monotonic(c) >= sent]
+            if later:
+                clears.append((later[0] - sent) * 1000)
+                interruptions += 1
+    call_seconds = max(1e-9, sum(r.duration_s for r in ok))
+    return LoadFigures(
+        calls=calls,
+        seconds=seconds,
+        server_loop=loop,
+        server_cpu_ms_per_call_second=round(cpu * 1000 / call_seconds, 3),
+        server_cpu_share_of_one_core=round(cpu / wall, 3),
+        peak_rss_mb=round(peak_rss, 1),
+        rss_per_call_mb=round(max(0.0, peak_rss - idle_rss) / calls, 3),
+        late_outbound_frames=late_out,
+        outbound_frames=frames_out,
+        late_inbound_frames=late_in,
+        inbound_frames=frames_in,
+        inbound_delay_ms=percentiles(inbound),
+        outbound_delay_ms=percentiles(outbound),
+        interrupted_to_clear_ms=percentiles(clears),
+        interruptions_seen=interruptions,
+        errors=errors,
+        dropped_calls=dropped,
+    )
+
+
+def figures_as_dict(figures: LoadFigures) -> dict[str, Any]:
+    return asdict(figures)
+
+
+def write_json(path: Path, figures: list[LoadFigures]) -> None:
+    path.write_text(json.dumps([figures_as_dict(f) for f in figures], indent=2) + "\n")
