@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from telephony.audio.mulaw import encode_mulaw
-from telephony.audio.wav import read_wav, resample_whole
+from telephony.audio.wav import read_wav, resample_whole, write_wav
 from telephony.testing.call_fixture import CallFixtureBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,26 @@ def speak(text: str, voice: str = "en-us", level_dbfs: float = -20.0) -> np.ndar
     audio = resample_whole(samples, rate, 8000).astype(np.float64)
     rms = np.sqrt(np.mean(audio**2)) or 1.0
     audio *= 32768 * 10 ** (level_dbfs / 20) / rms
+    return np.clip(np.rint(audio), -32768, 32767).astype(np.int16)
+
+
+# Several speakers for `telephony bench quality` (espeak voice, sentence).
+SPEAKERS = {
+    "us_male": ("en-us", "The appointment is on Tuesday at half past three in the afternoon."),
+    "us_female": ("en-us+f3", "Please hold the line while I check your account details."),
+    "gb_male": ("en-gb-x-rp", "Your parcel will be delivered to the front door tomorrow morning."),
+    "gb_female": ("en-gb+f4", "Could you spell your surname for me, one letter at a time?"),
+}
+
+
+def speak_at(text: str, voice: str, rate: int, level_dbfs: float = -20.0) -> np.ndarray:
+    """Synthesize at `rate` (one-shot HQ resampling) at a given speech level."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(wav), text], check=True)
+        samples, source_rate = read_wav(wav)
+    audio = resample_whole(samples, source_rate, rate).astype(np.float64)
+    audio *= 32768 * 10 ** (level_dbfs / 20) / (np.sqrt(np.mean(audio**2)) or 1.0)
     return np.clip(np.rint(audio), -32768, 32767).astype(np.int16)
 
 
@@ -80,6 +100,11 @@ def main() -> int:
         .silence(1500)
         .stop(),
     }
+    speech_dir = FIXTURES / "speech"
+    speech_dir.mkdir(exist_ok=True)
+    for name, (voice, text) in SPEAKERS.items():
+        path = write_wav(speech_dir / f"{name}.wav", speak_at(text, voice, 16000), 16000)
+        print(f"{path.relative_to(ROOT)}")
     for name, text in PROMPTS.items():
         path = ASSETS / f"{name}.ulaw"
         path.write_bytes(encode_mulaw(speak(text, voice="en-us", level_dbfs=-18).astype("<i2").tobytes()))

@@ -46,7 +46,7 @@ from telephony.twiml import busy, connect_stream
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 64 * 1024
-PER_CALL_PARAMETERS = ("voice", "instructions", "greeting")
+PER_CALL_PARAMETERS = ("voice", "instructions", "greeting", "vad")
 MAX_PARAMETER_CHARS = 4000
 RECENT_CALLS = 100
 
@@ -129,6 +129,7 @@ def create_app(
             max_attempts=settings.gemini_reconnect_attempts,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
+        caller_agc=settings.caller_agc,
         caller_block_bytes=settings.caller_audio_block_ms * 32,
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,

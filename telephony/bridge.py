@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
+from telephony.audio.agc import CallerLevel
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call_control import ToolHandler, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
@@ -107,6 +108,7 @@ class CallServices:
     call_tokens: CallTokens | None = None
     """When set, `start.customParameters.token` must match the CallSid (see security.py)."""
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    caller_agc: bool = True
     caller_block_bytes: int = 640
     """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms).
     Bigger blocks cost less CPU per call and add their length to the caller's wait."""
@@ -130,7 +132,7 @@ class CallBridge:
         self.record = CallRecord()
         self.log = CallLogger(log)
         self.playback = Playback()
-        self.to_gemini = CallerToGemini()
+        self.to_gemini = CallerToGemini(CallerLevel() if services.caller_agc else None)
         self.to_caller = GeminiToCaller()
         self.gemini: ResilientGeminiSession | None = None
         self.stream_sid = ""
@@ -215,6 +217,11 @@ class CallBridge:
         options = self.services.agent_options.with_overrides(
             voice=params.get("voice") or None, instructions=params.get("instructions") or None
         )
+        if params.get("vad"):
+            try:
+                options = options.with_vad_preset(params["vad"])
+            except ValueError as exc:
+                self.log.warning("per-call VAD preset ignored: %s", exc)
         self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy)
         await self.gemini.open()
         greeting = params.get("greeting") or self.services.greeting

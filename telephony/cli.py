@@ -23,19 +23,21 @@ FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 def bench_codec(
     seconds: float = typer.Option(10.0, help="Seconds of audio pushed through each direction."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+    agc: bool = typer.Option(True, "--agc/--no-agc", help="Include the caller gain control (on in production)."),
 ) -> None:
     """Microseconds per 20 ms frame each way (JSON and base64 included) and each way's delay."""
     from telephony.bench.codec import figures_as_dict, run_codec_bench
 
-    figures = run_codec_bench(seconds=seconds)
-    table = Table(title=f"codec: {figures.frames} frames of 20 ms, best of 5 runs")
+    figures = run_codec_bench(seconds=seconds, with_agc=agc)
+    gain = "with" if agc else "without"
+    table = Table(title=f"codec: {figures.frames} frames of 20 ms, best of 5 runs, {gain} caller gain control")
     table.add_column("direction")
     table.add_column("us per 20 ms frame", justify="right")
     table.add_column("share of real time", justify="right")
     table.add_column("delay (ms)", justify="right")
     for name, us, delay in [
-        ("caller -> Gemini (mu-law 8k -> PCM 16k)", figures.caller_to_gemini_us_per_frame, figures.caller_to_gemini_delay_ms),
-        ("Gemini -> caller (PCM 24k -> mu-law 8k)", figures.gemini_to_caller_us_per_frame, figures.gemini_to_caller_delay_ms),
+        ("caller -> Gemini", figures.caller_to_gemini_us_per_frame, figures.caller_to_gemini_delay_ms),
+        ("Gemini -> caller", figures.gemini_to_caller_us_per_frame, figures.gemini_to_caller_delay_ms),
     ]:
         table.add_row(name, f"{us:.1f}", f"{us / 20000:.2%}", f"{delay:.2f}")
     console.print(table)
@@ -132,6 +134,7 @@ def dial(
     instructions: Path | None = typer.Option(None, exists=True, dir_okay=False, help="System instructions for this call (text file)."),
     voice: str | None = typer.Option(None, help="Gemini prebuilt voice for this call (e.g. Kore, Puck, Charon)."),
     greeting: str | None = typer.Option(None, help="Make the agent speak first, e.g. 'Introduce yourself.'"),
+    vad: str | None = typer.Option(None, help="Turn-taking preset for this call: phone, responsive or patient."),
     server: str | None = typer.Option(None, help="Public URL of your running `telephony serve` [TELEPHONY_PUBLIC_URL]."),
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Show the call's progress until it ends."),
 ) -> None:
@@ -140,6 +143,7 @@ def dial(
 
     from telephony.config import Settings
     from telephony.dial import DialRequest, check_number, follow_call, place_call
+    from telephony.gemini.config import VAD_PRESETS
     from telephony.twilio_rest import TwilioRestError
 
     settings = Settings()
@@ -157,7 +161,10 @@ def dial(
             voice=voice,
             instructions=text,
             greeting=greeting,
+            vad=vad,
         )
+        if vad and vad not in VAD_PRESETS:
+            raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")
         call_sid = asyncio.run(place_call(settings, request))
     except (ValueError, TwilioRestError) as exc:
         console.print(f"[red]cannot dial:[/red] {exc}")
@@ -220,6 +227,29 @@ def run_event_loop(coroutine, loop: str = "auto"):  # type: ignore[no-untyped-de
             if loop == "uvloop":
                 raise typer.BadParameter("uvloop is not installed", param_hint="--loop") from None
     return asyncio.run(coroutine)
+
+
+@bench_app.command("quality")
+def bench_quality(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON."),
+) -> None:
+    """PESQ and STOI of speech through the real transcoders, against G.711 alone."""
+    from telephony.bench.quality import run_quality_bench, scores_as_dicts
+
+    try:
+        scores = run_quality_bench()
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    table = Table(title="bench quality: against the ideal one-shot conversion (PESQ wb at 16 kHz, nb at 8 kHz)")
+    for column in ("direction", "speaker", "condition", "PESQ", "STOI", "level dBFS"):
+        table.add_column(column, justify="left" if column in ("direction", "speaker", "condition") else "right")
+    for score in scores:
+        table.add_row(score.direction, score.speaker, score.condition, f"{score.pesq:.2f}", f"{score.stoi:.3f}", f"{score.level_dbfs:.1f}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(scores_as_dicts(scores), indent=2) + "\n")
+        console.print(f"scores written to {json_out}")
 
 
 @bench_app.command("load")

@@ -52,13 +52,16 @@ class Settings(BaseSettings):
     )
     instructions_file: Path | None = None
     language_code: str | None = None
-    # Automatic voice activity detection (server side). Phone audio is quiet and narrowband:
-    # high start sensitivity catches short answers such as "yes"; 500 ms of silence ends a turn.
+    # Gemini's voice activity detection, tuned for phone audio: see VAD_PRESETS in
+    # telephony/gemini/config.py for what each preset trades. The vad_* fields below are
+    # used when vad_preset is "custom".
+    vad_preset: str = Field("phone", description="phone | responsive | patient | custom")
     vad_disabled: bool = Field(False, description="True: send activityStart/activityEnd ourselves")
     vad_start_sensitivity: StartSensitivity = StartSensitivity.HIGH
-    vad_end_sensitivity: EndSensitivity = EndSensitivity.HIGH
-    vad_prefix_padding_ms: int = Field(20, ge=0, le=2000)
+    vad_end_sensitivity: EndSensitivity = EndSensitivity.LOW
+    vad_prefix_padding_ms: int = Field(40, ge=0, le=2000)
     vad_silence_duration_ms: int = Field(500, ge=0, le=10000)
+    caller_agc: bool = Field(True, description="bring quiet callers up to speech level before Gemini")
 
     # --- Twilio ----------------------------------------------------------------------------
     twilio_account_sid: str | None = Field(
@@ -98,6 +101,13 @@ class Settings(BaseSettings):
     def _split_numbers(cls, value: object) -> object:
         if isinstance(value, str):
             return [n.strip() for n in value.split(",") if n.strip()]
+        return value
+
+    @field_validator("vad_preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in ("phone", "responsive", "patient", "custom"):
+            raise ValueError("vad_preset must be phone, responsive, patient or custom")
         return value
 
     @model_validator(mode="after")

@@ -26,9 +26,11 @@ class DialRequest:
     voice: str | None = None
     instructions: str | None = None
     greeting: str | None = None
+    vad: str | None = None
 
     def webhook_url(self) -> str:
-        query = {k: v for k, v in {"voice": self.voice, "instructions": self.instructions, "greeting": self.greeting}.items() if v}
+        fields = {"voice": self.voice, "instructions": self.instructions, "greeting": self.greeting, "vad": self.vad}
+        query = {k: v for k, v in fields.items() if v}
         return f"{self.server.rstrip('/')}/twiml" + (f"?{urlencode(query)}" if query else "")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.resample import Decimator3, Interpolator2
 
@@ -23,10 +24,14 @@ FRAME_BYTES = TWILIO_RATE * FRAME_MS // 1000  # 160 mu-law bytes = 20 ms at 8 kH
 
 
 class CallerToGemini:
-    """Caller audio: mu-law 8 kHz bytes -> PCM16 LE 16 kHz bytes, streaming."""
+    """Caller audio: mu-law 8 kHz bytes -> PCM16 LE 16 kHz bytes, streaming.
 
-    def __init__(self) -> None:
+    With `level` (a `CallerLevel`), quiet callers are brought up to speech level first.
+    """
+
+    def __init__(self, level: CallerLevel | None = None) -> None:
         self._resampler = Interpolator2()
+        self.level = level
 
     @property
     def delay_ms(self) -> float:
@@ -38,6 +43,8 @@ class CallerToGemini:
         if not mulaw:
             return b""
         pcm8k = np.frombuffer(decode_mulaw(mulaw), dtype="<i2")
+        if self.level is not None:
+            pcm8k = self.level.process(pcm8k)
         return self._resampler.process(pcm8k).astype("<i2").tobytes()
 
     def flush(self) -> bytes:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 
+from telephony.audio.agc import CallerLevel
 from telephony.audio.measure import measured_delay_ms, tone
 from telephony.audio.resample import Decimator3, Interpolator2
 from telephony.audio.transcode import CallerToGemini, GeminiToCaller
@@ -28,6 +29,7 @@ class CodecFigures:
     caller_to_gemini_delay_ms: float
     gemini_to_caller_delay_ms: float
     frames: int
+    caller_gain_control: bool
 
 
 def _best_of(runs: int, fn, frames: int) -> float:
@@ -39,7 +41,7 @@ def _best_of(runs: int, fn, frames: int) -> float:
     return best / frames * 1e6
 
 
-def run_codec_bench(seconds: float = 10.0, runs: int = 5) -> CodecFigures:
+def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True) -> CodecFigures:
     """Time `seconds` of audio through each direction; best of `runs` (least disturbed)."""
     caller = CallFixtureBuilder("bench").speech(tone(440, 8000, seconds, dbfs=-20)).lines()
     caller_frames = [line for line in caller if '"media"' in line]
@@ -50,7 +52,7 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5) -> CodecFigures:
     stream_sid = "MZ" + "0" * 32
 
     def inbound() -> None:
-        transcoder = CallerToGemini()
+        transcoder = CallerToGemini(CallerLevel() if with_agc else None)
         for line in caller_frames:
             message = parse_message(line)
             assert isinstance(message, Media)
@@ -68,6 +70,7 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5) -> CodecFigures:
         caller_to_gemini_delay_ms=measured_delay_ms(Interpolator2()),
         gemini_to_caller_delay_ms=measured_delay_ms(Decimator3()),
         frames=len(caller_frames),
+        caller_gain_control=with_agc,
     )
 
 

@@ -177,10 +177,15 @@ async def run_load(calls: int, seconds: float, loop: str = "uvloop", block_ms: i
             async def one_call(index: int) -> ReplayResult | BaseException:
                 await asyncio.sleep(index * min(2.0, seconds / 4) / max(1, calls))
                 emulator = TwilioMediaEmulator(messages, auth_token=server.auth_token, record_sends=True)
-                target = await emulator.answer(
-                    server.url + f"/twiml?instructions=bench-{index}", {"CallSid": f"CA{index:032x}"}
-                )
-                return await emulator.play(target)
+
+                async def call() -> ReplayResult:
+                    target = await emulator.answer(
+                        server.url + f"/twiml?instructions=bench-{index}", {"CallSid": f"CA{index:032x}"}
+                    )
+                    return await emulator.play(target)
+
+                # A call that outlives its recording by a minute is counted as an error.
+                return await asyncio.wait_for(call(), seconds + 60)
 
             tasks = [asyncio.create_task(one_call(i)) for i in range(calls)]
             if on_progress is not None:

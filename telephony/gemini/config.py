@@ -19,6 +19,37 @@ INPUT_MIME_TYPE = "audio/pcm;rate=16000"
 
 
 @dataclass(frozen=True)
+class VadPreset:
+    start: StartSensitivity
+    end: EndSensitivity
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    trade: str
+
+
+VAD_PRESETS: dict[str, VadPreset] = {
+    # The default for phone calls: short answers ("yes", "no", a digit) start a turn even
+    # when quiet, and a caller may pause half a second mid-sentence without being cut off.
+    "phone": VadPreset(
+        StartSensitivity.HIGH, EndSensitivity.LOW, 40, 500,
+        "catches short, quiet answers; tolerates half-second pauses; replies after ~0.5 s of silence",
+    ),
+    # Snappy turn-taking for quick exchanges: replies sooner, but callers who pause to think
+    # get interrupted, and background noise may start turns.
+    "responsive": VadPreset(
+        StartSensitivity.HIGH, EndSensitivity.HIGH, 20, 300,
+        "fastest replies (~0.3 s); cuts off callers who pause; noise may trigger turns",
+    ),
+    # For callers reading out numbers or addresses, or who speak slowly: waits a full second
+    # and ignores short noises, at the cost of slower replies and missed one-word answers.
+    "patient": VadPreset(
+        StartSensitivity.LOW, EndSensitivity.LOW, 100, 1000,
+        "lets callers pause for a second (dictating numbers); slower replies; may miss a soft 'yes'",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class AgentOptions:
     """What one call's agent is: model, voice, instructions, turn-taking, tools."""
 
@@ -28,13 +59,17 @@ class AgentOptions:
     language_code: str | None = None
     vad_disabled: bool = False
     start_sensitivity: StartSensitivity = StartSensitivity.HIGH
-    end_sensitivity: EndSensitivity = EndSensitivity.HIGH
-    prefix_padding_ms: int = 20
+    end_sensitivity: EndSensitivity = EndSensitivity.LOW
+    prefix_padding_ms: int = 40
     silence_duration_ms: int = 500
     tools: tuple[types.FunctionDeclaration, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "AgentOptions":
+        return cls._from_fields(settings).with_vad_preset(settings.vad_preset)
+
+    @classmethod
+    def _from_fields(cls, settings: Settings) -> "AgentOptions":
         return cls(
             model=settings.model,
             voice=settings.voice,
@@ -50,6 +85,21 @@ class AgentOptions:
     def with_overrides(self, **changes: Any) -> "AgentOptions":
         """A copy with some fields changed (per-call overrides)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_vad_preset(self, name: str) -> "AgentOptions":
+        """A copy using one of `VAD_PRESETS`; raises ValueError for an unknown name."""
+        if name == "custom":
+            return self
+        preset = VAD_PRESETS.get(name)
+        if preset is None:
+            raise ValueError(f"unknown VAD preset {name!r}; choose one of {', '.join([*VAD_PRESETS, 'custom'])}")
+        return replace(
+            self,
+            start_sensitivity=preset.start,
+            end_sensitivity=preset.end,
+            prefix_padding_ms=preset.prefix_padding_ms,
+            silence_duration_ms=preset.silence_duration_ms,
+        )
 
 
 def make_client(settings: Settings) -> genai.Client:
