@@ -55,6 +55,8 @@ def emulate_gemini(
     port: int = typer.Option(9000, help="TCP port on 127.0.0.1."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     agent: str = typer.Option("echo", help="'echo' (says back what the caller said) or a folder of WAV replies."),
+    name: list[str] = typer.Option([], "--name", help="Extra host name for the TLS certificate (e.g. a compose service)."),
+    ca_out: Path | None = typer.Option(None, "--ca-out", help="Write the CA certificate clients must trust here."),
 ) -> None:
     """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network."""
     import asyncio
@@ -70,7 +72,7 @@ def emulate_gemini(
         chosen = ScriptedAgent(replies)
 
     async def run() -> None:
-        async with GeminiLiveEmulator(chosen, host=host, port=port) as emulator:
+        async with GeminiLiveEmulator(chosen, host=host, port=port, hostnames=tuple(name), ca_out=ca_out) as emulator:
             console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent})")
             console.print("Point the server at it:")
             console.print(f"  export TELEPHONY_GEMINI_BASE_URL={emulator.base_url}")

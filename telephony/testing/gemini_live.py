@@ -298,6 +298,8 @@ class GeminiLiveEmulator:
         api_key: str | None = None,
         max_message_bytes: int = 1 << 20,
         speed: float = 1.0,
+        hostnames: tuple[str, ...] = (),
+        ca_out: Path | None = None,
     ) -> None:
         self._agent = agent if agent is not None else EchoAgent()
         self.host, self.port = host, port
@@ -308,6 +310,10 @@ class GeminiLiveEmulator:
         self.api_key = api_key
         self.max_message_bytes = max_message_bytes
         self.speed = speed
+        self.hostnames = hostnames
+        """Extra names for the TLS certificate (e.g. a compose service name)."""
+        self.ca_out = ca_out
+        """Where to write the CA certificate that clients must trust (default: a temp dir)."""
         """Clock rate: 4.0 streams replies (and counts fault delays) four times faster, to
         match a Twilio replay run at the same speed."""
         self.connections: list[ConnectionLog] = []
@@ -324,11 +330,15 @@ class GeminiLiveEmulator:
     # lifecycle
     async def start(self) -> "GeminiLiveEmulator":
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+        cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *self.hostnames)
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(server_ctx)
-        self._tmp = tempfile.TemporaryDirectory(prefix="gemini-emulator-")
-        self.ca_file = Path(self._tmp.name) / "ca.pem"
+        if self.ca_out is not None:
+            self.ca_file = self.ca_out
+            self.ca_file.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="gemini-emulator-")
+            self.ca_file = Path(self._tmp.name) / "ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
         self._server = await serve(
             self._handle,

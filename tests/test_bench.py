@@ -1,0 +1,31 @@
+"""The benchmark commands keep working (figures are printed, never asserted against targets)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from telephony.bench.load import run_load
+from telephony.cli import app
+
+
+async def test_load_smoke_three_calls_are_carried_and_measured():
+    figures = await run_load(calls=3, seconds=9.0)
+    assert figures.errors == 0 and figures.dropped_calls == 0
+    assert figures.inbound_frames == 3 * 450
+    assert figures.inbound_delay_ms["n"] == figures.inbound_frames
+    assert figures.outbound_frames > 100 and figures.outbound_delay_ms["n"] > 0
+    assert figures.interruptions_seen == 3, "each caller talked over the agent once"
+    assert figures.server_cpu_ms_per_call_second > 0 and figures.peak_rss_mb > 0
+
+
+def test_codec_and_quality_commands_print_and_write_json(tmp_path):
+    runner = CliRunner()
+    codec = runner.invoke(app, ["bench", "codec", "--seconds", "1", "--json", str(tmp_path / "codec.json")])
+    assert codec.exit_code == 0, codec.output
+    figures = json.loads((tmp_path / "codec.json").read_text())
+    assert figures["caller_to_gemini_delay_ms"] <= 5 and figures["gemini_to_caller_delay_ms"] <= 5
+    quality = runner.invoke(app, ["bench", "quality", "--json", str(tmp_path / "quality.json")])
+    assert quality.exit_code == 0, quality.output
+    assert len(json.loads((tmp_path / "quality.json").read_text())) == 4 * 8
