@@ -175,17 +175,23 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    async def signed_form(request: Request, what: str) -> dict[str, str]:
+        """The form Twilio posted, once its size and `X-Twilio-Signature` check out."""
+        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
+            raise HTTPException(413, f"{what} body too large")
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if signatures is not None:
+            url = base_url(request) + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if not signatures.webhook_ok(url, form, request.headers.get("x-twilio-signature")):
+                log.warning("%s refused: bad or missing X-Twilio-Signature", what, extra={"call_sid": form.get("CallSid")})
+                metrics.refused.labels("bad_signature").inc()
+                raise HTTPException(403, "invalid Twilio signature")
+        return form
+
     @app.post("/twiml")
     async def twiml(request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, "webhook body too large")
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await signed_form(request, "webhook")
         public = base_url(request)
-        if signatures is not None:
-            url = public + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            if not signatures.webhook_ok(url, form, request.headers.get("x-twilio-signature")):
-                log.warning("webhook refused: bad or missing X-Twilio-Signature", extra={"call_sid": form.get("CallSid")})
-                raise HTTPException(403, "invalid Twilio signature")
         call_sid = form.get("CallSid")
         if not call_sid:
             raise HTTPException(400, "CallSid is required")
@@ -227,14 +233,7 @@ def create_app(
 
     @app.post("/status")
     async def status_callback(request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(413, "status body too large")
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        if signatures is not None:
-            url = base_url(request) + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            if not signatures.webhook_ok(url, form, request.headers.get("x-twilio-signature")):
-                log.warning("status callback refused: bad or missing X-Twilio-Signature")
-                raise HTTPException(403, "invalid Twilio signature")
+        form = await signed_form(request, "status callback")
         call_sid = form.get("CallSid", "")
         if not call_sid:
             raise HTTPException(400, "CallSid is required")

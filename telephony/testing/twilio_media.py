@@ -246,6 +246,11 @@ class TwilioMediaEmulator:
             sequence += 1
             return model.model_copy(update={"sequence_number": sequence}).to_json()
 
+        async def echo(name: str) -> None:
+            result.marks_echoed.append(name)
+            result.mark_echo_times.append(clock())
+            await send(renumber(Mark(stream_sid=result.stream_sid, mark=MarkDetails(name=name), sequence_number=0)))
+
         async def echo_marks() -> None:
             with contextlib.suppress(websockets.exceptions.ConnectionClosed):
                 await _echo_marks()
@@ -253,9 +258,7 @@ class TwilioMediaEmulator:
         async def _echo_marks() -> None:
             while True:
                 for name in player.due_marks():
-                    result.marks_echoed.append(name)
-                    result.mark_echo_times.append(clock())
-                    await send(renumber(Mark(stream_sid=result.stream_sid, mark=MarkDetails(name=name), sequence_number=0)))
+                    await echo(name)
                 player.changed.clear()
                 due = player.next_due()
                 timeout = None if due is None else max(0.0, (due - clock()) / self.speed)
@@ -277,10 +280,8 @@ class TwilioMediaEmulator:
                     player.mark(data.get("mark", {}).get("name", ""))
                 elif event == "clear":
                     result.clears.append(clock())
-                    for name in player.clear():
-                        result.marks_echoed.append(name)
-                        result.mark_echo_times.append(clock())
-                        await send(renumber(Mark(stream_sid=result.stream_sid, mark=MarkDetails(name=name), sequence_number=0)))
+                    for name in player.clear():  # Twilio returns pending marks at once
+                        await echo(name)
 
         listener = asyncio.create_task(listen())
         echoer = asyncio.create_task(echo_marks())
