@@ -189,11 +189,14 @@ def replay(
     """Play a recorded call into a running server as Twilio would; write what the caller heard."""
     import asyncio
 
+    import httpx
+    import websockets
+
     from telephony.replay import replay_call
 
     try:
         outcome = asyncio.run(replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, httpx.HTTPError, websockets.exceptions.WebSocketException) as exc:
         console.print(f"[red]replay failed:[/red] {exc}")
         raise typer.Exit(1) from None
     outcome.print(console)
@@ -210,6 +213,9 @@ def demo(
 
     from telephony.replay import demo_call
 
+    if not fixture.is_file():
+        console.print(f"[red]no recorded call at {fixture}[/red] (run from a clone of the repository, or pass --fixture)")
+        raise typer.Exit(2)
     outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console))
     outcome.print(console)
 
