@@ -162,8 +162,8 @@ class CallBridge:
             self._ended("gemini_unavailable", f"gemini unavailable: {exc}")
             self.record.errors.append(str(exc))
             self.log.error("could not open the Gemini session: %s", exc)
-            await self._play_prompt("apology_trouble", timeout=8.0, wait_for_marks=False)
-            await self._close_twilio(1011, "agent unavailable")
+            await self._apologise_without_agent()
+            await self._close_twilio(1000, "agent unavailable")
         except Exception as exc:  # a bug in one call must never take others down
             self._ended("error", f"internal error: {type(exc).__name__}")
             self.log.exception("call failed")
@@ -420,17 +420,36 @@ class CallBridge:
         self.record.interruptions += 1
         self.record.end_turn()
 
-    async def _play_prompt(self, name: str, timeout: float, wait_for_marks: bool = True) -> None:
-        """Play a recorded prompt to the caller and wait (bounded) until it has been heard."""
+    async def _play_prompt(self, name: str, timeout: float) -> None:
+        """Play a recorded prompt to the caller and wait (bounded) until it has been heard.
+
+        The caller pump must be running: it is what reads Twilio's mark echoes.
+        """
         if not self.stream_sid:
             return
         self.record.say("system", name.replace("_", " "))
         with contextlib.suppress(Exception):
-            if wait_for_marks:
-                await self.play_audio(load_prompt(name), label=name, timeout=timeout)
-            else:
-                audio = load_prompt(name)
-                await self._send_frames([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)])
+            await self.play_audio(load_prompt(name), label=name, timeout=timeout)
+
+    async def _apologise_without_agent(self, timeout: float = 10.0) -> None:
+        """Gemini could not be reached at all: say so, reading Twilio ourselves until the
+        apology's mark comes back (closing the socket earlier would cut it off)."""
+        if not self.stream_sid:
+            return
+        self.record.say("system", "apology trouble")
+        audio = load_prompt("apology_trouble")
+        with contextlib.suppress(Exception):
+            await self._send_frames([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)])
+            deadline = time.monotonic() + timeout
+            while self.playback.playing and time.monotonic() < deadline:
+                raw = await asyncio.wait_for(self.twilio.receive(), max(0.01, deadline - time.monotonic()))
+                if raw is None:
+                    return
+                message = self._parse(raw)
+                if isinstance(message, Mark):
+                    self._mark_echoed(message.mark.name)
+                elif isinstance(message, Stop):
+                    return
 
     def _mark_echoed(self, name: str) -> None:
         outcome = self.playback.mark_echoed(name)

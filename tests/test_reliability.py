@@ -68,6 +68,22 @@ async def test_failed_recovery_plays_the_apology_and_ends_the_call():
     assert not result.caller_hung_up, "the server ended the call before the caller did"
 
 
+@pytest.mark.parametrize(
+    "gemini_kwargs,attempts",
+    [({"faults": Faults(refuse_after_connections=0)}, 2), ({"api_key": "the-right-key"}, 1)],
+    ids=["gemini-down", "bad-api-key"],
+)
+async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kwargs, attempts):
+    gemini = GeminiLiveEmulator(speed=4.0, **gemini_kwargs)
+    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=2) as stack:
+        result = await stack.replay("one_sentence")
+        (record,) = stack.records()
+    assert record.end_reason.startswith("gemini unavailable")
+    assert gemini.refused == attempts and gemini.connections == [], "a bad key (403) is not retried"
+    assert result.heard_seconds >= 5.0, "the whole spoken apology was played before hanging up"
+    assert not result.caller_hung_up and result.close_code == 1000
+
+
 def _media_json(payload: str, stream: str = "MZ" + "a" * 32) -> str:
     return json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": stream, "media": {"chunk": "1", "timestamp": "20", "payload": payload}})
 

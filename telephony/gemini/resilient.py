@@ -82,9 +82,23 @@ class ResilientGeminiSession:
         return self._reconnecting
 
     async def open(self) -> None:
-        session = self._new_session()
-        await session.open()
-        self._session = session
+        """Open the first connection, retrying failures worth a retry (1006, 1011, ...).
+
+        A refused setup (1007 bad config, 1008, 4xx such as a bad key) fails at once.
+        """
+        for attempt in range(max(1, self.policy.max_attempts)):
+            if attempt:
+                await asyncio.sleep(self.policy.delay(attempt - 1))
+            session = self._new_session()
+            try:
+                await session.open()
+            except GeminiSessionError as exc:
+                if not SessionClosed(exc.code, "").retryable or attempt + 1 >= max(1, self.policy.max_attempts):
+                    raise
+                log.warning("opening the Gemini session failed (%s), retrying", exc)
+                continue
+            self._session = session
+            return
 
     async def send_audio(self, pcm16k: bytes) -> None:
         if self._reconnecting or self._session is None:

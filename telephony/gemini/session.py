@@ -14,7 +14,7 @@ from typing import Any
 
 from google import genai
 from google.genai import errors, types
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
 from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
@@ -33,6 +33,8 @@ class GeminiSessionError(RuntimeError):
 def _closed_from(exc: BaseException) -> SessionClosed:
     if isinstance(exc, errors.APIError):
         return SessionClosed(code=int(exc.code or 1006), reason=str(exc.message or exc.status or ""))
+    if isinstance(exc, InvalidStatus):  # the upgrade was refused: keep the HTTP status
+        return SessionClosed(code=exc.response.status_code, reason=f"HTTP {exc.response.status_code} at connect")
     if isinstance(exc, ConnectionClosed):
         frame = exc.rcvd or exc.sent
         return SessionClosed(code=frame.code if frame else 1006, reason=frame.reason if frame else "connection lost")

@@ -390,6 +390,7 @@ class GeminiLiveEmulator:
         if not _PATH.match(request.path):
             return connection.respond(404, f"no BidiGenerateContent endpoint at {request.path}\n")
         if self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
+            self.refused += 1
             return connection.respond(403, "API key not valid\n")
         limit = self.faults.refuse_after_connections
         if limit is not None and len(self.connections) >= limit:
