@@ -74,8 +74,9 @@ class Stack:
     async def replay(self, fixture, speed: float = 4.0, **kwargs):
         from telephony.testing.twilio_media import TwilioMediaEmulator
 
-        path = fixture if isinstance(fixture, Path) else FIXTURES / f"{fixture}.jsonl"
-        emulator = TwilioMediaEmulator(path, speed=speed, auth_token=AUTH_TOKEN, **kwargs)
+        if isinstance(fixture, str):
+            fixture = FIXTURES / f"{fixture}.jsonl"
+        emulator = TwilioMediaEmulator(fixture, speed=speed, auth_token=AUTH_TOKEN, **kwargs)
         return await emulator.call(self.webhook)
 
 

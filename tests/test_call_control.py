@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -14,6 +15,7 @@ from rich.console import Console
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
 from telephony.dial import DialRequest, follow_call, place_call
 from telephony.security import TwilioSignatures
+from telephony.testing.call_fixture import FixtureMessage, read_fixture
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
@@ -34,9 +36,15 @@ def tool_reply(name: str, args: dict | None = None, seconds: float = 1.0) -> Rep
     return Reply(audio24k=tone24k(seconds), transcript=f"({name})", tool_calls=(EmulatedToolCall(name, args or {}),))
 
 
+def caller_stays_on_the_line(fixture: str, extra_s: float = 10.0) -> list[FixtureMessage]:
+    """The recorded call with its hang-up moved later, so that only the server can end it in time."""
+    messages = read_fixture(FIXTURES / f"{fixture}.jsonl")
+    return [replace(m, at_ms=m.at_ms + int(extra_s * 1000)) if m.event == "stop" else m for m in messages]
+
+
 async def test_end_call_hangs_up_only_after_the_goodbye_was_heard():
     async with stack_with(ScriptedAgent([tool_reply("end_call", {"reason": "done"}, seconds=1.0)])) as stack:
-        result = await stack.replay("one_sentence", speed=1.0)  # real time: margin for slow machines
+        result = await stack.replay(caller_stays_on_the_line("one_sentence"), speed=1.0)  # real time: margin for slow machines
         (record,) = stack.records()
     (hang_up,) = stack.rest.updates(result.call_sid)
     assert hang_up.form == {"Status": "completed"}
