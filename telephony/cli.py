@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -14,7 +15,8 @@ from rich.table import Table
 app = typer.Typer(help="Put a Gemini Live voice agent on a phone number (Twilio Media Streams).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: figures are printed, never asserted.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-console = Console()
+# Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -297,15 +299,24 @@ def bench_load(
             f"{f.rss_per_call_mb:.2f}",
             f"{f.late_outbound_frames}/{f.outbound_frames}",
             f"{f.late_inbound_frames}/{f.inbound_frames}",
-            f"{f.inbound_delay_ms['p50']:.2f}/{f.inbound_delay_ms['p99']:.2f}",
-            f"{f.outbound_delay_ms['p50']:.2f}/{f.outbound_delay_ms['p99']:.2f}",
-            f"{f.interrupted_to_clear_ms['p50']:.2f}/{f.interrupted_to_clear_ms['p99']:.2f}",
+            _p50_p99(f.inbound_delay_ms),
+            _p50_p99(f.outbound_delay_ms),
+            _p50_p99(f.interrupted_to_clear_ms),
             f"{f.errors}/{f.dropped_calls}",
         )
     console.print(table)
+    for f in results:
+        for note in f.notes:
+            console.print(f"[yellow]note:[/] {note}")
     if json_out:
         write_json(json_out, results)
         console.print(f"figures written to {json_out}")
+
+
+def _p50_p99(stats: dict[str, float | None]) -> str:
+    if stats["p50"] is None or stats["p99"] is None:
+        return "-"
+    return f"{stats['p50']:.2f}/{stats['p99']:.2f}"
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from telephony.bench.load import run_load
+from telephony.bench.load import percentiles, run_load
 from telephony.cli import app
 
 
@@ -29,3 +29,11 @@ def test_codec_and_quality_commands_print_and_write_json(tmp_path):
     quality = runner.invoke(app, ["bench", "quality", "--json", str(tmp_path / "quality.json")])
     assert quality.exit_code == 0, quality.output
     assert len(json.loads((tmp_path / "quality.json").read_text())) == 4 * 8
+
+
+def test_nothing_measured_is_null_in_json_not_nan():
+    # A saturated run can see no interruption at all; NaN is not JSON and breaks dashboards.
+    empty = percentiles([])
+    assert empty == {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    assert json.loads(json.dumps(empty, allow_nan=False))["p99"] is None
+    assert percentiles([1.0, 3.0])["max"] == 3.0

@@ -67,9 +67,10 @@ class LoadFigures:
     notes: list[str] = field(default_factory=list)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """n, p50, p95, p99 and max; None (JSON null) where nothing was measured."""
     if not values:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": float("nan")}
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
     data = np.asarray(values)
     return {
         "n": len(values),
@@ -241,6 +242,12 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
                 clears.append((later[0] - sent) * 1000)
                 interruptions += 1
     call_seconds = max(1e-9, sum(r.duration_s for r in ok))
+    notes = []
+    if dropped or late_in > 0.01 * max(1, frames_in):
+        notes.append(
+            f"{calls} calls: over capacity ({dropped} dropped, {late_in / max(1, frames_in):.0%} of caller frames late);"
+            " CPU per call-second understates the cost, since less audio got through"
+        )
     return LoadFigures(
         calls=calls,
         seconds=seconds,
@@ -259,6 +266,7 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
         interruptions_seen=interruptions,
         errors=errors,
         dropped_calls=dropped,
+        notes=notes,
     )
 
 
@@ -267,4 +275,4 @@ def figures_as_dict(figures: LoadFigures) -> dict[str, Any]:
 
 
 def write_json(path: Path, figures: list[LoadFigures]) -> None:
-    path.write_text(json.dumps([figures_as_dict(f) for f in figures], indent=2) + "\n")
+    path.write_text(json.dumps([figures_as_dict(f) for f in figures], indent=2, allow_nan=False) + "\n")
