@@ -408,6 +408,10 @@ class CallBridge:
         self.metrics.frames_out.inc(len(frames))
         await self.twilio.send(mark_message(self.stream_sid, self.playback.new_mark("reply")))
 
+    async def _send_mulaw(self, mulaw: bytes) -> None:
+        """Our own mu-law 8 kHz audio (prompts, tones), cut into Twilio's 20 ms frames."""
+        await self._send_frames([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)])
+
     async def clear_playback(self, received_at: float | None = None) -> None:
         """Barge-in: empty Twilio's buffer now and drop everything held for the old reply."""
         await self.twilio.send(clear_message(self.stream_sid))
@@ -437,9 +441,8 @@ class CallBridge:
         if not self.stream_sid:
             return
         self.record.say("system", "apology trouble")
-        audio = load_prompt("apology_trouble")
         with contextlib.suppress(Exception):
-            await self._send_frames([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)])
+            await self._send_mulaw(load_prompt("apology_trouble"))
             deadline = time.monotonic() + timeout
             while self.playback.playing and time.monotonic() < deadline:
                 raw = await asyncio.wait_for(self.twilio.receive(), max(0.01, deadline - time.monotonic()))
@@ -493,8 +496,7 @@ class CallBridge:
 
     async def play_audio(self, mulaw: bytes, label: str = "audio", timeout: float = 30.0) -> bool:
         """Play our own mu-law 8 kHz audio to the caller; True once Twilio says it was heard."""
-        frames = [mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)]
-        await self._send_frames(frames)
+        await self._send_mulaw(mulaw)
         return await self.wait_until_heard(timeout)
 
     async def wait_for_playout(self, quiet_s: float = 0.4, max_s: float = 20.0) -> bool:
