@@ -7,6 +7,9 @@ import pytest
 
 from conftest import FIXTURES
 from telephony.audio.agc import CallerLevel, dbfs
+from telephony.audio.mulaw import decode_mulaw, encode_mulaw
+from telephony.audio.resample import Interpolator2
+from telephony.audio.transcode import CallerToGemini
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.bench.quality import _level, _load_scorers, _scale, score_speaker
 from telephony.config import Settings
@@ -67,6 +70,23 @@ def test_agc_leaves_digital_silence_silent_and_line_noise_unlifted():
     noise = np.rint(np.random.default_rng(1).normal(0, 32768 * 10 ** (-60 / 20), 16000)).astype(np.int16)
     lifted = run_agc(agc, noise)
     assert dbfs(np.sqrt(np.mean(lifted[4000:].astype(float) ** 2))) <= dbfs(np.sqrt(np.mean(noise[4000:].astype(float) ** 2))) + 0.5
+
+
+def test_gain_control_inside_the_transcoder_levels_as_the_standalone_one_does():
+    # The transcoder takes the float path (`apply`) and rounds once after resampling; it
+    # must level exactly as `process` does, to within that one rounding.
+    speech = utterance(-35)
+    mulaw = encode_mulaw(speech.astype("<i2").tobytes())
+    chained = CallerToGemini(CallerLevel())
+    pieces = [chained.process(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)]
+    via_transcoder = np.frombuffer(b"".join(pieces) + chained.flush(), "<i2")
+    reference_agc, reference_resampler = CallerLevel(), Interpolator2()
+    decoded = np.frombuffer(decode_mulaw(mulaw), "<i2")
+    blocks = [reference_resampler.process(reference_agc.process(decoded[i : i + 160])) for i in range(0, len(decoded), 160)]
+    via_process = np.concatenate([*blocks, reference_resampler.flush()])
+    assert len(via_transcoder) == len(via_process) == 2 * len(speech)
+    assert np.abs(via_transcoder.astype(int) - via_process.astype(int)).max() <= 2
+    assert abs(_level(via_transcoder) - (-20)) <= 3, "the quiet caller reaches Gemini at speech level"
 
 
 def test_vad_presets_reach_the_live_setup_and_unknown_ones_are_refused():

@@ -42,9 +42,11 @@ class CallerToGemini:
         """Transcode one chunk (usually one 20 ms Twilio frame -> 640 bytes)."""
         if not mulaw:
             return b""
-        pcm8k = np.frombuffer(decode_mulaw(mulaw), dtype="<i2")
+        pcm8k: np.ndarray = np.frombuffer(decode_mulaw(mulaw), dtype="<i2")
         if self.level is not None:
-            pcm8k = self.level.process(pcm8k)
+            levelled = self.level.apply(pcm8k)  # float: the resampler rounds and clips once
+            if levelled is not None:
+                pcm8k = levelled
         return self._resampler.process(pcm8k).astype("<i2").tobytes()
 
     def flush(self) -> bytes:
