@@ -222,7 +222,7 @@ class CallBridge:
                 options = options.with_vad_preset(params["vad"])
             except ValueError as exc:
                 self.log.warning("per-call VAD preset ignored: %s", exc)
-        self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy)
+        self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy, self.log)
         await self.gemini.open()
         greeting = params.get("greeting") or self.services.greeting
         if greeting:

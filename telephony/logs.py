@@ -13,7 +13,9 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# Record attributes that are not extra fields; uvicorn's `color_message` (the message again,
+# with terminal colour codes) is noise in a JSON log.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

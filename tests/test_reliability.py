@@ -18,6 +18,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import FIXTURES, offline_stack
+from telephony.logs import JsonFormatter
 from telephony.testing.call_fixture import CallFixtureBuilder, read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
@@ -82,6 +83,26 @@ async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kw
     assert gemini.refused == attempts and gemini.connections == [], "a bad key (403) is not retried"
     assert result.heard_seconds >= 5.0, "the whole spoken apology was played before hanging up"
     assert not result.caller_hung_up and result.close_code == 1000
+
+
+async def test_every_log_line_of_a_call_is_json_with_both_sids_and_no_secret_or_audio(caplog):
+    # A 1011 mid-call makes the Gemini layer log its reconnect: those lines must carry the
+    # call's SIDs too, or an operator cannot tell which call lost its agent.
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, close_code=1011))
+    async with gemini, offline_stack(gemini) as stack:
+        with caplog.at_level(logging.INFO, logger="telephony"):
+            result = await stack.replay("barge_in")
+        secrets = [stack.settings.twilio_auth_token.get_secret_value(), stack.settings.gemini_api_key.get_secret_value()]
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(record)) for record in caplog.records]
+    call_lines = [line for line in lines if line["logger"].startswith(("telephony.bridge", "telephony.gemini", "telephony.call_control"))]
+    assert any("reconnect" in line["msg"] for line in call_lines), "the reconnect was logged"
+    missing = [line["msg"] for line in call_lines if (line.get("call_sid"), line.get("stream_sid")) != (result.call_sid, result.stream_sid)]
+    assert not missing, f"lines without the call's SIDs: {missing}"
+    text = "\n".join(formatter.format(record) for record in caplog.records)
+    payloads = [json.loads(m.text)["media"]["payload"] for m in read_fixture(FIXTURES / "barge_in.jsonl") if m.event == "media"]
+    assert not [s for s in secrets if s and s in text], "a secret reached the log"
+    assert not any(p in text for p in payloads[100:110]), "caller audio reached the log"
 
 
 def _media_json(payload: str, stream: str = "MZ" + "a" * 32) -> str:

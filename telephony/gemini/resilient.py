@@ -64,9 +64,16 @@ class Reconnected:
 class ResilientGeminiSession:
     """Same interface as `GeminiLiveSession`, across as many connections as it takes."""
 
-    def __init__(self, open_session: Callable[[], GeminiLiveSession], policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        open_session: Callable[[], GeminiLiveSession],
+        policy: RetryPolicy | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        """`logger`: the call's logger, so that reconnect lines carry its SIDs."""
         self._new_session = open_session
         self.policy = policy or RetryPolicy()
+        self.log = logger or log
         self._session: GeminiLiveSession | None = None
         self.handle: str | None = None
         self.reconnects = 0
@@ -95,7 +102,7 @@ class ResilientGeminiSession:
             except GeminiSessionError as exc:
                 if not SessionClosed(exc.code, "").retryable or attempt + 1 >= max(1, self.policy.max_attempts):
                     raise
-                log.warning("opening the Gemini session failed (%s), retrying", exc)
+                self.log.warning("opening the Gemini session failed (%s), retrying", exc)
                 continue
             self._session = session
             return
@@ -178,7 +185,7 @@ class ResilientGeminiSession:
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
         self._reconnecting = True
-        log.warning("Gemini session lost (%s): reconnecting", reason)
+        self.log.warning("Gemini session lost (%s): reconnecting", reason)
         await old.close()  # before resuming with its handle
         last_error = reason
         for attempt in range(self.policy.max_attempts):
@@ -194,7 +201,7 @@ class ResilientGeminiSession:
                 last_error = f"{exc} ({exc.code})"
                 if handle and exc.code in (1007, 1008):
                     self.handle = None  # the handle was refused: start afresh, same configuration
-                log.warning("reconnect attempt %d failed: %s", attempt + 1, last_error)
+                self.log.warning("reconnect attempt %d failed: %s", attempt + 1, last_error)
                 continue
             self._session = session
             while self._buffer:  # audio held meanwhile, in order; more may arrive as we send
