@@ -3,9 +3,12 @@ the Dockerfile through hadolint, and a real build where a Docker engine is avail
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
@@ -96,32 +99,49 @@ def test_dockerfile_passes_hadolint_and_has_the_runtime_essentials():
     assert "[dev]" not in text, "no dev dependencies in the image"
 
 
-def _docker_engine() -> str | None:
+BASE_IMAGE = os.environ.get("TELEPHONY_TEST_PYTHON_IMAGE", "python:3.12-slim")
+
+
+def _docker_unavailable() -> str | None:
+    """Why the image cannot be built here, or None when it can."""
     if shutil.which("docker") is None:
         return "no docker command on this machine"
-    probe = subprocess.run(["docker", "info"], capture_output=True, text=True)
-    return None if probe.returncode == 0 else "no Docker engine is running here (docker info failed)"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker engine is running here (docker info failed)"
+    present = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode == 0
+    if not present and subprocess.run(["docker", "pull", BASE_IMAGE], capture_output=True).returncode != 0:
+        return f"base image {BASE_IMAGE} cannot be pulled here; set TELEPHONY_TEST_PYTHON_IMAGE to a local one"
+    return None
 
 
-@pytest.mark.skipif(_docker_engine() is not None, reason=str(_docker_engine()))
-def test_image_builds_and_answers_healthz():  # pragma: no cover - needs a Docker engine
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.skipif(_docker_unavailable() is not None, reason=str(_docker_unavailable()))
+def test_image_builds_runs_as_non_root_answers_healthz_and_stops_on_sigterm():  # pragma: no cover - needs Docker
     root = INFRA.parent
-    subprocess.run(["docker", "build", "-f", str(INFRA / "Dockerfile"), "-t", "telephony:test", str(root)], check=True)
-    container = subprocess.run(
-        ["docker", "run", "-d", "-e", "TELEPHONY_VALIDATE_SIGNATURES=false", "-e", "GEMINI_API_KEY=x", "-p", "18080:8080", "telephony:test"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
+    subprocess.run(
+        ["docker", "build", "-q", "-f", str(INFRA / "Dockerfile"), "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-t", "telephony:test", str(root)],
+        check=True, capture_output=True,
+    )
+    assert _docker("image", "inspect", "-f", "{{.Config.User}}", "telephony:test") == "10001"
+    container = _docker("run", "-d", "-e", "TELEPHONY_VALIDATE_SIGNATURES=false", "-e", "GEMINI_API_KEY=x", "-p", "127.0.0.1::8080", "telephony:test")
     try:
-        import time
-        import urllib.request
-
+        port = _docker("port", container, "8080/tcp").splitlines()[0].rsplit(":", 1)[1]
         for _ in range(60):
             try:
-                assert urllib.request.urlopen("http://127.0.0.1:18080/healthz", timeout=2).status == 200
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert response.status == 200
                 break
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("the container never answered /healthz")
+            pytest.fail("the container never answered /healthz: " + _docker("logs", container))
+        # No live call: SIGTERM (the image's stop signal) must end the server at once and cleanly.
+        started = time.monotonic()
+        _docker("stop", "-t", "20", container)
+        assert time.monotonic() - started < 15, "an idle server should not wait out the drain"
+        assert _docker("inspect", "-f", "{{.State.ExitCode}}", container) == "0"
     finally:
-        subprocess.run(["docker", "rm", "-f", container], check=False)
+        subprocess.run(["docker", "rm", "-f", container], check=False, capture_output=True)
