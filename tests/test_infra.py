@@ -3,6 +3,7 @@ the Dockerfile through hadolint, and a real build where a Docker engine is avail
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -102,6 +103,7 @@ def test_dockerfile_passes_hadolint_and_has_the_runtime_essentials():
 BASE_IMAGE = os.environ.get("TELEPHONY_TEST_PYTHON_IMAGE", "python:3.12-slim")
 
 
+@functools.cache
 def _docker_unavailable() -> str | None:
     """Why the image cannot be built here, or None when it can."""
     if shutil.which("docker") is None:
