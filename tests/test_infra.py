@@ -120,6 +120,7 @@ def _docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+@pytest.mark.timeout(600)  # a first build downloads the dependencies
 @pytest.mark.skipif(_docker_unavailable() is not None, reason=str(_docker_unavailable()))
 def test_image_builds_runs_as_non_root_answers_healthz_and_stops_on_sigterm():  # pragma: no cover - needs Docker
     root = INFRA.parent
@@ -147,3 +148,41 @@ def test_image_builds_runs_as_non_root_answers_healthz_and_stops_on_sigterm():  
         assert _docker("inspect", "-f", "{{.State.ExitCode}}", container) == "0"
     finally:
         subprocess.run(["docker", "rm", "-f", container], check=False, capture_output=True)
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"] if shutil.which("docker-compose") else None
+
+
+def _compose_unavailable() -> str | None:
+    if _compose_command() is None:
+        return "neither `docker compose` nor docker-compose is installed"
+    return _docker_unavailable()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(_compose_unavailable() is not None, reason=str(_compose_unavailable()))
+async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: no cover - needs Docker
+    from telephony.testing.twilio_media import TwilioMediaEmulator
+
+    compose = [*(_compose_command() or []), "-f", str(INFRA / "compose.yaml"), "-p", "telephony-test"]
+    env = dict(os.environ, PYTHON_IMAGE=BASE_IMAGE)
+    subprocess.run([*compose, "up", "-d", "--build"], check=True, capture_output=True, env=env)
+    try:
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        emulator = TwilioMediaEmulator(INFRA.parent / "fixtures" / "barge_in.jsonl", speed=4.0)
+        result = await emulator.call("http://127.0.0.1:8080/twiml")
+        # A clear comes only from Gemini's `interrupted`: the server reached the emulator over
+        # TLS on the compose network (an unreachable Gemini would give the apology, no clear).
+        assert len(result.clears) == 1
+        assert result.heard_seconds > 1.0
+    finally:
+        subprocess.run([*compose, "down", "-v"], capture_output=True, env=env)
