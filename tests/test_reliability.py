@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,11 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import FIXTURES, offline_stack
+from conftest import FIXTURES, emulator_settings, offline_stack
+from telephony.gemini.config import AgentOptions, make_client
+from telephony.gemini.events import ResumptionHandle, SessionClosed
+from telephony.gemini.resilient import Reconnected, ResilientGeminiSession, RetryPolicy
+from telephony.gemini.session import GeminiLiveSession
 from telephony.logs import JsonFormatter
 from telephony.testing.call_fixture import CallFixtureBuilder, read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
@@ -83,6 +88,31 @@ async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kw
     assert gemini.refused == attempts and gemini.connections == [], "a bad key (403) is not retried"
     assert result.heard_seconds >= 5.0, "the whole spoken apology was played before hanging up"
     assert not result.caller_hung_up and result.close_code == 1000
+
+
+async def test_a_refused_handle_gives_a_fresh_session_with_the_same_configuration():
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=2.0, close_code=1011))
+    async with gemini:
+        settings = emulator_settings(gemini)
+        options = AgentOptions.from_settings(settings).with_overrides(instructions="You are the same agent.")
+        client = make_client(settings)
+        session = ResilientGeminiSession(lambda: GeminiLiveSession(client, options), RetryPolicy(max_attempts=3, first_delay_s=0.01))
+        await session.open()
+        outcome = None
+        async with contextlib.aclosing(session.events()) as events:
+            async for event in events:
+                if isinstance(event, ResumptionHandle):
+                    session.handle = "forgotten-by-the-service"  # as if it had expired
+                elif isinstance(event, (Reconnected, SessionClosed)):
+                    outcome = event
+                    break
+        await session.close()
+    assert isinstance(outcome, Reconnected) and not outcome.resumed and outcome.attempts == 2
+    first, refused, fresh = gemini.connections
+    assert refused.setup["session_resumption"]["handle"] == "forgotten-by-the-service" and refused.close_code == 1007
+    assert fresh.resumed_handle is None
+    assert fresh.setup["system_instruction"] == first.setup["system_instruction"]
+    assert fresh.setup["generation_config"] == first.setup["generation_config"]
 
 
 async def test_every_log_line_of_a_call_is_json_with_both_sids_and_no_secret_or_audio(caplog):

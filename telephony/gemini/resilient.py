@@ -89,23 +89,8 @@ class ResilientGeminiSession:
         return self._reconnecting
 
     async def open(self) -> None:
-        """Open the first connection, retrying failures worth a retry (1006, 1011, ...).
-
-        A refused setup (1007 bad config, 1008, 4xx such as a bad key) fails at once.
-        """
-        for attempt in range(max(1, self.policy.max_attempts)):
-            if attempt:
-                await asyncio.sleep(self.policy.delay(attempt - 1))
-            session = self._new_session()
-            try:
-                await session.open()
-            except GeminiSessionError as exc:
-                if not SessionClosed(exc.code, "").retryable or attempt + 1 >= max(1, self.policy.max_attempts):
-                    raise
-                self.log.warning("opening the Gemini session failed (%s), retrying", exc)
-                continue
-            self._session = session
-            return
+        """Open the first connection (retrying what is worth a retry, see `_connect`)."""
+        self._session, _ = await self._connect()
 
     async def send_audio(self, pcm16k: bytes) -> None:
         if self._reconnecting or self._session is None:
@@ -183,41 +168,60 @@ class ResilientGeminiSession:
         if self._session is not None:
             await self._session.close()
 
-    async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
-        self._reconnecting = True
-        self.log.warning("Gemini session lost (%s): reconnecting", reason)
-        await old.close()  # before resuming with its handle
-        last_error = reason
-        for attempt in range(self.policy.max_attempts):
-            if self._closed:
-                break
+    async def _connect(self) -> tuple[GeminiLiveSession, int]:
+        """A new connection, resumed with the latest handle if there is one; returns it and
+        the attempts it took.
+
+        Failures worth a retry (1006 drop, 1011 internal, HTTP 503) are retried with backoff;
+        a refused handle (1007, 1008) is forgotten so that the next attempt starts a fresh
+        session with the same configuration; any other refusal (a bad key's 403, a bad setup)
+        is raised at once, as is the last failure when the attempts run out.
+        """
+        attempts = max(1, self.policy.max_attempts)
+        for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self.policy.delay(attempt - 1))
+            if self._closed:
+                raise GeminiSessionError("the call ended while connecting", code=1000)
             handle = self.handle
             session = self._new_session()
             try:
                 await session.open(resume_handle=handle)
             except GeminiSessionError as exc:
-                last_error = f"{exc} ({exc.code})"
                 if handle and exc.code in (1007, 1008):
-                    self.handle = None  # the handle was refused: start afresh, same configuration
-                self.log.warning("reconnect attempt %d failed: %s", attempt + 1, last_error)
+                    self.handle = None
+                elif not SessionClosed(exc.code, "").retryable:
+                    raise
+                if attempt + 1 == attempts:
+                    raise
+                self.log.warning("connecting to Gemini failed, attempt %d of %d: %s (%s)", attempt + 1, attempts, exc, exc.code)
                 continue
-            self._session = session
-            while self._buffer:  # audio held meanwhile, in order; more may arrive as we send
-                chunk = self._buffer.popleft()
-                self._buffered_bytes -= len(chunk)
-                try:
-                    await session.send_audio(chunk)
-                except GeminiSessionError:
-                    self._buffer.appendleft(chunk)
-                    self._buffered_bytes += len(chunk)
-                    break
+            return session, attempt + 1
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
+        self._reconnecting = True
+        self.log.warning("Gemini session lost (%s): reconnecting", reason)
+        await old.close()  # before resuming with its handle
+        resuming = self.handle is not None
+        try:
+            session, attempts = await self._connect()
+        except GeminiSessionError as exc:
             self._reconnecting = False
-            self.reconnects += 1
-            return Reconnected(resumed=handle is not None, reason=reason, attempts=attempt + 1)
+            return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {exc} ({exc.code})")
+        self._session = session
+        while self._buffer:  # audio held meanwhile, in order; more may arrive as we send
+            chunk = self._buffer.popleft()
+            self._buffered_bytes -= len(chunk)
+            try:
+                await session.send_audio(chunk)
+            except GeminiSessionError:
+                self._buffer.appendleft(chunk)
+                self._buffered_bytes += len(chunk)
+                break
         self._reconnecting = False
-        return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {last_error}")
+        self.reconnects += 1
+        return Reconnected(resumed=resuming and self.handle is not None, reason=reason, attempts=attempts)
 
     def _hold(self, pcm16k: bytes) -> None:
         self._buffer.append(pcm16k)
