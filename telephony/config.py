@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     gemini_base_url: str | None = Field(None, description="Live API endpoint override (emulator, proxy)")
     gemini_ca_file: Path | None = Field(None, description="CA bundle to trust for gemini_base_url (emulator)")
+    gemini_websocket_deflate: bool = Field(
+        False, description="offer permessage-deflate on the Gemini socket (CPU on every message, little gain on audio)"
+    )
     vertex_project: str | None = Field(
         None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "TELEPHONY_VERTEX_PROJECT")
     )

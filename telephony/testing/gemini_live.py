@@ -176,6 +176,8 @@ class ConnectionLog:
 
     number: int
     path: str
+    websocket_extensions: str = ""
+    """The client's Sec-WebSocket-Extensions offer (e.g. permessage-deflate), "" for none."""
     setup: dict[str, Any] = field(default_factory=dict)
     resumed_handle: str | None = None
     audio_in_bytes: int = 0
@@ -400,7 +402,12 @@ class GeminiLiveEmulator:
 
     async def _handle(self, ws: ServerConnection) -> None:
         number = next(self._counter)
-        conn = ConnectionLog(number=number, path=ws.request.path if ws.request else "")
+        request = ws.request
+        conn = ConnectionLog(
+            number=number,
+            path=request.path if request else "",
+            websocket_extensions=request.headers.get("Sec-WebSocket-Extensions", "") if request else "",
+        )
         self.connections.append(conn)
         task = asyncio.current_task()
         if task is not None:
