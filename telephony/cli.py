@@ -180,6 +180,32 @@ def dial(
 
 
 @app.command()
+def check() -> None:
+    """Before the phone rings: Gemini key and agent settings, Twilio credentials, where your
+    number's webhook points, and whether TELEPHONY_PUBLIC_URL reaches a running server."""
+    from pydantic import ValidationError
+
+    from telephony.config import Settings
+    from telephony.preflight import run_checks
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print(f"[red]the settings are invalid:[/red]\n{exc}")
+        raise typer.Exit(1) from None
+    results = run_event_loop(run_checks(settings))
+    table = Table(title="telephony check")
+    for column in ("", "check", "finding", "what to do"):
+        table.add_column(column)
+    marks = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}
+    for result in results:
+        table.add_row(marks[result.ok], result.name, result.detail, result.fix)
+    console.print(table)
+    if any(result.ok is False for result in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def replay(
     fixture: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recorded call (.jsonl)."),
     url: str = typer.Option(..., help="http(s)://HOST/twiml (full Twilio flow) or ws(s)://HOST/media-stream."),

@@ -31,7 +31,8 @@ class EndSensitivity(str, Enum):
 class Settings(BaseSettings):
     """Everything the service can be told. Defaults run a real call with only keys set."""
 
-    model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore")
+    # populate_by_name: code (tests, embedding apps) may pass field names as well as the env aliases.
+    model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- Gemini Live -----------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(

@@ -76,6 +76,18 @@ class TwilioRest:
         """Replace the live call's TwiML (this ends its media stream)."""
         await self._run(lambda: self.client.calls(call_sid).update(twiml=twiml), "redirect")
 
+    async def account_status(self) -> str:
+        """The account's status ("active", "suspended", "closed"); proves the credentials."""
+        account = await self._run(lambda: self.client.api.v2010.accounts(self.client.account_sid).fetch(), "read the account")
+        return str(account.status)
+
+    async def voice_webhook(self, phone_number: str) -> tuple[str, str] | None:
+        """(voice URL, method) of one of the account's numbers; None if it has no such number."""
+        numbers = await self._run(lambda: self.client.incoming_phone_numbers.list(phone_number=phone_number, limit=1), "look up the number")
+        if not numbers:
+            return None
+        return str(numbers[0].voice_url or ""), str(numbers[0].voice_method or "POST")
+
     async def _run(self, request, what: str):  # type: ignore[no-untyped-def]
         try:
             return await asyncio.to_thread(request)

@@ -1,4 +1,5 @@
-"""A local stand-in for Twilio's REST API (Calls), for tests and offline dial-out.
+"""A local stand-in for Twilio's REST API (Calls, the account, its numbers), for tests and
+offline dial-out.
 
 It records every request, answers like api.twilio.com (JSON call resources, Twilio error
 bodies), checks HTTP basic auth, and can be told to fail. Point `telephony.twilio_rest.
@@ -41,6 +42,8 @@ class FakeTwilioRest:
     requests: list[RestRequest] = field(default_factory=list)
     fail_updates_with: tuple[int, int] | None = None
     """(HTTP status, Twilio error code) to answer every call update with."""
+    numbers: dict[str, str] = field(default_factory=dict)
+    """The account's phone numbers (E.164) and each one's voice webhook URL."""
     base_url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -91,6 +94,27 @@ class FakeTwilioRest:
                 status, code = self.fail_updates_with
                 return error(status, code, "injected failure")
             return JSONResponse(resource(call_sid, form.get("Status", "in-progress"), form), 200)
+
+        @app.get("/2010-04-01/Accounts/{account}.json")
+        async def account(account: str, request: Request) -> JSONResponse:
+            self.requests.append(RestRequest(time.monotonic(), "GET", request.url.path, {}))
+            if not authorised(request) or account != self.account_sid:
+                return error(401, 20003, "Authenticate")
+            return JSONResponse({"sid": self.account_sid, "status": "active", "friendly_name": "offline", "type": "Full"})
+
+        @app.get(prefix + "/IncomingPhoneNumbers.json")
+        async def numbers(account: str, request: Request) -> JSONResponse:
+            self.requests.append(RestRequest(time.monotonic(), "GET", request.url.path, dict(request.query_params)))
+            if not authorised(request) or account != self.account_sid:
+                return error(401, 20003, "Authenticate")
+            wanted = request.query_params.get("PhoneNumber")
+            found = [
+                {"sid": "PN" + hashlib.sha256(number.encode()).hexdigest()[:32], "phone_number": number, "voice_url": url, "voice_method": "POST"}
+                for number, url in self.numbers.items()
+                if wanted in (None, number)
+            ]
+            uri = request.url.path + ("?" + request.url.query if request.url.query else "")
+            return JSONResponse({"incoming_phone_numbers": found, "page": 0, "page_size": 50, "uri": uri, "next_page_uri": None})
 
         return app
 

@@ -1,0 +1,114 @@
+"""`telephony check`: will a call to your number work? Answers before a caller finds out.
+
+A wrong API key, a Twilio token from another account or a number whose webhook points at
+last week's tunnel otherwise shows up only when the phone rings: the caller hears the
+apology, or nothing. Each check here talks to the real thing (Gemini Live, Twilio's REST
+API, your public URL) the way a call would, and says what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from telephony.config import Settings
+from telephony.gemini.config import AgentOptions, make_client
+from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+from telephony.twilio_rest import TwilioRest, TwilioRestError
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: `ok` is None for a check that could not run (a setting is missing)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""
+
+
+async def check_gemini(settings: Settings, timeout_s: float = 15.0) -> Check:
+    """Open a Live session with this server's own agent settings, as a call would."""
+    name = "Gemini Live"
+    try:
+        options = AgentOptions.from_settings(settings)
+        client = make_client(settings)
+    except (ValueError, OSError) as exc:
+        return Check(name, False, str(exc), "set GEMINI_API_KEY (or GOOGLE_CLOUD_PROJECT for Vertex AI)")
+    session = GeminiLiveSession(client, options)
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(session.open(), timeout_s)
+    except GeminiSessionError as exc:
+        return Check(name, False, f"{options.model}: {exc} (code {exc.code})", _gemini_fix(exc.code))
+    except asyncio.TimeoutError:
+        return Check(name, False, f"no answer in {timeout_s:.0f} s", "check the network path to the Live API endpoint")
+    finally:
+        await session.close()
+    took_ms = (time.perf_counter() - started) * 1000
+    return Check(name, True, f"{options.model}, voice {options.voice}: session set up in {took_ms:.0f} ms")
+
+
+def _gemini_fix(code: int) -> str:
+    if code in (401, 403):
+        return "the API key was refused: check GEMINI_API_KEY (or the Vertex AI project's permissions)"
+    if code in (400, 404, 1007, 1008):
+        return "the session setup was refused: check TELEPHONY_MODEL, TELEPHONY_VOICE and the VAD settings"
+    return "the service could not be reached or failed: retry, or check TELEPHONY_GEMINI_BASE_URL"
+
+
+async def check_twilio(settings: Settings) -> list[Check]:
+    """The credentials, and where the number's voice webhook points."""
+    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+        return [Check("Twilio account", None, "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN not set", "set both (Twilio console → Account info)")]
+    rest = TwilioRest(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), api_base=settings.twilio_api_base)
+    try:
+        status = await rest.account_status()
+    except TwilioRestError as exc:
+        return [Check("Twilio account", False, str(exc), "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: they must be from the same account")]
+    checks = [Check("Twilio account", status == "active", f"{settings.twilio_account_sid[:8]}…: {status}")]
+    number = settings.from_number
+    if not number:
+        checks.append(Check("Phone number", None, "TWILIO_PHONE_NUMBER not set", "set it to check the number's voice webhook"))
+        return checks
+    try:
+        webhook = await rest.voice_webhook(number)
+    except TwilioRestError as exc:
+        checks.append(Check("Phone number", False, str(exc)))
+        return checks
+    expected = f"{settings.public_url.rstrip('/')}/twiml" if settings.public_url else None
+    update = f"twilio phone-numbers:update {number} --voice-url {expected or 'https://YOUR-HOST/twiml'}"
+    if webhook is None:
+        checks.append(Check("Phone number", False, f"{number} is not a number of this account", "set TWILIO_PHONE_NUMBER to one of its numbers"))
+    elif expected is None or webhook[0] != expected or webhook[1].upper() != "POST":
+        checks.append(Check("Phone number", False, f"{number} calls {webhook[1]} {webhook[0] or '(nothing)'}", f"point it at POST {expected or '…/twiml'}: {update}"))
+    else:
+        checks.append(Check("Phone number", True, f"{number} calls POST {webhook[0]}"))
+    return checks
+
+
+async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
+    """Twilio must reach us over HTTPS at exactly the URL that signatures are checked against."""
+    name = "Public URL"
+    url = settings.public_url
+    if not url:
+        return Check(name, None, "TELEPHONY_PUBLIC_URL not set", "set it to the https:// address Twilio reaches (signatures are checked against it)")
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            response = await client.get(url.rstrip("/") + "/healthz")
+    except httpx.HTTPError as exc:
+        return Check(name, False, f"{url}: {type(exc).__name__}", "is `telephony serve` running, and the tunnel or proxy up?")
+    if response.status_code != 200:
+        return Check(name, False, f"{url}/healthz answered {response.status_code}", "another service answers there")
+    if not url.startswith("https://"):
+        return Check(name, False, f"{url} answers, but Twilio needs https:// (its media stream is wss://)", "put it behind HTTPS (a tunnel or a proxy)")
+    return Check(name, True, f"{url} answers /healthz")
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    """Every check, concurrently (each is one network round trip or a few)."""
+    gemini, twilio, public = await asyncio.gather(check_gemini(settings), check_twilio(settings), check_public_url(settings))
+    return [gemini, *twilio, public]

@@ -1,0 +1,79 @@
+"""`telephony check`: each finding against the real clients and local stand-ins."""
+
+from __future__ import annotations
+
+import contextlib
+
+from typer.testing import CliRunner
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, emulator_settings, offline_stack
+from telephony.cli import app
+from telephony.preflight import run_checks
+from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.twilio_rest import FakeTwilioRest
+
+NUMBER = "+15550100002"
+
+
+@contextlib.asynccontextmanager
+async def world(voice_url_path: str = "/twiml", gemini_key: str = "offline-test-key"):
+    """A running server on the Gemini emulator, and a Twilio account owning NUMBER."""
+    gemini = GeminiLiveEmulator(api_key="offline-test-key")
+    fake = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN)
+    async with gemini, fake.running(), offline_stack(gemini) as stack:
+        fake.numbers[NUMBER] = stack.base_url + voice_url_path
+        settings = emulator_settings(
+            gemini,
+            gemini_api_key=gemini_key,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base=fake.base_url,
+            from_number=NUMBER,
+            public_url=stack.base_url,
+        )
+        yield settings, gemini
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+async def test_a_ready_setup_passes_every_check_except_plain_http():
+    async with world() as (settings, gemini):
+        checks = by_name(await run_checks(settings))
+    assert checks["Gemini Live"].ok and "session set up" in checks["Gemini Live"].detail
+    assert len(gemini.connections) == 1 and gemini.connections[0].setup["model"].startswith("models/")
+    assert checks["Twilio account"].ok and checks["Phone number"].ok
+    # The local server answers, but over http://: Twilio's media stream needs wss://.
+    assert checks["Public URL"].ok is False and "needs https://" in checks["Public URL"].detail
+
+
+async def test_wrong_keys_and_a_stale_webhook_are_named_with_the_fix():
+    async with world(voice_url_path="/old-tunnel/twiml", gemini_key="a-wrong-key") as (settings, gemini):
+        settings.twilio_auth_token = type(settings.twilio_auth_token)("not-the-token")
+        checks = by_name(await run_checks(settings))
+    assert checks["Gemini Live"].ok is False and "GEMINI_API_KEY" in checks["Gemini Live"].fix
+    assert gemini.refused == 1
+    assert checks["Twilio account"].ok is False and "TWILIO_AUTH_TOKEN" in checks["Twilio account"].fix
+    async with world(voice_url_path="/old-tunnel/twiml") as (settings, _):
+        checks = by_name(await run_checks(settings))
+    stale = checks["Phone number"]
+    assert stale.ok is False and "/old-tunnel/twiml" in stale.detail
+    assert f"twilio phone-numbers:update {NUMBER} --voice-url {settings.public_url}/twiml" in stale.fix
+
+
+async def test_missing_settings_are_skipped_and_an_unreachable_server_fails():
+    async with GeminiLiveEmulator() as gemini:
+        settings = emulator_settings(gemini, public_url="http://127.0.0.1:9")  # nothing listens there
+        checks = by_name(await run_checks(settings))
+    assert checks["Gemini Live"].ok
+    assert checks["Twilio account"].ok is None and "TWILIO_ACCOUNT_SID" in checks["Twilio account"].detail
+    assert checks["Public URL"].ok is False and "telephony serve" in checks["Public URL"].fix
+
+
+def test_the_command_exits_non_zero_and_shows_the_table_when_a_check_fails(monkeypatch):
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 1, result.output
+    assert "Gemini Live" in result.output and "GEMINI_API_KEY" in result.output
