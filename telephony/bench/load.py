@@ -243,11 +243,14 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
                 interruptions += 1
     call_seconds = max(1e-9, sum(r.duration_s for r in ok))
     notes = []
-    if dropped or late_in > 0.01 * max(1, frames_in):
+    late_share = late_in / max(1, frames_in)
+    if dropped:
         notes.append(
-            f"{calls} calls: over capacity ({dropped} dropped, {late_in / max(1, frames_in):.0%} of caller frames late);"
+            f"{calls} calls: over capacity ({dropped} dropped, {late_share:.0%} of caller frames late);"
             " CPU per call-second understates the cost, since less audio got through"
         )
+    elif late_share > 0.01:
+        notes.append(f"{calls} calls: at capacity ({late_share:.0%} of caller frames reached Gemini over 20 ms late)")
     return LoadFigures(
         calls=calls,
         seconds=seconds,
