@@ -4,9 +4,9 @@ optional recording of every inbound Twilio message in the fixture format."""
 from __future__ import annotations
 
 import json
-import statistics
+import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,6 +16,44 @@ class TranscriptLine:
     at_ms: int
     speaker: str  # "caller" | "agent" | "keypad"
     text: str
+
+
+class LatencySamples:
+    """One call's latencies (ms): exact count, mean and max, and percentiles from a uniform
+    sample of at most `keep` values (reservoir sampling). An hour of agent speech is ~90,000
+    chunks; keeping them all would cost megabytes per call, this costs ~40 kB at most."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self.keep = keep
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+        self.sample: list[float] = []
+        self._random = random.Random(0)
+
+    def append(self, ms: float) -> None:
+        self.count += 1
+        self.total += ms
+        self.max = max(self.max, ms)
+        if len(self.sample) < self.keep:
+            self.sample.append(ms)
+        else:
+            slot = self._random.randrange(self.count)
+            if slot < self.keep:
+                self.sample[slot] = ms
+
+    def __len__(self) -> int:
+        return self.count
+
+    def summary(self) -> dict[str, float] | None:
+        if not self.count:
+            return None
+        ordered = sorted(self.sample)
+
+        def pick(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+        return {"n": self.count, "p50": pick(0.5), "p95": pick(0.95), "max": round(self.max, 3), "mean": round(self.total / self.count, 3)}
 
 
 @dataclass
@@ -36,8 +74,8 @@ class CallRecord:
     malformed: int = 0
     agent_audio_ms: float = 0.0
     agent_audio_heard_ms: float = 0.0
-    interrupted_to_clear_ms: list[float] = field(default_factory=list)
-    chunk_to_frame_ms: list[float] = field(default_factory=list)
+    interrupted_to_clear_ms: LatencySamples = field(default_factory=LatencySamples)
+    chunk_to_frame_ms: LatencySamples = field(default_factory=LatencySamples)
     errors: list[str] = field(default_factory=list)
     _open_speaker: str | None = None
     _t0: float = field(default_factory=time.monotonic)
@@ -60,25 +98,22 @@ class CallRecord:
         self._open_speaker = None
 
     def summary(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            if item.name.startswith("_"):
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, LatencySamples):
+                data[item.name] = value.summary()
+            elif item.name == "transcript":
+                data[item.name] = [asdict(line) for line in value]
+            else:
+                data[item.name] = value
         data["duration_s"] = round(((self.ended_at or time.time()) - self.started_at), 3)
-        for key in ("interrupted_to_clear_ms", "chunk_to_frame_ms"):
-            data[key] = _percentiles(getattr(self, key))
         return data
 
     def transcript_text(self) -> str:
         return "\n".join(f"[{line.at_ms / 1000:7.2f} s] {line.speaker}: {line.text}" for line in self.transcript)
-
-
-def _percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"n": len(values), "p50": pick(0.5), "p95": pick(0.95), "max": round(ordered[-1], 3), "mean": round(statistics.fmean(values), 3)}
 
 
 def append_call_log(directory: Path, record: CallRecord) -> Path:
