@@ -36,7 +36,9 @@ class Settings(BaseSettings):
 
     # --- Gemini Live -----------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "TELEPHONY_GEMINI_API_KEY")
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "TELEPHONY_GEMINI_API_KEY"),
+        description="Gemini Developer API key (or GOOGLE_API_KEY)",
     )
     gemini_base_url: str | None = Field(None, description="Live API endpoint override (emulator, proxy)")
     gemini_ca_file: Path | None = Field(None, description="CA bundle to trust for gemini_base_url (emulator)")
@@ -44,35 +46,44 @@ class Settings(BaseSettings):
         False, description="offer permessage-deflate on the Gemini socket (CPU on every message, little gain on audio)"
     )
     vertex_project: str | None = Field(
-        None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "TELEPHONY_VERTEX_PROJECT")
+        None,
+        validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "TELEPHONY_VERTEX_PROJECT"),
+        description="Vertex AI project (instead of an API key; uses application default credentials)",
     )
     vertex_location: str | None = Field(
-        None, validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "TELEPHONY_VERTEX_LOCATION")
+        None,
+        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "TELEPHONY_VERTEX_LOCATION"),
+        description="Vertex AI region (default us-central1)",
     )
-    model: str = DEFAULT_MODEL
-    voice: str = "Kore"
-    instructions: str = (
-        "You are a friendly, concise phone assistant. Speak in short sentences; the caller is on a phone."
+    model: str = Field(DEFAULT_MODEL, description="Gemini Live model (a native-audio one)")
+    voice: str = Field("Kore", description="prebuilt voice: Kore, Puck, Charon, Aoede, Fenrir, ...")
+    instructions: str = Field(
+        "You are a friendly, concise phone assistant. Speak in short sentences; the caller is on a phone.",
+        description="the agent's system instruction",
     )
-    instructions_file: Path | None = None
-    language_code: str | None = None
+    instructions_file: Path | None = Field(None, description="read the system instruction from this file instead")
+    language_code: str | None = Field(None, description="speech language, e.g. en-US (default: the model chooses)")
     # Gemini's voice activity detection, tuned for phone audio: see VAD_PRESETS in
     # telephony/gemini/config.py for what each preset trades. The vad_* fields below are
     # used when vad_preset is "custom".
-    vad_preset: str = Field("phone", description="phone | responsive | patient | custom")
+    vad_preset: str = Field("phone", description="turn-taking preset: phone, responsive, patient or custom")
     vad_disabled: bool = Field(False, description="True: send activityStart/activityEnd ourselves")
-    vad_start_sensitivity: StartSensitivity = StartSensitivity.HIGH
-    vad_end_sensitivity: EndSensitivity = EndSensitivity.LOW
-    vad_prefix_padding_ms: int = Field(40, ge=0, le=2000)
-    vad_silence_duration_ms: int = Field(500, ge=0, le=10000)
+    vad_start_sensitivity: StartSensitivity = Field(StartSensitivity.HIGH, description="custom VAD: START_SENSITIVITY_HIGH or _LOW")
+    vad_end_sensitivity: EndSensitivity = Field(EndSensitivity.LOW, description="custom VAD: END_SENSITIVITY_HIGH or _LOW")
+    vad_prefix_padding_ms: int = Field(40, ge=0, le=2000, description="custom VAD: speech needed before a start is committed")
+    vad_silence_duration_ms: int = Field(500, ge=0, le=10000, description="custom VAD: silence that ends the caller's turn")
     caller_agc: bool = Field(True, description="bring quiet callers up to speech level before Gemini")
 
     # --- Twilio ----------------------------------------------------------------------------
     twilio_account_sid: str | None = Field(
-        None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "TELEPHONY_TWILIO_ACCOUNT_SID")
+        None,
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "TELEPHONY_TWILIO_ACCOUNT_SID"),
+        description="for dial-out, hang-up and transfers (REST)",
     )
     twilio_auth_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "TELEPHONY_TWILIO_AUTH_TOKEN")
+        None,
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "TELEPHONY_TWILIO_AUTH_TOKEN"),
+        description="checks X-Twilio-Signature on every webhook and stream, and signs REST calls",
     )
     twilio_api_base: str | None = Field(None, description="Twilio REST API base URL override (tests, proxies)")
     from_number: str | None = Field(
@@ -86,8 +97,8 @@ class Settings(BaseSettings):
     validate_signatures: bool = Field(True, description="False only for local development")
 
     # --- Server ----------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
     max_concurrent_calls: int = Field(100, ge=1, description="beyond this, callers hear the busy message")
     max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
@@ -95,8 +106,8 @@ class Settings(BaseSettings):
     caller_audio_block_ms: int = Field(
         20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"
     )
-    gemini_reconnect_attempts: int = Field(5, ge=0, le=20)
-    gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60)
+    gemini_reconnect_attempts: int = Field(5, ge=0, le=20, description="tries per Gemini (re)connect, with backoff")
+    gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60, description="caller audio held while reconnecting")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 

@@ -1,0 +1,20 @@
+"""The README is the user's reference: it must name every setting the server reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from telephony.config import Settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_configuration_table_lists_every_setting_with_its_default():
+    table = README.read_text(encoding="utf-8").split("## Configuration", 1)[1]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias.choices[0] if field.validation_alias else f"TELEPHONY_{name.upper()}"
+        assert env in rows, f"{env} is missing from the README's configuration table"
+        default = field.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert f"`{default}`" in rows[env], f"{env}: the README shows another default than {default}"
