@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     # --- Server ----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")
-    max_concurrent_calls: int = Field(100, ge=1, description="beyond this, callers hear the busy message")
+    max_concurrent_calls: int = Field(
+        40, ge=1, description="beyond this, callers hear the busy message (one process carries 30-40: bench load)"
+    )
     max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
     drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
