@@ -74,6 +74,17 @@ async def test_failed_recovery_plays_the_apology_and_ends_the_call():
     assert not result.caller_hung_up, "the server ended the call before the caller did"
 
 
+async def test_reconnects_switched_off_end_the_call_with_the_apology_at_the_first_drop():
+    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, close_code=1011))
+    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=0) as stack:
+        result = await stack.replay("barge_in")
+        (record,) = stack.records()
+    assert len(gemini.connections) == 1, "no reconnect was tried"
+    assert record.end_reason.startswith("gemini failed") and "switched off" in record.end_reason
+    assert any(line.speaker == "system" and "apology" in line.text for line in record.transcript)
+    assert result.close_code == 1000
+
+
 @pytest.mark.parametrize(
     "gemini_kwargs,attempts",
     [({"faults": Faults(refuse_after_connections=0)}, 2), ({"api_key": "the-right-key"}, 1)],

@@ -90,7 +90,7 @@ class ResilientGeminiSession:
 
     async def open(self) -> None:
         """Open the first connection (retrying what is worth a retry, see `_connect`)."""
-        self._session, _ = await self._connect()
+        self._session, _ = await self._connect(max(1, self.policy.max_attempts))
 
     async def send_audio(self, pcm16k: bytes) -> None:
         if self._reconnecting or self._session is None:
@@ -168,7 +168,7 @@ class ResilientGeminiSession:
         if self._session is not None:
             await self._session.close()
 
-    async def _connect(self) -> tuple[GeminiLiveSession, int]:
+    async def _connect(self, attempts: int) -> tuple[GeminiLiveSession, int]:
         """A new connection, resumed with the latest handle if there is one; returns it and
         the attempts it took.
 
@@ -177,7 +177,6 @@ class ResilientGeminiSession:
         session with the same configuration; any other refusal (a bad key's 403, a bad setup)
         is raised at once, as is the last failure when the attempts run out.
         """
-        attempts = max(1, self.policy.max_attempts)
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self.policy.delay(attempt - 1))
@@ -197,7 +196,7 @@ class ResilientGeminiSession:
                 self.log.warning("connecting to Gemini failed, attempt %d of %d: %s (%s)", attempt + 1, attempts, exc, exc.code)
                 continue
             return session, attempt + 1
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise GeminiSessionError("reconnecting is switched off (TELEPHONY_GEMINI_RECONNECT_ATTEMPTS=0)", code=1011)
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
         self._reconnecting = True
@@ -205,7 +204,7 @@ class ResilientGeminiSession:
         await old.close()  # before resuming with its handle
         resuming = self.handle is not None
         try:
-            session, attempts = await self._connect()
+            session, attempts = await self._connect(self.policy.max_attempts)
         except GeminiSessionError as exc:
             self._reconnecting = False
             return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {exc} ({exc.code})")
