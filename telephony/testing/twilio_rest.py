@@ -61,6 +61,13 @@ class FakeTwilioRest:
             expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
             return request.headers.get("authorization") == expected
 
+        def refused(request: Request, account: str, form: dict[str, str]) -> JSONResponse | None:
+            """Record the request; the 401 Twilio gives for other credentials, else None."""
+            self.requests.append(RestRequest(time.monotonic(), request.method, request.url.path, form))
+            if not authorised(request) or account != self.account_sid:
+                return error(401, 20003, "Authenticate")
+            return None
+
         def resource(sid: str, status: str, form: dict[str, str]) -> dict[str, object]:
             return {
                 "sid": sid,
@@ -76,9 +83,8 @@ class FakeTwilioRest:
         @app.post(prefix + "/Calls.json")
         async def create(account: str, request: Request) -> JSONResponse:
             form = {k: str(v) for k, v in (await request.form()).items()}
-            self.requests.append(RestRequest(time.monotonic(), "POST", request.url.path, form))
-            if not authorised(request) or account != self.account_sid:
-                return error(401, 20003, "Authenticate")
+            if (refusal := refused(request, account, form)) is not None:
+                return refusal
             if not form.get("To") or not (form.get("Url") or form.get("Twiml")):
                 return error(400, 21201, "No 'To' number or no 'Url'/'Twiml' is specified")
             sid = "CA" + hashlib.sha256(f"{next(self._ids)}".encode()).hexdigest()[:32]
@@ -87,9 +93,8 @@ class FakeTwilioRest:
         @app.post(prefix + "/Calls/{call_sid}.json")
         async def update(account: str, call_sid: str, request: Request) -> JSONResponse:
             form = {k: str(v) for k, v in (await request.form()).items()}
-            self.requests.append(RestRequest(time.monotonic(), "POST", request.url.path, form))
-            if not authorised(request) or account != self.account_sid:
-                return error(401, 20003, "Authenticate")
+            if (refusal := refused(request, account, form)) is not None:
+                return refusal
             if self.fail_updates_with is not None:
                 status, code = self.fail_updates_with
                 return error(status, code, "injected failure")
@@ -97,16 +102,14 @@ class FakeTwilioRest:
 
         @app.get("/2010-04-01/Accounts/{account}.json")
         async def account(account: str, request: Request) -> JSONResponse:
-            self.requests.append(RestRequest(time.monotonic(), "GET", request.url.path, {}))
-            if not authorised(request) or account != self.account_sid:
-                return error(401, 20003, "Authenticate")
+            if (refusal := refused(request, account, {})) is not None:
+                return refusal
             return JSONResponse({"sid": self.account_sid, "status": "active", "friendly_name": "offline", "type": "Full"})
 
         @app.get(prefix + "/IncomingPhoneNumbers.json")
         async def numbers(account: str, request: Request) -> JSONResponse:
-            self.requests.append(RestRequest(time.monotonic(), "GET", request.url.path, dict(request.query_params)))
-            if not authorised(request) or account != self.account_sid:
-                return error(401, 20003, "Authenticate")
+            if (refusal := refused(request, account, dict(request.query_params))) is not None:
+                return refusal
             wanted = request.query_params.get("PhoneNumber")
             found = [
                 {"sid": "PN" + hashlib.sha256(number.encode()).hexdigest()[:32], "phone_number": number, "voice_url": url, "voice_method": "POST"}
