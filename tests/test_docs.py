@@ -18,3 +18,14 @@ def test_readme_configuration_table_lists_every_setting_with_its_default():
         default = field.default
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             assert f"`{default}`" in rows[env], f"{env}: the README shows another default than {default}"
+
+
+async def test_the_readme_example_test_runs_as_written(monkeypatch):
+    text = README.read_text(encoding="utf-8").split("## Offline testing of your own agent", 1)[1]
+    source = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(source, "README.md example", "exec"), namespace)
+    monkeypatch.chdir(README.parent)  # the example names fixtures/ relative to the repository
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    await namespace["test_the_agent_says_goodbye_and_hangs_up"]()
