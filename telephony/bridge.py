@@ -151,10 +151,11 @@ class CallBridge:
         """Serve the call until it ends; returns its record. Never raises for a bad call."""
         self.metrics.active_calls.inc()
         try:
-            start = await asyncio.wait_for(self._await_start(), START_TIMEOUT_S)
+            async with asyncio.timeout(START_TIMEOUT_S):
+                start = await self._await_start()
             await self._begin(start)
             await self._bridge()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self._refuse(CallRefused("no start message within 10 s", 1008, "no_start"))
         except CallRefused as refused:
             await self._refuse(refused)
@@ -298,9 +299,12 @@ class CallBridge:
         assert self.gemini is not None
         idle = self.services.idle_timeout_s
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that lands as the receive completes, and this pump would outlive its call.
             try:
-                raw = await asyncio.wait_for(self.twilio.receive(), idle)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(idle):
+                    raw = await self.twilio.receive()
+            except TimeoutError:
                 self._ended("idle_timeout", f"nothing from Twilio for {idle:.0f} s")
                 self.log.warning("idle timeout: nothing from Twilio for %.0f s", idle)
                 return
@@ -445,7 +449,8 @@ class CallBridge:
             await self._send_mulaw(load_prompt("apology_trouble"))
             deadline = time.monotonic() + timeout
             while self.playback.playing and time.monotonic() < deadline:
-                raw = await asyncio.wait_for(self.twilio.receive(), max(0.01, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                    raw = await self.twilio.receive()
                 if raw is None:
                     return
                 message = self._parse(raw)
@@ -469,8 +474,9 @@ class CallBridge:
         self._mark_waiters[name] = waiter
         await self.twilio.send(mark_message(self.stream_sid, name))
         try:
-            return await asyncio.wait_for(waiter, timeout) == MarkOutcome.PLAYED
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await waiter == MarkOutcome.PLAYED
+        except TimeoutError:
             return False
 
     # --- tools --------------------------------------------------------------------------

@@ -41,10 +41,11 @@ async def check_gemini(settings: Settings, timeout_s: float = 15.0) -> Check:
     session = GeminiLiveSession(client, options)
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(session.open(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await session.open()
     except GeminiSessionError as exc:
         return Check(name, False, f"{options.model}: {exc} (code {exc.code})", _gemini_fix(exc.code))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Check(name, False, f"no answer in {timeout_s:.0f} s", "check the network path to the Live API endpoint")
     finally:
         await session.close()

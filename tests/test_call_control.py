@@ -56,6 +56,18 @@ async def test_end_call_hangs_up_only_after_the_goodbye_was_heard():
     assert stack.gemini.connections[0].tool_responses[0]["name"] == "end_call"
 
 
+async def test_end_call_closes_the_stream_while_caller_audio_is_still_arriving():
+    # On Python 3.11, asyncio.wait_for swallows a cancellation that lands as its inner
+    # receive completes: with a media frame every 5 ms (speed 4) the caller pump missed the
+    # end of the call about half the time and kept the line open until the caller hung up.
+    for _ in range(6):
+        async with stack_with(ScriptedAgent([tool_reply("end_call", {"reason": "done"}, seconds=0.5)])) as stack:
+            result = await stack.replay(caller_stays_on_the_line("one_sentence"), speed=4.0)
+            (record,) = stack.records()
+        assert record.end_reason == "agent ended the call"
+        assert not result.caller_hung_up, "the stream stayed open after the agent ended the call"
+
+
 async def test_transfer_call_redirects_to_the_configured_number():
     agent = ScriptedAgent([tool_reply("transfer_call", {"to": TRANSFER_TO}, seconds=0.3)])
     async with stack_with(agent) as stack:

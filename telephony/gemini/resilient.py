@@ -133,9 +133,10 @@ class ResilientGeminiSession:
             async with contextlib.aclosing(session.events()) as stream:
                 while True:
                     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    try:
-                        event = await asyncio.wait_for(anext(stream), timeout)
-                    except (asyncio.TimeoutError, StopAsyncIteration):
+                    try:  # asyncio.timeout: wait_for can swallow our cancellation (Python 3.11)
+                        async with asyncio.timeout(timeout):
+                            event = await anext(stream)
+                    except (TimeoutError, StopAsyncIteration):
                         break
                     if isinstance(event, AgentAudio):
                         in_turn = True

@@ -470,9 +470,10 @@ class _EmulatedSession:
 
     async def _receive_setup(self) -> dict[str, Any] | None:
         try:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout=10)
+            async with asyncio.timeout(10):
+                raw = await self.ws.recv()
             message = normalize_keys(json.loads(raw))
-        except (asyncio.TimeoutError, json.JSONDecodeError, TypeError):
+        except (TimeoutError, json.JSONDecodeError, TypeError):
             await self.ws.close(1007, "the first message must be a JSON setup")
             return None
         setup = message.get("setup") if isinstance(message, dict) else None
@@ -591,8 +592,9 @@ class _EmulatedSession:
             self.tool_waiters[call_id] = waiter
             await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
             try:
-                await asyncio.wait_for(waiter, timeout=30)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(30):
+                    await waiter
+            except TimeoutError:
                 log.warning("emulator: no tool response for %s", call.name)
         self.conn.reply_started_at.append(time.monotonic())
         if reply.audio24k is not None and len(reply.audio24k):

@@ -262,8 +262,9 @@ class TwilioMediaEmulator:
                 player.changed.clear()
                 due = player.next_due()
                 timeout = None if due is None else max(0.0, (due - clock()) / self.speed)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(player.changed.wait(), timeout)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps cancel() working (3.11)
+                    async with asyncio.timeout(timeout):
+                        await player.changed.wait()
 
         async def listen() -> None:
             with contextlib.suppress(websockets.exceptions.ConnectionClosed):
