@@ -186,3 +186,24 @@ async def test_requests_to_other_paths_or_without_the_key_are_refused():
             async with websockets.connect(f"wss://127.0.0.1:{emulator.port}/elsewhere", ssl=emulator.client_ssl_context()):
                 pass
         assert refused.value.response.status_code == 404
+
+
+async def test_cancelling_a_call_while_gemini_is_connecting_cancels_it_rather_than_failing_it(tmp_path):
+    # A caller who hangs up during the Live setup cancels the call's task. That must stay a
+    # cancellation: turned into a retryable "connection lost" it made the call retry Gemini.
+    async def never_answer(reader, writer):
+        await reader.read()  # until the client goes away
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with GeminiLiveEmulator() as gemini:  # only for its CA file
+        settings = emulator_settings(gemini, gemini_base_url=f"https://127.0.0.1:{port}")
+        session = GeminiLiveSession(make_client(settings), AgentOptions.from_settings(settings))
+        opening = asyncio.create_task(session.open())
+        await asyncio.sleep(0.2)  # connected, waiting for a TLS handshake that never comes
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+    server.close()
+    await server.wait_closed()

@@ -58,10 +58,13 @@ class GeminiLiveSession:
             self._session = await stack.enter_async_context(
                 self.client.aio.live.connect(model=self.options.model, config=build_live_config(self.options, resume_handle))
             )
-        except BaseException as exc:
+        except Exception as exc:
             await stack.aclose()
             closed = _closed_from(exc)
             raise GeminiSessionError(f"could not open Gemini Live session: {closed.reason}", closed.code) from exc
+        except BaseException:  # a cancelled call stays cancelled (never a retryable failure)
+            await stack.aclose()
+            raise
         self._stack = stack
 
     async def send_audio(self, pcm16k: bytes) -> None:
@@ -132,8 +135,7 @@ class GeminiLiveSession:
                 await stack.aclose()
         finally:
             drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await drain
+            await asyncio.gather(drain, return_exceptions=True)  # our own cancellation still propagates
 
     async def _drain(self) -> None:
         with contextlib.suppress(Exception):
