@@ -139,7 +139,7 @@ class CallBridge:
         self.outcome = "completed"
         self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
         self._mark_waiters: dict[str, asyncio.Future[MarkOutcome]] = {}
-        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}  # by tool call id, while running
         self._end_requested = asyncio.Event()
         self._end_prompt: str | None = None
         self._caller_pcm = bytearray()
@@ -256,9 +256,10 @@ class CallBridge:
 
     async def _finish(self) -> None:
         self._closing = True
-        for task in self._tool_tasks:
+        tool_tasks = list(self._tool_tasks.values())
+        for task in tool_tasks:
             task.cancel()
-        await asyncio.gather(*self._tool_tasks, return_exceptions=True)
+        await asyncio.gather(*tool_tasks, return_exceptions=True)
         for waiter in self._mark_waiters.values():
             if not waiter.done():
                 waiter.set_result(MarkOutcome.CLEARED)
@@ -364,10 +365,17 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 # Tools may wait (for playback, for Twilio's REST API): never block the audio.
                 task = asyncio.create_task(self._run_tool(event), name=f"tool:{event.name}")
-                self._tool_tasks.add(task)
-                task.add_done_callback(self._tool_tasks.discard)
+                key = event.id or f"unnamed-{id(task)}"
+                self._tool_tasks[key] = task
+                task.add_done_callback(lambda _, key=key: self._tool_tasks.pop(key, None))
             elif isinstance(event, ToolCallCancelled):
-                self.log.info("tool calls cancelled", extra={"ids": list(event.ids)})
+                # The caller interrupted the turn that made these calls ("Bye!" - "Wait!"):
+                # whatever they still had to do (hang up, transfer) must not happen.
+                for call_id in event.ids:
+                    task = self._tool_tasks.get(call_id)
+                    if task is not None:
+                        task.cancel()
+                self.log.info("tool calls cancelled by the caller's interruption", extra={"ids": list(event.ids)})
             elif isinstance(event, GoAway):
                 self.log.info("Gemini goAway: switching connection (%.1f s left)", event.time_left_s)
             elif isinstance(event, Reconnected):

@@ -68,6 +68,18 @@ async def test_end_call_closes_the_stream_while_caller_audio_is_still_arriving()
         assert not result.caller_hung_up, "the stream stayed open after the agent ended the call"
 
 
+async def test_a_caller_who_talks_over_the_goodbye_is_not_hung_up_on():
+    # "Bye!" - "Wait, one more thing": Gemini cancels the interrupted turn's end_call.
+    agent = ScriptedAgent([tool_reply("end_call", {"reason": "done"}, seconds=4.0)])
+    async with stack_with(agent) as stack:
+        result = await stack.replay("barge_in")
+        (record,) = stack.records()
+    conn = stack.gemini.connections[0]
+    assert conn.interruptions == 1 and len(conn.tool_calls_cancelled) == 1
+    assert stack.rest.updates(result.call_sid) == [], "the call was not completed through REST"
+    assert record.end_reason == "caller hung up" and result.caller_hung_up
+
+
 async def test_transfer_call_redirects_to_the_configured_number():
     agent = ScriptedAgent([tool_reply("transfer_call", {"to": TRANSFER_TO}, seconds=0.3)])
     async with stack_with(agent) as stack:

@@ -186,6 +186,8 @@ class ConnectionLog:
     replies_started: int = 0
     replies_finished: int = 0
     interruptions: int = 0
+    tool_calls_cancelled: list[str] = field(default_factory=list)
+    """Ids sent in toolCallCancellation (tool calls of a reply the caller interrupted)."""
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     audio_received_at: list[float] = field(default_factory=list)
     """time.monotonic() of every caller audio chunk (only with `record_timings`)."""
@@ -437,6 +439,7 @@ class _EmulatedSession:
         self.faults = emulator.faults if conn.number in emulator.faults.connections else Faults()
         self.reply_task: asyncio.Task[None] | None = None
         self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.reply_tool_ids: list[str] = []  # tool calls of the reply being spoken
         self.vad: EnergyVad | None = None
         self.manual_activity: list[np.ndarray] | None = None
         self.resumable = False
@@ -568,6 +571,10 @@ class _EmulatedSession:
             self.conn.interruptions += 1
             self.conn.interrupted_sent_at.append(time.monotonic())
             await self.send({"serverContent": {"interrupted": True}})
+            if self.reply_tool_ids:  # as the service does: the interrupted turn's calls are void
+                self.conn.tool_calls_cancelled += self.reply_tool_ids
+                await self.send({"toolCallCancellation": {"ids": list(self.reply_tool_ids)}})
+                self.reply_tool_ids = []
 
     async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
         self.conn.turns += 1
@@ -584,12 +591,14 @@ class _EmulatedSession:
 
     async def _speak(self, reply: Reply) -> None:
         self.conn.replies_started += 1
+        self.reply_tool_ids = []
         if self.faults.reply_delay_s:
             await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)
         for call in reply.tool_calls:
             call_id = f"call-{self.conn.number}-{next(self._ids)}"
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self.tool_waiters[call_id] = waiter
+            self.reply_tool_ids.append(call_id)
             await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
             try:
                 async with asyncio.timeout(30):
