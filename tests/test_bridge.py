@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import numpy as np
+import httpx
 import pytest
 import websockets
 
@@ -72,14 +73,30 @@ async def test_dtmf_digits_reach_gemini_as_text(stack):
 
 
 async def test_unsigned_or_wrongly_signed_webhooks_are_refused(stack):
-    import httpx
-
     form = {"CallSid": "CA" + "1" * 32, "From": "+1555", "To": "+1666"}
     async with httpx.AsyncClient() as client:
         unsigned = await client.post(stack.webhook, data=form)
         wrong = await client.post(stack.webhook, data=form, headers={"X-Twilio-Signature": "bm90IGl0"})
     assert unsigned.status_code == wrong.status_code == 403
     assert "Stream" not in unsigned.text
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_oversized_webhook_bodies_are_refused_before_they_are_read(stack, chunked):
+    # Twilio's forms are a few kB; a body without Content-Length (chunked) must be capped too.
+    body = b"CallSid=CA" + b"1" * 32 + b"&Junk=" + b"x" * (2 * 1024 * 1024)
+
+    async def chunks():
+        for i in range(0, len(body), 65536):
+            yield body[i : i + 65536]
+
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            stack.webhook,
+            content=chunks() if chunked else body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 413
 
 
 async def test_unsigned_websocket_is_refused_before_any_gemini_session(stack):
