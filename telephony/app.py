@@ -1,7 +1,7 @@
 """The HTTP side: Twilio's voice webhook, the Media Streams WebSocket, health.
 
     POST /twiml          Twilio voice webhook -> TwiML <Connect><Stream> to /media-stream
-    WS   /media-stream   one CallBridge per Twilio stream
+    WS   /media-stream   one call (telephony.call: core + driver) per Twilio stream
     GET  /healthz        liveness
     GET  /readyz         readiness: 503 while draining (SIGTERM) or at capacity
     GET  /metrics        Prometheus metrics
@@ -32,7 +32,8 @@ from starlette.websockets import WebSocketState
 from telephony import __version__
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from telephony.bridge import CallBridge, CallServices
+from telephony.call.core import CallConfig
+from telephony.call.driver import CallDriver, CallServices, load_prompt
 from telephony.call_control import CallControl
 from telephony.twilio_rest import TwilioRest
 from telephony.gemini.resilient import RetryPolicy
@@ -53,7 +54,7 @@ RECENT_CALLS = 100
 
 
 class StarletteTwilioConnection:
-    """Adapts Starlette's WebSocket to the bridge's `TwilioConnection`."""
+    """Adapts Starlette's WebSocket to the call driver's `TwilioConnection`."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
@@ -123,18 +124,14 @@ def create_app(
     services = CallServices(
         open_gemini=open_gemini,
         agent_options=AgentOptions.from_settings(settings).with_overrides(tools=control.declarations()),
+        call_config=call_config_from(settings, tokens.check if signatures is not None else None),
         tool_handlers=control.handlers(),
-        greeting=settings.greeting,
         metrics=metrics,
         retry_policy=RetryPolicy(
             max_attempts=settings.gemini_reconnect_attempts,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
-        caller_agc=settings.caller_agc,
-        caller_block_bytes=settings.caller_audio_block_ms * 32,
-        idle_timeout_s=settings.idle_timeout_seconds,
-        max_call_s=settings.max_call_seconds,
-        call_tokens=tokens if signatures is not None else None,
+        tool_timeout_s=settings.tool_timeout_seconds,
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
         on_call_end=remember,
@@ -234,12 +231,12 @@ def create_app(
             await websocket.close(code=1013)
             return
         await websocket.accept()
-        bridge = CallBridge(StarletteTwilioConnection(websocket), services)
-        app.state.active_calls.add(bridge)
+        call = CallDriver(StarletteTwilioConnection(websocket), services)
+        app.state.active_calls.add(call)
         try:
-            await bridge.run()
+            await call.run()
         finally:
-            app.state.active_calls.discard(bridge)
+            app.state.active_calls.discard(call)
 
     @app.post("/status")
     async def status_callback(request: Request) -> Response:
@@ -274,18 +271,36 @@ async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -
     """Graceful shutdown: take no new calls, let live ones finish for up to `drain_seconds`,
     then end the rest politely (a short spoken apology, then hang up)."""
     app.state.draining = True
-    active: set[CallBridge] = app.state.active_calls
+    active: set[CallDriver] = app.state.active_calls
     log.warning("draining: %d live call(s), up to %.0f s", len(active), drain_seconds)
     deadline = time.monotonic() + drain_seconds
     while active and time.monotonic() < deadline:
         await asyncio.sleep(poll_s)
     if active:
         log.warning("drain time over: ending %d call(s)", len(active))
-        for bridge in list(active):
-            bridge.end_call("server shutting down", prompt="apology_closing")
+        for call in list(active):
+            call.end_call("server shutting down", prompt="apology_closing")
         deadline = time.monotonic() + 15
         while active and time.monotonic() < deadline:
             await asyncio.sleep(poll_s)
+
+
+def call_config_from(settings: Settings, check_token: Callable[[str, str | None], bool] | None) -> CallConfig:
+    """The per-call rules, from settings (the call core never sees Settings)."""
+    return CallConfig(
+        prompts={name: load_prompt(name) for name in ("apology_trouble", "apology_closing")},
+        check_token=check_token,
+        greeting=settings.greeting,
+        caller_agc=settings.caller_agc,
+        caller_block_bytes=settings.caller_audio_block_ms * 32,
+        manual_activity=settings.vad_disabled,
+        activity_silence_ms=settings.vad_silence_duration_ms,
+        playout_lead_ms=settings.playout_lead_ms,
+        barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
+        goodbye_grace_s=settings.goodbye_grace_seconds,
+        idle_timeout_s=settings.idle_timeout_seconds,
+        max_call_s=settings.max_call_seconds,
+    )
 
 
 def _basic_auth_ok(request: Request, user: str, password: str) -> bool:

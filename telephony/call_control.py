@@ -1,12 +1,14 @@
 """Agent tools that act on the phone call: hang up, transfer to a person, press keys.
 
-They are declared to Gemini as functions; the bridge runs them when the model calls them and
+They are declared to Gemini as functions; the call runs them when the model calls them and
 answers with a tool response so the model knows what happened. REST failures are reported to
 the model and logged; they never end the call by themselves.
 
 - `end_call`: the tool is acknowledged at once so the model can say goodbye; once the caller
-  has heard everything (Twilio echoed our last mark and the agent went quiet), the call is
-  completed through the REST API, and the stream closed.
+  has heard it (the model's next turn is complete and played, or it said nothing more within
+  the grace time: native-audio models often start a goodbye a second or two after the tool
+  response), the call is completed through the REST API and the stream closed. A caller who
+  talks over the goodbye keeps the call.
 - `transfer_call(to)`: after what the agent said has been heard, the live call is redirected
   with TwiML `<Dial>` to one of the configured numbers (never a number the model made up).
 - `send_dtmf(digits)`: in-band DTMF tones played into the call, for phone menus.
@@ -15,34 +17,21 @@ the model and logged; they never end the call by themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 from twilio.twiml.voice_response import VoiceResponse
 
 from telephony.audio.dtmf import VALID_DIGITS, dtmf_mulaw
+from telephony.call.tool_api import CallHandle, ToolHandler, ToolOutcome
 from telephony.gemini.events import ToolCall
 from telephony.twilio_rest import TwilioRest, TwilioRestError
-
-if TYPE_CHECKING:
-    from telephony.bridge import CallBridge
 
 log = logging.getLogger(__name__)
 
 MAX_DTMF_DIGITS = 32
 
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """The tool response for the model, and what to do after it was sent."""
-
-    response: dict[str, Any]
-    then: Callable[[], Awaitable[None]] | None = None
-
-
-ToolHandler = Callable[["CallBridge", ToolCall], Awaitable[ToolOutcome]]
+TRANSFER_QUIET_S = 0.4
+"""Before a transfer: what the agent said is played and it has been quiet this long."""
 
 
 class CallControl:
@@ -94,39 +83,42 @@ class CallControl:
             handlers["transfer_call"] = self.transfer_call
         return handlers
 
-    async def end_call(self, bridge: "CallBridge", call: ToolCall) -> ToolOutcome:
+    async def end_call(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
         async def hang_up() -> None:
-            heard = await bridge.wait_for_playout()
-            bridge.log.info("agent ended the call", extra={"goodbye_heard": heard, "end_reason": call.args.get("reason")})
-            if self.rest is not None and bridge.record.call_sid:
+            if not await call.wait_for_goodbye():
+                call.log.info("the caller spoke over the goodbye: the call goes on")
+                return
+            call.log.info("agent ended the call", extra={"end_reason": tool.args.get("reason")})
+            if self.rest is not None and call.call_sid:
                 try:
-                    await self.rest.hang_up(bridge.record.call_sid)
+                    await self.rest.hang_up(call.call_sid)
                 except TwilioRestError as exc:
-                    bridge.log.error("hang-up through the REST API failed, closing the stream: %s", exc)
-            bridge.end_call("agent ended the call")
+                    call.log.error("hang-up through the REST API failed, closing the stream: %s", exc)
+            call.end_call("agent ended the call")
 
         return ToolOutcome({"result": "The call will end once the caller has heard your goodbye."}, then=hang_up)
 
-    async def transfer_call(self, bridge: "CallBridge", call: ToolCall) -> ToolOutcome:
-        to = str(call.args.get("to") or (self.transfer_numbers[0] if len(self.transfer_numbers) == 1 else ""))
+    async def transfer_call(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
+        to = str(tool.args.get("to") or (self.transfer_numbers[0] if len(self.transfer_numbers) == 1 else ""))
         if to not in self.transfer_numbers:
             return ToolOutcome({"error": f"transfers are only allowed to: {', '.join(self.transfer_numbers)}"})
-        if self.rest is None or not bridge.record.call_sid:
+        if self.rest is None or not call.call_sid:
             return ToolOutcome({"error": "transfers need Twilio credentials on the server"})
-        await bridge.wait_for_playout()
+        if not await call.wait_for_goodbye(grace_s=TRANSFER_QUIET_S):
+            return ToolOutcome({"error": "the caller started speaking, so the transfer was not made; ask if they still want it"})
         twiml = VoiceResponse()
         twiml.dial(to)
         try:
-            await self.rest.redirect(bridge.record.call_sid, str(twiml))
+            await self.rest.redirect(call.call_sid, str(twiml))
         except TwilioRestError as exc:
-            bridge.log.error("transfer to %s failed: %s", to, exc)
+            call.log.error("transfer to %s failed: %s", to, exc)
             return ToolOutcome({"error": f"the transfer failed: {exc}. Tell the caller and offer another way to help."})
-        bridge.log.info("call transferred", extra={"to": to})
+        call.log.info("call transferred", extra={"to": to})
         return ToolOutcome({"result": f"transferred to {to}"})
 
-    async def send_dtmf(self, bridge: "CallBridge", call: ToolCall) -> ToolOutcome:
-        digits = str(call.args.get("digits") or "").replace(" ", "").upper()
+    async def send_dtmf(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
+        digits = str(tool.args.get("digits") or "").replace(" ", "").upper()
         if not digits or len(digits) > MAX_DTMF_DIGITS or set(digits) - VALID_DIGITS:
             return ToolOutcome({"error": f"digits must be 1-{MAX_DTMF_DIGITS} of 0-9, *, #, A-D"})
-        heard = await bridge.play_audio(dtmf_mulaw(digits), label="dtmf")
+        heard = await call.play_audio(dtmf_mulaw(digits))
         return ToolOutcome({"result": f"pressed {digits}" if heard else f"sent {digits}, playback not confirmed"})

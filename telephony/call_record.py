@@ -14,8 +14,10 @@ from typing import IO, Any
 @dataclass
 class TranscriptLine:
     at_ms: int
-    speaker: str  # "caller" | "agent" | "keypad"
+    speaker: str  # "caller" | "agent" | "keypad" | "system"
     text: str
+    interrupted: bool = False
+    """For an agent line: the caller talked over it; `text` is cut to what they heard."""
 
 
 class LatencySamples:
@@ -58,7 +60,7 @@ class LatencySamples:
 
 @dataclass
 class CallRecord:
-    """Per-call facts, kept by the bridge and written when the call ends."""
+    """Per-call facts, kept by the call core and written when the call ends."""
 
     call_sid: str | None = None
     stream_sid: str | None = None
@@ -84,15 +86,30 @@ class CallRecord:
         return int((time.monotonic() - self._t0) * 1000)
 
     def say(self, speaker: str, text: str) -> None:
-        """Add transcript text; pieces from the same speaker in one turn are joined."""
-        text = text.strip()
-        if not text:
+        """Add transcript text. Gemini sends transcripts in sub-word fragments ("Hel", "lo"),
+        so pieces of one turn are joined exactly as sent: no added spaces (right for
+        Chinese and Japanese too)."""
+        if not text or not text.strip():
+            if self._open_speaker == speaker and self.transcript and text:
+                self.transcript[-1].text += text  # a space between fragments is content
             return
         if self._open_speaker == speaker and self.transcript:
-            self.transcript[-1].text = f"{self.transcript[-1].text} {text}"
+            self.transcript[-1].text += text
             return
-        self.transcript.append(TranscriptLine(self.elapsed_ms(), speaker, text))
+        self.transcript.append(TranscriptLine(self.elapsed_ms(), speaker, text.lstrip()))
         self._open_speaker = speaker
+
+    def cut_agent_line(self, heard_fraction: float) -> None:
+        """The caller talked over the agent's current line: keep what they heard of it."""
+        if self._open_speaker != "agent" or not self.transcript:
+            return
+        line = self.transcript[-1]
+        keep = max(0, min(len(line.text), round(len(line.text) * heard_fraction)))
+        cut = line.text[:keep]
+        if keep < len(line.text) and " " in cut:
+            cut = cut[: cut.rindex(" ")]  # whole words where the language has them
+        line.text = cut.rstrip() + ("…" if keep < len(line.text) else "")
+        line.interrupted = True
 
     def end_turn(self) -> None:
         self._open_speaker = None

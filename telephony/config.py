@@ -108,6 +108,16 @@ class Settings(BaseSettings):
     caller_audio_block_ms: int = Field(
         20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"
     )
+    playout_lead_ms: int = Field(
+        300, ge=60, le=5000, description="agent audio sent ahead of what Twilio confirmed played; the rest is held for barge-in"
+    )
+    barge_in_min_speech_ms: int = Field(
+        300, ge=0, le=3000, description="caller speech this long over agent audio cuts the agent off (0: leave it to Gemini)"
+    )
+    goodbye_grace_seconds: float = Field(
+        3.0, ge=0, le=30, description="after end_call, how long the agent may stay quiet before its goodbye starts"
+    )
+    tool_timeout_seconds: float = Field(30.0, gt=0, le=600, description="a tool that takes longer answers the model with an error")
     gemini_reconnect_attempts: int = Field(5, ge=0, le=20, description="tries per Gemini (re)connect, with backoff")
     gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60, description="caller audio held while reconnecting")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")

@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line, with the call's SIDs on every line of a call.
 
-Secrets and audio never reach a log: settings hold secrets as `SecretStr`, and the bridge
+Secrets and audio never reach a log: settings hold secrets as `SecretStr`, and the call
 logs sizes and counts, never payloads.
 """
 

@@ -24,6 +24,9 @@ class Metrics:
             "telephony_dropped_audio_ms", "Audio dropped, by reason (ms)", ["reason"], registry=r
         )
         self.malformed = Counter("telephony_malformed_messages", "Bad Media Streams messages, by kind", ["kind"], registry=r)
+        self.barge_ins = Counter(
+            "telephony_barge_ins", "Agent audio cut off by the caller, by who noticed (gemini or caller)", ["source"], registry=r
+        )
         self.interrupted_to_clear = Histogram(
             "telephony_interrupted_to_clear_seconds", "Gemini interrupted -> Twilio clear sent", buckets=_FAST, registry=r
         )

@@ -2,7 +2,7 @@
 
 Twilio buffers the audio we send and plays it in real time. A `mark` sent after some audio
 comes back once that audio has been played, or at once, unplayed, when we `clear` the buffer.
-This object keeps that bookkeeping (no I/O), so the bridge knows how much of a reply was
+This object keeps that bookkeeping (no I/O), so the call knows how much of a reply was
 heard, whether playback is still going, and can ignore marks echoed by a clear.
 """
 

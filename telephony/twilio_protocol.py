@@ -1,5 +1,5 @@
 """Twilio Media Streams wire format: pydantic models for what Twilio sends and builders for
-what we send back. No I/O here; the bridge and the Twilio emulator both use it.
+what we send back. No I/O here; the call core and the Twilio emulator both use it.
 
 Inbound (Twilio -> us): connected, start, media, mark, dtmf, stop. Numbers such as
 sequenceNumber, chunk and timestamp arrive as JSON strings and are parsed to int.

@@ -136,7 +136,7 @@ async def test_every_log_line_of_a_call_is_json_with_both_sids_and_no_secret_or_
         secrets = [stack.settings.twilio_auth_token.get_secret_value(), stack.settings.gemini_api_key.get_secret_value()]
     formatter = JsonFormatter()
     lines = [json.loads(formatter.format(record)) for record in caplog.records]
-    call_lines = [line for line in lines if line["logger"].startswith(("telephony.bridge", "telephony.gemini", "telephony.call_control"))]
+    call_lines = [line for line in lines if line["logger"].startswith(("telephony.call", "telephony.gemini"))]
     assert any("reconnect" in line["msg"] for line in call_lines), "the reconnect was logged"
     missing = [line["msg"] for line in call_lines if (line.get("call_sid"), line.get("stream_sid")) != (result.call_sid, result.stream_sid)]
     assert not missing, f"lines without the call's SIDs: {missing}"

@@ -42,7 +42,14 @@ class CallerToGemini:
         """Transcode one chunk (usually one 20 ms Twilio frame -> 640 bytes)."""
         if not mulaw:
             return b""
-        pcm8k: np.ndarray = np.frombuffer(decode_mulaw(mulaw), dtype="<i2")
+        return self.process_pcm8k(decode_mulaw(mulaw))
+
+    def process_pcm8k(self, pcm8k_bytes: bytes) -> bytes:
+        """The same from already-decoded 8 kHz PCM16 (the call core decodes once and also
+        runs voice detection on it)."""
+        if not pcm8k_bytes:
+            return b""
+        pcm8k: np.ndarray = np.frombuffer(pcm8k_bytes, dtype="<i2")
         if self.level is not None:
             levelled = self.level.apply(pcm8k)  # float: the resampler rounds and clips once
             if levelled is not None:

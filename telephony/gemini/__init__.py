@@ -1,7 +1,7 @@
 """Gemini Live through the google-genai SDK.
 
 - `config`: where Gemini is configured (client, model, voice, VAD, transcription, resumption).
-- `events`: the typed events the bridge receives from a session.
+- `events`: the typed events the call receives from a session.
 - `session`: one Live session per call: send caller audio, receive events, send tool results.
 """
 

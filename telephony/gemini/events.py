@@ -1,7 +1,7 @@
-"""Typed events from a Gemini Live session, as the bridge acts on them.
+"""Typed events from a Gemini Live session, as the call acts on them.
 
 One `LiveServerMessage` may carry several of these (audio and a transcript and the end of the
-turn); `events_from_message` splits it in the order the bridge must act on them.
+turn); `events_from_message` splits it in the order the call must act on them.
 """
 
 from __future__ import annotations
@@ -101,6 +101,16 @@ class SessionClosed:
         return self.code not in (1000, 1007, 1008) and not 4000 <= self.code < 5000 and not 400 <= self.code < 500
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The session moved to a new connection; `resumed` is False for a fresh session (the
+    model has lost the conversation so far)."""
+
+    resumed: bool
+    reason: str
+    attempts: int
+
+
 GeminiEvent = (
     AgentAudio
     | Interrupted
@@ -113,6 +123,7 @@ GeminiEvent = (
     | ResumptionHandle
     | Usage
     | SessionClosed
+    | Reconnected
 )
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)s\s*$")
@@ -125,7 +136,7 @@ def parse_duration_s(value: str | None) -> float:
 
 
 def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
-    """Split one server message into the bridge's events, interruptions first."""
+    """Split one server message into the call's events, interruptions first."""
     events: list[GeminiEvent] = []
     content = message.server_content
     if content is not None:

@@ -1,12 +1,21 @@
-"""A Gemini Live session that survives its connection: the call sees one unbroken session.
+"""A Gemini Live session that survives its connections: the call sees one unbroken session.
 
 Live connections end on their own: a `goAway` warns before the server's connection limit,
-and connections also fail with 1011 (internal), 1006 (dropped) or a send error. On any of
-these we close the old socket (resuming while it is open can fail), then reconnect with the
-latest resumable handle, falling back to a fresh session with the same configuration when the
-handle is refused, with bounded exponential backoff and a cap on attempts. Caller audio that
-arrives meanwhile is held in a bounded buffer and sent once the new session is up; what does
-not fit is dropped, oldest first, and counted.
+and connections also fail with 1011 (internal), 1006 (dropped) or a send error. One
+supervisor task per session (the livekit-agents shape) owns the connection: it sends, it
+receives, and when the connection is lost it closes the old socket (resuming while it is
+open can fail), reconnects with the latest resumable handle, falling back to a fresh session
+with the same configuration when the handle is refused, with bounded backoff.
+
+Producers never wait for the socket: `send()` puts a message in an outbound queue and
+returns. While a connection is being replaced the queue simply fills, and it is delivered in
+order on the new connection, so a keypad digit, a tool result or an activity signal is never
+lost to a reconnect. Only caller audio is bounded (`buffer_seconds`; the oldest is dropped
+and counted). What the old connection may not have consumed is sent again on a resumed one:
+exactly what follows `lastConsumedClientMessageIndex` where the server reports it (Vertex
+AI's transparent resumption), else every non-audio message sent since the last resumable
+handle. A tool call that a fresh session knows nothing about is answered as text, so the
+model still learns the result.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import random
 import time
@@ -26,16 +36,22 @@ from telephony.gemini.events import (
     GeminiEvent,
     GoAway,
     Interrupted,
+    Reconnected,
     ResumptionHandle,
     SessionClosed,
+    ToolCall,
     TurnComplete,
 )
+from telephony.gemini.messages import CallerAudio, GeminiMessage, RealtimeText, ToolResult
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+
+__all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
 GO_AWAY_MARGIN_S = 1.0
 """Switch connections at least this long before a goAway's deadline."""
+ORPHANED_RESULT_TEXT = "(The result of your earlier {name} request, which was interrupted by a reconnection: {result})"
 
 
 @dataclass(frozen=True)
@@ -52,17 +68,15 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)
 
 
-@dataclass(frozen=True, slots=True)
-class Reconnected:
-    """The session moved to a new connection; `resumed` is False for a fresh session."""
+class _Closed:
+    """Marks the end of `events()` when the session is closed from our side."""
 
-    resumed: bool
-    reason: str
-    attempts: int
+
+_CLOSED = _Closed()
 
 
 class ResilientGeminiSession:
-    """Same interface as `GeminiLiveSession`, across as many connections as it takes."""
+    """One call's Gemini session across as many connections as it takes."""
 
     def __init__(
         self,
@@ -78,96 +92,160 @@ class ResilientGeminiSession:
         self.handle: str | None = None
         self.reconnects = 0
         self.dropped_audio_bytes = 0
-        self._buffer: collections.deque[bytes] = collections.deque()
-        self._buffered_bytes = 0
-        self._buffer_limit = int(self.policy.buffer_seconds * 32000)
-        self._reconnecting = False
+        self._outbox: collections.deque[GeminiMessage] = collections.deque()
+        self._outbox_audio = 0
+        self._audio_limit = int(self.policy.buffer_seconds * 32000)
+        self._wake = asyncio.Event()
+        self._sent_index = 0
+        self._unconfirmed: collections.deque[tuple[int, GeminiMessage]] = collections.deque()
+        """Non-audio messages (audio too, with an index) sent since the last resumable handle."""
+        self._unanswered: set[str] = set()
+        self._orphaned: dict[str, str] = {}  # tool call id -> name, from a lost conversation
+        self._events: asyncio.Queue[GeminiEvent | _Closed] = asyncio.Queue()
+        self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def reconnecting(self) -> bool:
-        return self._reconnecting
+    # --- the call's side ------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the first connection (retrying what is worth a retry, see `_connect`)."""
+        """Open the first connection (retrying what is worth a retry), then supervise it."""
         self._session, _ = await self._connect(max(1, self.policy.max_attempts))
+        self._supervisor = asyncio.create_task(self._supervise(), name="gemini-supervisor")
 
-    async def send_audio(self, pcm16k: bytes) -> None:
-        if self._reconnecting or self._session is None:
-            self._hold(pcm16k)
+    def send(self, message: GeminiMessage) -> None:
+        """Queue a message for Gemini; never waits. Safe before `open()` and while
+        reconnecting: it goes out, in order, as soon as a connection can take it."""
+        if self._closed:
             return
-        try:
-            await self._session.send_audio(pcm16k)
-        except GeminiSessionError:
-            self._hold(pcm16k)  # the events loop sees the close and reconnects
+        self._outbox.append(message)
+        if isinstance(message, CallerAudio):
+            self._outbox_audio += len(message.pcm16k)
+            if self._outbox_audio > self._audio_limit:
+                self._drop_oldest_audio()
+        self._wake.set()
 
-    async def send_text(self, text: str) -> None:
-        await self._forward("send_text", text)
-
-    async def send_client_text(self, text: str) -> None:
-        await self._forward("send_client_text", text)
-
-    async def send_activity_start(self) -> None:
-        await self._forward("send_activity_start")
-
-    async def send_activity_end(self) -> None:
-        await self._forward("send_activity_end")
-
-    async def send_tool_response(self, call_id: str, name: str, response: dict[str, Any]) -> None:
-        await self._forward("send_tool_response", call_id, name, response)
-
-    async def events(self) -> AsyncIterator[GeminiEvent | Reconnected]:
-        """Events of every connection in turn; ends with one final `SessionClosed`.
-
-        On `goAway` the switch waits for the agent to finish its sentence (the turn's end),
-        but never past the server's deadline less a safety margin, so the caller hears
-        neither a cut-off word nor a dropped connection.
-        """
+    async def events(self) -> AsyncIterator[GeminiEvent]:
+        """Events of every connection in turn, with `Reconnected` between connections;
+        ends after a final `SessionClosed`, or when the session is closed."""
         while True:
+            event = await self._events.get()
+            if isinstance(event, _Closed):
+                return
+            yield event
+            if isinstance(event, SessionClosed):
+                return
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be sent (tests, metrics)."""
+        return len(self._outbox)
+
+    async def close(self) -> None:
+        """End the session and its supervisor; safe to call more than once."""
+        self._closed = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        self._events.put_nowait(_CLOSED)
+
+    # --- the supervisor -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while not self._closed and self._session is not None:
             session = self._session
-            if session is None:
+            sender = asyncio.create_task(self._send_loop(session), name="gemini-send")
+            receiver = asyncio.create_task(self._receive_loop(session), name="gemini-receive")
+            try:
+                done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sender, receiver):
+                    task.cancel()
+                await asyncio.gather(sender, receiver, return_exceptions=True)
+            first = receiver if receiver in done else sender
+            failure = first.exception()
+            if failure is not None:
+                self.log.error("Gemini connection task failed: %r", failure)
+            reason = "internal error" if failure is not None else first.result()
+            if self._closed or reason is None:
                 return
-            switch: str | None = None
-            deadline: float | None = None
-            in_turn = False
-            async with contextlib.aclosing(session.events()) as stream:
-                while True:
-                    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    try:  # asyncio.timeout: wait_for can swallow our cancellation (Python 3.11)
-                        async with asyncio.timeout(timeout):
-                            event = await anext(stream)
-                    except (TimeoutError, StopAsyncIteration):
-                        break
-                    if isinstance(event, AgentAudio):
-                        in_turn = True
-                    elif isinstance(event, (TurnComplete, Interrupted)):
-                        in_turn = False
-                    if isinstance(event, ResumptionHandle):
-                        if event.resumable:
-                            self.handle = event.handle
-                    elif isinstance(event, GoAway):
-                        switch = f"goAway ({event.time_left_s:.1f} s left)"
-                        deadline = time.monotonic() + max(0.0, event.time_left_s - GO_AWAY_MARGIN_S)
-                    elif isinstance(event, SessionClosed):
-                        if self._closed or not event.retryable:
-                            yield event
-                            return
-                        switch = switch or f"closed {event.code} {event.reason}".strip()
-                        break
-                    yield event
-                    if deadline is not None and not in_turn:
-                        break  # nothing being said: switch now
-            if switch is None:  # the session's events ended without a close (closed by us)
-                return
-            outcome = await self._reconnect(session, switch)
-            yield outcome
+            outcome = await self._reconnect(session, reason)
+            self._events.put_nowait(outcome)
             if isinstance(outcome, SessionClosed):
                 return
 
-    async def close(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
+    async def _send_loop(self, session: GeminiLiveSession) -> str:
+        """Send queued messages in order; returns why it stopped (a failed send)."""
+        while True:
+            while not self._outbox:
+                self._wake.clear()
+                await self._wake.wait()
+            queued = self._outbox[0]
+            message = self._on_the_wire(queued)
+            try:
+                await session.send(message)
+            except GeminiSessionError as exc:
+                return f"send failed: {exc} ({exc.code})"  # the message stays first in line
+            self._outbox.popleft()
+            if message is not queued and isinstance(queued, ToolResult):
+                self._orphaned.pop(queued.call_id, None)
+            if isinstance(message, CallerAudio):
+                self._outbox_audio -= len(message.pcm16k)
+            self._sent_index += 1
+            if not isinstance(message, CallerAudio):
+                self._unconfirmed.append((self._sent_index, message))
+            if isinstance(message, ToolResult):
+                self._unanswered.discard(message.call_id)
+
+    async def _receive_loop(self, session: GeminiLiveSession) -> str | None:
+        """Forward events; returns why the connection must be replaced, or None when the
+        session is over for good (its final event already queued).
+
+        On `goAway` the switch waits for the agent to finish its sentence (the turn's end)
+        and for every tool call to be answered and covered by a resumable handle (handles
+        are not resumable while a call runs), but never past the deadline less a margin.
+        """
+        switch: str | None = None
+        deadline: float | None = None
+        in_turn = False
+        resumable_now = self.handle is not None
+        async with contextlib.aclosing(session.events()) as stream:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    async with asyncio.timeout(timeout):
+                        event = await anext(stream)
+                except TimeoutError:
+                    return switch
+                except StopAsyncIteration:
+                    return None if self._closed else "events ended"
+                if isinstance(event, AgentAudio):
+                    in_turn = True
+                elif isinstance(event, (TurnComplete, Interrupted)):
+                    in_turn = False
+                elif isinstance(event, ToolCall):
+                    self._unanswered.add(event.id)
+                    resumable_now = False
+                elif isinstance(event, ResumptionHandle):
+                    if event.resumable:
+                        self.handle = event.handle
+                        self._confirmed(event.last_consumed_client_message_index)
+                        resumable_now = not self._unanswered
+                elif isinstance(event, GoAway):
+                    switch = f"goAway ({event.time_left_s:.1f} s left)"
+                    deadline = time.monotonic() + max(0.0, event.time_left_s - GO_AWAY_MARGIN_S)
+                elif isinstance(event, SessionClosed):
+                    if self._closed or not event.retryable:
+                        self._events.put_nowait(event)
+                        return None
+                    return switch or f"closed {event.code} {event.reason}".strip()
+                self._events.put_nowait(event)
+                if deadline is not None and not in_turn and resumable_now and not self._unanswered:
+                    return switch  # nothing being said or awaited: switch now
+
+    # --- connecting -----------------------------------------------------------------------
 
     async def _connect(self, attempts: int) -> tuple[GeminiLiveSession, int]:
         """A new connection, resumed with the latest handle if there is one; returns it and
@@ -200,42 +278,56 @@ class ResilientGeminiSession:
         raise GeminiSessionError("reconnecting is switched off (TELEPHONY_GEMINI_RECONNECT_ATTEMPTS=0)", code=1011)
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
-        self._reconnecting = True
         self.log.warning("Gemini session lost (%s): reconnecting", reason)
         await old.close()  # before resuming with its handle
         resuming = self.handle is not None
         try:
             session, attempts = await self._connect(self.policy.max_attempts)
         except GeminiSessionError as exc:
-            self._reconnecting = False
             return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {exc} ({exc.code})")
+        resumed = resuming and self.handle is not None
+        if resumed:
+            # What the old connection may not have taken in goes first, in its order.
+            self._outbox.extendleft(message for _, message in reversed(self._unconfirmed))
+            self._outbox_audio += sum(len(m.pcm16k) for _, m in self._unconfirmed if isinstance(m, CallerAudio))
+        else:
+            # A fresh session knows nothing of the old one's tool calls: their results are
+            # told to the model as text instead of a toolResponse it would refuse.
+            for message in self._outbox:
+                if isinstance(message, ToolResult) and message.call_id in self._unanswered:
+                    self._orphaned[message.call_id] = message.name
+            self._orphaned.update({call_id: "" for call_id in self._unanswered if call_id not in self._orphaned})
+            self._unanswered.clear()
+        self._unconfirmed.clear()
+        self._sent_index = 0
         self._session = session
-        while self._buffer:  # audio held meanwhile, in order; more may arrive as we send
-            chunk = self._buffer.popleft()
-            self._buffered_bytes -= len(chunk)
-            try:
-                await session.send_audio(chunk)
-            except GeminiSessionError:
-                self._buffer.appendleft(chunk)
-                self._buffered_bytes += len(chunk)
-                break
-        self._reconnecting = False
         self.reconnects += 1
-        return Reconnected(resumed=resuming and self.handle is not None, reason=reason, attempts=attempts)
+        self._wake.set()
+        return Reconnected(resumed=resumed, reason=reason, attempts=attempts)
 
-    def _hold(self, pcm16k: bytes) -> None:
-        self._buffer.append(pcm16k)
-        self._buffered_bytes += len(pcm16k)
-        while self._buffered_bytes > self._buffer_limit and self._buffer:
-            dropped = self._buffer.popleft()
-            self._buffered_bytes -= len(dropped)
-            self.dropped_audio_bytes += len(dropped)
+    # --- bookkeeping ----------------------------------------------------------------------
 
-    async def _forward(self, method: str, *args: Any) -> None:
-        if self._session is None:
-            raise GeminiSessionError("the Gemini Live session is not open")
-        try:
-            await getattr(self._session, method)(*args)
-        except GeminiSessionError:
-            if not self._reconnecting:
-                raise
+    def _confirmed(self, last_consumed: int | None) -> None:
+        """A resumable handle covers what the server had consumed when it made it."""
+        if last_consumed is None:
+            self._unconfirmed.clear()
+            return
+        while self._unconfirmed and self._unconfirmed[0][0] <= last_consumed:
+            self._unconfirmed.popleft()
+
+    def _on_the_wire(self, message: GeminiMessage) -> GeminiMessage:
+        if isinstance(message, ToolResult) and message.call_id in self._orphaned:
+            result = json.dumps(message.response, default=str)[:2000]
+            return RealtimeText(ORPHANED_RESULT_TEXT.format(name=message.name, result=result))
+        return message
+
+    def _drop_oldest_audio(self) -> None:
+        kept: collections.deque[GeminiMessage] = collections.deque()
+        while self._outbox and self._outbox_audio > self._audio_limit:
+            message = self._outbox.popleft()
+            if isinstance(message, CallerAudio):
+                self._outbox_audio -= len(message.pcm16k)
+                self.dropped_audio_bytes += len(message.pcm16k)
+            else:
+                kept.append(message)
+        self._outbox.extendleft(reversed(kept))

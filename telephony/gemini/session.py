@@ -18,6 +18,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
 from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
+from telephony.gemini.messages import (
+    ActivityEnd,
+    ActivityStart,
+    CallerAudio,
+    GeminiMessage,
+    RealtimeText,
+    ToolResult,
+    UserTurn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,23 @@ class GeminiLiveSession:
             await stack.aclose()
             raise
         self._stack = stack
+
+    async def send(self, message: GeminiMessage) -> None:
+        """Put one of the call's messages on the wire (see `gemini.messages`)."""
+        if isinstance(message, CallerAudio):
+            await self.send_audio(message.pcm16k)
+        elif isinstance(message, RealtimeText):
+            await self.send_text(message.text)
+        elif isinstance(message, ToolResult):
+            await self.send_tool_response(message.call_id, message.name, message.response)
+        elif isinstance(message, UserTurn):
+            await self.send_client_text(message.text)
+        elif isinstance(message, ActivityStart):
+            await self.send_activity_start()
+        elif isinstance(message, ActivityEnd):
+            await self.send_activity_end()
+        else:  # pragma: no cover - the union is closed
+            raise TypeError(f"not a Gemini message: {message!r}")
 
     async def send_audio(self, pcm16k: bytes) -> None:
         """Caller audio, PCM16 LE mono 16 kHz."""

@@ -1,0 +1,722 @@
+"""The call core: every decision about one phone call, and no I/O.
+
+Like h11's `Connection`, a `Call` is a plain object. The driver feeds it what happened -
+a frame from Twilio, an event from Gemini, a tool's result, the time - and takes back what to
+do, as `Action` values: send this to Twilio, send this to Gemini, run or cancel this tool,
+settle this waiter, close the stream. It never awaits, never touches a socket, never reads
+the clock or the settings, so every ordering of inputs can be replayed in a unit test.
+
+Where things happen:
+- barge-in: `_barge_in()` - on Gemini's `interrupted`, or when the caller talks over agent
+  audio that is held here or still playing at Twilio (local voice detection);
+- paced playout: `playout.Playout` - at most `playout_lead_ms` of agent audio at Twilio;
+- how a call ends: `CallState` and `_close()` - one state, one place.
+
+    call = Call(CallConfig(...), now=0.0)
+    call.twilio_frame('{"event": "start", ...}', now=0.01)
+    for action in call.take_actions(): ...
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from telephony.audio.agc import CallerLevel
+from telephony.audio.mulaw import decode_mulaw
+from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
+from telephony.call.playout import MarkOut, MediaOut, Playout, Source
+from telephony.call.voice_activity import CallerVoice
+from telephony.call_record import CallRecord
+from telephony.gemini.events import (
+    AgentAudio,
+    GeminiEvent,
+    GoAway,
+    InputTranscript,
+    Interrupted,
+    OutputTranscript,
+    Reconnected,
+    SessionClosed,
+    ToolCall,
+    ToolCallCancelled,
+    TurnComplete,
+)
+from telephony.gemini.messages import (
+    ActivityEnd,
+    ActivityStart,
+    CallerAudio,
+    GeminiMessage,
+    RealtimeText,
+    ToolResult,
+    UserTurn,
+)
+from telephony.metrics import Metrics
+from telephony.security import TOKEN_PARAMETER
+from telephony.twilio_protocol import (
+    Dtmf,
+    Mark,
+    Media,
+    Start,
+    Stop,
+    TwilioProtocolError,
+    UnknownEvent,
+    check_media_format,
+    clear_message,
+    mark_message,
+    media_message,
+    parse_message,
+)
+
+log = logging.getLogger(__name__)
+
+DTMF_TEXT = "The caller pressed the keypad key {digit}."
+PREROLL_MS = 300
+"""Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendTwilio:
+    """One Media Streams message (media, mark or clear), ready for the wire."""
+
+    text: str
+    kind: str  # "media" | "mark" | "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class SendGemini:
+    message: GeminiMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAgent:
+    """Open the Gemini session for this call; `parameters` are the stream's own (no token)."""
+
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTools:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A waiter the driver registered (`wait_heard`, `watch_goodbye`) is settled."""
+
+    token: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseStream:
+    """The call is over: close the Twilio socket with this code. Always the last action."""
+
+    code: int
+    reason: str
+
+
+Action = SendTwilio | SendGemini | OpenAgent | RunTool | CancelTools | Settle | CloseStream
+
+
+# --- state and configuration ---------------------------------------------------------------
+
+
+class CallState(str, Enum):
+    AWAITING_START = "awaiting_start"
+    """Socket open, no valid `start` yet."""
+    CONNECTING = "connecting"
+    """`start` accepted, Gemini being opened; caller audio is queued for it."""
+    ACTIVE = "active"
+    ENDING = "ending"
+    """A last prompt is playing (apology, shutdown); the agent is silenced."""
+    ENDED = "ended"
+
+
+_ALLOWED: dict[CallState, set[CallState]] = {
+    CallState.AWAITING_START: {CallState.CONNECTING, CallState.ENDED},
+    CallState.CONNECTING: {CallState.ACTIVE, CallState.ENDING, CallState.ENDED},
+    CallState.ACTIVE: {CallState.ENDING, CallState.ENDED},
+    CallState.ENDING: {CallState.ENDED},
+    CallState.ENDED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: the core tried a state change its table does not allow."""
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """Per-call rules, plain values (the composition root fills them from settings)."""
+
+    prompts: Mapping[str, bytes] = field(default_factory=dict)
+    """Recorded mu-law 8 kHz prompts by name: `apology_trouble`, `apology_closing`."""
+    check_token: Callable[[str, str | None], bool] | None = None
+    """When set, `start.customParameters.token` must pass it for the start's CallSid."""
+    greeting: str | None = None
+    caller_agc: bool = True
+    caller_block_bytes: int = 640
+    """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
+    manual_activity: bool = False
+    """Gemini's VAD is off: we send activityStart/activityEnd from local voice detection."""
+    activity_silence_ms: int = 500
+    playout_lead_ms: int = 300
+    playout_batch_ms: int = 100
+    barge_in_min_speech_ms: int = 300
+    """Caller speech this long over agent audio cuts the agent off; 0 leaves barge-in to
+    Gemini alone (it only interrupts replies it is still generating)."""
+    goodbye_grace_s: float = 3.0
+    """After end_call, speech may still start this long after the last agent audio."""
+    goodbye_max_s: float = 20.0
+    start_timeout_s: float = 10.0
+    idle_timeout_s: float = 15.0
+    max_call_s: float = 3600.0
+    max_payload_bytes: int = 8000
+    malformed_limit: int = 200
+    final_prompt_timeout_s: float = 10.0
+
+
+@dataclass
+class _GoodbyeWatch:
+    token: int
+    since: float
+    grace_s: float
+    max_s: float
+    last_audio_at: float | None = None
+    turn_done_after_audio: bool = False
+
+
+@dataclass
+class _Ending:
+    token: int
+    deadline: float
+    code: int
+    reason: str
+
+
+# --- the call ------------------------------------------------------------------------------
+
+
+class Call:
+    """One phone call, from the socket's first frame to its close."""
+
+    def __init__(
+        self,
+        config: CallConfig,
+        now: float,
+        *,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        metrics: Metrics | None = None,
+        record: CallRecord | None = None,
+    ) -> None:
+        self.config = config
+        self.log = logger or log
+        self.metrics = metrics
+        self.record = record or CallRecord()
+        self.state = CallState.AWAITING_START
+        self.stream_sid = ""
+        self.outcome = "completed"
+        self.playout = Playout(config.playout_lead_ms, config.playout_batch_ms)
+        self.to_gemini = CallerToGemini(CallerLevel() if config.caller_agc else None)
+        self.to_caller = GeminiToCaller()
+        self.voice: CallerVoice | None = None
+        if config.manual_activity or config.barge_in_min_speech_ms > 0:
+            self.voice = CallerVoice(
+                min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms
+            )
+        self._actions: list[Action] = []
+        self._created_at = now
+        self._started_at = now
+        self._last_twilio_at = now
+        self._caller_pcm = bytearray()
+        self._preroll: deque[bytes] = deque()
+        self._preroll_bytes = 0
+        self._in_activity = False
+        self._discarding = False
+        """The caller cut the agent off while Gemini was still generating: the rest of that
+        reply is dropped until Gemini says the turn ended or was interrupted."""
+        self._agent_turn_open = False
+        self._turn_audio_ms = 0.0
+        self._turn_start_position_ms = 0.0
+        self._tools_running: set[str] = set()
+        self._goodbye: _GoodbyeWatch | None = None
+        self._ending: _Ending | None = None
+        self._own_tokens = -1  # tokens the core makes for itself are negative
+
+    # --- what the driver reads ------------------------------------------------------------
+
+    def take_actions(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `tick()` has something to decide."""
+        if self.state is CallState.ENDED:
+            return None
+        if self.state is CallState.AWAITING_START:
+            return self._created_at + self.config.start_timeout_s
+        times = [self._last_twilio_at + self.config.idle_timeout_s]
+        if self.state is not CallState.ENDING:
+            times.append(self._started_at + self.config.max_call_s)
+        if self._ending is not None:
+            times.append(self._ending.deadline)
+        if self._goodbye is not None:
+            watch = self._goodbye
+            times.append(watch.since + watch.max_s)
+            times.append(max(watch.since, watch.last_audio_at or watch.since) + watch.grace_s)
+        return min(times)
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    # --- inputs: Twilio -------------------------------------------------------------------
+
+    def twilio_frame(self, raw: str | bytes, now: float) -> None:
+        """One WebSocket frame from Twilio."""
+        if self.state is CallState.ENDED:
+            return
+        self._last_twilio_at = now
+        if isinstance(raw, bytes):
+            self._malformed("binary_frame", f"binary frame of {len(raw)} bytes")
+        else:
+            try:
+                message = parse_message(raw)
+            except TwilioProtocolError as exc:
+                self._malformed("unparseable", str(exc))
+            else:
+                self._twilio_message(message, now)
+        if self.state is not CallState.ENDED and self.record.malformed > self.config.malformed_limit:
+            self._end_now("malformed", "too many malformed messages", 1008)
+
+    def twilio_closed(self, now: float) -> None:
+        """The socket closed under us (the caller's side went away)."""
+        if self.state is not CallState.ENDED:
+            self._end_now("completed", "twilio socket closed", 1000)
+
+    def _twilio_message(self, message: Any, now: float) -> None:
+        if isinstance(message, Media):
+            if self.state is CallState.AWAITING_START:
+                self._malformed("before_start", "media before start")
+            else:
+                self._caller_media(message)
+        elif isinstance(message, Mark):
+            self.playout.mark_echoed(message.mark.name)
+            self._after_playout_change(now)
+        elif isinstance(message, Dtmf):
+            if self.state is CallState.AWAITING_START:
+                self._malformed("before_start", "dtmf before start")
+            else:
+                digit = message.dtmf.digit
+                self.record.say("keypad", digit)
+                self.record.end_turn()
+                self._gemini(RealtimeText(DTMF_TEXT.format(digit=digit)))
+        elif isinstance(message, Start):
+            if self.state is CallState.AWAITING_START:
+                self._start(message, now)
+            else:
+                self._malformed("second_start", "second start on one stream")
+        elif isinstance(message, Stop):
+            if self.state is CallState.AWAITING_START:
+                self._end_now("no_start", "refused: stop before start", 1000)
+            else:
+                self._end_now("completed", "caller hung up", 1000)
+        elif isinstance(message, UnknownEvent):
+            if self.metrics is not None:
+                self.metrics.malformed.labels("unknown_event").inc()
+
+    def _start(self, start: Start, now: float) -> None:
+        details = start.start
+        self.stream_sid = start.stream_sid
+        self.record.call_sid, self.record.stream_sid = details.call_sid, start.stream_sid
+        params = {k: v for k, v in details.custom_parameters.items() if k != TOKEN_PARAMETER}
+        self.record.parameters = params
+        if hasattr(self.log, "bind"):
+            self.log.bind(details.call_sid, start.stream_sid)
+        try:
+            check_media_format(start)
+        except TwilioProtocolError as exc:
+            self._refuse(str(exc), 1003, "refused")
+            return
+        check = self.config.check_token
+        if check is not None and not check(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)):
+            self._refuse("stream token does not match the CallSid of the signed webhook", 1008, "bad_token")
+            return
+        self._started_at = now
+        self._move(CallState.CONNECTING)
+        self.log.info("call started", extra={"parameters": params})
+        self._actions.append(OpenAgent(params))
+        greeting = params.get("greeting") or self.config.greeting
+        if greeting:
+            self._gemini(UserTurn(greeting))
+
+    def _caller_media(self, message: Media) -> None:
+        payload = message.media.payload
+        if message.stream_sid != self.stream_sid:
+            self._malformed("wrong_stream", "media for another stream")
+            return
+        if not payload or len(payload) > self.config.max_payload_bytes:
+            self._malformed("bad_payload_size", f"media payload of {len(payload)} bytes")
+            return
+        self.record.frames_in += 1
+        if self.metrics is not None:
+            self.metrics.frames_in.inc()
+        pcm8k = decode_mulaw(payload)
+        pcm16k = self.to_gemini.process_pcm8k(pcm8k)
+        updates = self.voice.feed(pcm8k) if self.voice is not None else []
+        if self.config.manual_activity:
+            self._manual_activity(pcm16k, updates)
+        else:
+            self._send_caller_audio(pcm16k)
+        for update in updates:
+            if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
+                self._barge_in("caller")
+
+    def _send_caller_audio(self, pcm16k: bytes, flush: bool = False) -> None:
+        self._caller_pcm += pcm16k
+        if self._caller_pcm and (flush or len(self._caller_pcm) >= self.config.caller_block_bytes):
+            self._gemini(CallerAudio(bytes(self._caller_pcm)))
+            self._caller_pcm.clear()
+
+    def _manual_activity(self, pcm16k: bytes, updates: list[Any]) -> None:
+        """Gemini's VAD is off: the caller's turns are framed by local voice detection,
+        with the audio from just before the onset sent after activityStart."""
+        for update in updates:
+            if update.started and not self._in_activity:
+                self._in_activity = True
+                self._gemini(ActivityStart())
+                if self.state is CallState.ACTIVE and self.playout.agent_audible:
+                    self._barge_in("caller")
+                for block in self._preroll:
+                    self._send_caller_audio(block)
+                self._preroll.clear()
+                self._preroll_bytes = 0
+        if self._in_activity:
+            self._send_caller_audio(pcm16k)
+        else:
+            self._preroll.append(pcm16k)
+            self._preroll_bytes += len(pcm16k)
+            while self._preroll_bytes > PREROLL_MS * 32:
+                self._preroll_bytes -= len(self._preroll.popleft())
+        if self._in_activity and any(update.ended for update in updates):
+            self._in_activity = False
+            self._send_caller_audio(b"", flush=True)
+            self._gemini(ActivityEnd())
+
+    # --- inputs: Gemini -------------------------------------------------------------------
+
+    def agent_ready(self, now: float) -> None:
+        """The Gemini session is open."""
+        if self.state is CallState.CONNECTING:
+            self._move(CallState.ACTIVE)
+
+    def agent_failed(self, reason: str, now: float) -> None:
+        """Gemini could not be reached for this call at all."""
+        if self.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            return
+        self.record.errors.append(reason)
+        self.log.error("could not open the Gemini session: %s", reason)
+        self._finish_with_prompt("gemini_unavailable", f"gemini unavailable: {reason}", "apology_trouble", now)
+
+    def gemini_event(self, event: GeminiEvent, now: float) -> None:
+        if self.state is CallState.ENDED:
+            return
+        if isinstance(event, AgentAudio):
+            self._agent_audio(event.pcm24k, now)
+        elif isinstance(event, Interrupted):
+            if self._discarding:
+                self._discarding = False  # we already cut this reply off ourselves
+            else:
+                self._barge_in("gemini")
+            self._agent_turn_open = False
+        elif isinstance(event, TurnComplete):
+            self._discarding = False
+            if self.state is not CallState.ENDING:
+                self.playout.hold(self.to_caller.flush(), Source.AGENT)
+            self._agent_turn_open = False
+            self.record.end_turn()
+            if self._goodbye is not None and self._goodbye.last_audio_at is not None:
+                self._goodbye.turn_done_after_audio = True
+            self._after_playout_change(now)
+        elif isinstance(event, InputTranscript):
+            self.record.say("caller", event.text)
+        elif isinstance(event, OutputTranscript):
+            if not self._discarding and self.state is not CallState.ENDING:
+                self.record.say("agent", event.text)
+        elif isinstance(event, ToolCall):
+            if self.state in (CallState.CONNECTING, CallState.ACTIVE):
+                self._tools_running.add(event.id)
+                self.log.info("tool call %s", event.name, extra={"tool_args": event.args})
+                self._actions.append(RunTool(event))
+        elif isinstance(event, ToolCallCancelled):
+            # The caller interrupted the turn that made these calls ("Bye!" - "Wait!"): a
+            # running tool, or what an answered one still had to do (hang up), must stop.
+            self._tools_running.difference_update(event.ids)
+            self._actions.append(CancelTools(tuple(event.ids)))
+            self.log.info("tool calls cancelled by the caller's interruption", extra={"ids": list(event.ids)})
+        elif isinstance(event, Reconnected):
+            # Whatever the old connection left half-said is played out, not kept.
+            if self.state is not CallState.ENDING:
+                self.playout.hold(self.to_caller.flush(), Source.AGENT)
+                self._release()
+            self._discarding = False
+            self.record.end_turn()
+            self.record.reconnects += 1
+            if self.metrics is not None:
+                self.metrics.gemini_reconnects.labels("resumed" if event.resumed else "fresh").inc()
+            self.log.warning(
+                "Gemini session reconnected", extra={"resumed": event.resumed, "reason": event.reason, "attempts": event.attempts}
+            )
+        elif isinstance(event, GoAway):
+            self.log.info("Gemini goAway: switching connection (%.1f s left)", event.time_left_s)
+        elif isinstance(event, SessionClosed):
+            self.record.errors.append(f"gemini closed {event.code}: {event.reason}")
+            self.log.error("Gemini session lost for good: %s %s", event.code, event.reason)
+            self._finish_with_prompt("gemini_failed", f"gemini failed: {event.code} {event.reason}", "apology_trouble", now)
+
+    def _agent_audio(self, pcm24k: bytes, now: float) -> None:
+        if self._discarding or self.state is CallState.ENDING:
+            return
+        if not self._agent_turn_open:
+            self._agent_turn_open = True
+            self._turn_audio_ms = 0.0
+            self._turn_start_position_ms = self.playout.ledger.sent_ms + self._held_ms()
+        self._turn_audio_ms += len(pcm24k) / 48
+        self.record.agent_audio_ms += len(pcm24k) / 48
+        if self._goodbye is not None:
+            self._goodbye.last_audio_at = now
+            self._goodbye.turn_done_after_audio = False
+        self.playout.hold(self.to_caller.process(pcm24k), Source.AGENT)
+        self._release()
+
+    # --- inputs: tools and waiters ----------------------------------------------------------
+
+    def tool_finished(self, call: ToolCall, response: dict[str, Any], now: float) -> bool:
+        """A tool's result. Returns False when it is no longer wanted (cancelled, call over),
+        in which case nothing is sent and whatever the tool meant to do next must not run."""
+        if call.id not in self._tools_running:
+            return False
+        self._tools_running.discard(call.id)
+        if self.state in (CallState.ENDING, CallState.ENDED):
+            return False
+        self._gemini(ToolResult(call.id, call.name, response))
+        return True
+
+    def play_audio(self, mulaw: bytes, token: int, now: float) -> None:
+        """Our own mu-law 8 kHz audio (keypad tones), then settle `token` once it was heard."""
+        if self.state is CallState.ENDED:
+            self._actions.append(Settle(token, False))
+            return
+        self.playout.hold([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)], Source.PROMPT)
+        self.wait_heard(token, now)
+
+    def wait_heard(self, token: int, now: float) -> None:
+        """Settle `token` once everything sent or held so far has been played."""
+        if self.state is CallState.ENDED:
+            self._actions.append(Settle(token, False))
+            return
+        self.playout.hold_marker(token)
+        self._release()
+
+    def watch_goodbye(self, token: int, now: float, grace_s: float | None = None) -> None:
+        """Settle `token` (ok) once the agent's goodbye has been heard: its turn is complete
+        and played, or nothing more was said within `grace_s`. Settled not ok if the caller
+        talks over it first."""
+        if self.state is CallState.ENDED:
+            self._actions.append(Settle(token, False))
+            return
+        self._goodbye = _GoodbyeWatch(
+            token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s
+        )
+        self._check_goodbye(now)
+
+    def forget(self, token: int) -> None:
+        """The driver stopped waiting for `token` (its tool was cancelled)."""
+        if self._goodbye is not None and self._goodbye.token == token:
+            self._goodbye = None
+
+    def request_end(self, outcome: str, reason: str, now: float, prompt: str | None = None) -> None:
+        """End the call from our side (agent hung up, shutdown, time limit)."""
+        if self.state is CallState.ENDED:
+            return
+        if prompt is None:
+            self._end_now(outcome, reason, 1000)
+        else:
+            self._finish_with_prompt(outcome, reason, prompt, now)
+
+    def tick(self, now: float) -> None:
+        """Let time-based rules run; the driver calls it at `next_deadline()`."""
+        if self.state is CallState.ENDED:
+            return
+        if self.state is CallState.AWAITING_START:
+            if now >= self._created_at + self.config.start_timeout_s:
+                self._refuse(f"no start message within {self.config.start_timeout_s:.0f} s", 1008, "no_start")
+            return
+        if now >= self._last_twilio_at + self.config.idle_timeout_s:
+            self.log.warning("idle timeout: nothing from Twilio for %.0f s", self.config.idle_timeout_s)
+            self._end_now("idle_timeout", f"nothing from Twilio for {self.config.idle_timeout_s:.0f} s", 1000)
+            return
+        if self._ending is not None and now >= self._ending.deadline:
+            self._close(self._ending.code, self._ending.reason)
+            return
+        if self.state is not CallState.ENDING and now >= self._started_at + self.config.max_call_s:
+            self.log.warning("call time limit reached")
+            self._finish_with_prompt(
+                "time_limit", f"call reached its {self.config.max_call_s:.0f} s limit", "apology_closing", now
+            )
+            return
+        self._check_goodbye(now)
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def _barge_in(self, source: str) -> None:
+        """The caller took the turn: empty Twilio's buffer now, drop what we hold of the reply."""
+        if source == "caller" and self._agent_turn_open:
+            self._discarding = True  # Gemini is still sending this reply
+        heard_in_turn = max(0.0, self.playout.heard_ms - self._turn_start_position_ms)
+        self._twilio(clear_message(self.stream_sid), "clear")
+        dropped_ms = self.playout.clear()
+        self.to_caller.reset()
+        if self._turn_audio_ms:
+            self.record.cut_agent_line(min(1.0, heard_in_turn / self._turn_audio_ms))
+        self.record.interruptions += 1
+        self.record.end_turn()
+        self._turn_audio_ms = 0.0
+        self.log.info("barge-in: playback cleared", extra={"source": source, "held_dropped_ms": round(dropped_ms)})
+        if self.metrics is not None:
+            self.metrics.barge_ins.labels(source).inc()
+        if self._goodbye is not None:  # "Bye!" - "Wait, one more thing": no hang-up
+            self._actions.append(Settle(self._goodbye.token, False))
+            self._goodbye = None
+        self._release()  # our own prompts still held go out
+
+    def _release(self) -> None:
+        for item in self.playout.release():
+            if isinstance(item, MediaOut):
+                self._twilio(media_message(self.stream_sid, item.mulaw), "media")
+                self.record.frames_out += 1
+                if self.metrics is not None:
+                    self.metrics.frames_out.inc()
+            elif isinstance(item, MarkOut):
+                self._twilio(mark_message(self.stream_sid, item.name), "mark")
+        self._settle_resolved()
+
+    def _settle_resolved(self) -> None:
+        for token, ok in self.playout.resolved:
+            if self._ending is not None and token == self._ending.token:
+                self._close(self._ending.code, self._ending.reason)
+                return
+            if token >= 0:
+                self._actions.append(Settle(token, ok))
+        self.playout.resolved.clear()
+
+    def _after_playout_change(self, now: float) -> None:
+        self._release()
+        if self.state is not CallState.ENDED:
+            self._check_goodbye(now)
+
+    def _check_goodbye(self, now: float) -> None:
+        watch = self._goodbye
+        if watch is None or not self.playout.idle and now < watch.since + watch.max_s:
+            return
+        quiet_since = max(watch.since, watch.last_audio_at or watch.since)
+        if watch.turn_done_after_audio or now >= quiet_since + watch.grace_s or now >= watch.since + watch.max_s:
+            self._goodbye = None
+            self._actions.append(Settle(watch.token, True))
+
+    def _finish_with_prompt(self, outcome: str, reason: str, prompt: str, now: float) -> None:
+        """Silence the agent, play `prompt` to the caller, close once it has been heard."""
+        if self.state in (CallState.ENDING, CallState.ENDED):
+            return
+        self._set_outcome(outcome, reason)
+        if self.playout.agent_audible:
+            self._twilio(clear_message(self.stream_sid), "clear")
+            self.playout.clear()
+        self.to_caller.reset()
+        self._move(CallState.ENDING)
+        self._cancel_tools()
+        if self._goodbye is not None:
+            self._actions.append(Settle(self._goodbye.token, False))
+            self._goodbye = None
+        audio = self.config.prompts.get(prompt, b"")
+        self.record.say("system", prompt.replace("_", " "))
+        self.record.end_turn()
+        token = self._own_tokens
+        self._own_tokens -= 1
+        self._ending = _Ending(token, now + self.config.final_prompt_timeout_s, 1000, reason)
+        self.playout.hold([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)], Source.PROMPT)
+        self.playout.hold_marker(token)
+        self._release()
+
+    def _refuse(self, reason: str, code: int, outcome: str) -> None:
+        self._set_outcome(outcome, f"refused: {reason}")
+        if code != 1000:
+            self.log.warning("stream refused: %s", reason)
+            if self.metrics is not None:
+                self.metrics.refused.labels(outcome).inc()
+        self._close(code, reason)
+
+    def _end_now(self, outcome: str, reason: str, code: int) -> None:
+        self._set_outcome(outcome, reason)
+        self._close(code, reason if code != 1000 else "call ended")
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.state is CallState.ENDED:
+            return
+        self._move(CallState.ENDED)
+        self._cancel_tools()
+        if self._goodbye is not None:
+            self._actions.append(Settle(self._goodbye.token, False))
+            self._goodbye = None
+        self.playout.drop_all()
+        for token, ok in self.playout.resolved:
+            if token >= 0:
+                self._actions.append(Settle(token, ok))
+        self.playout.resolved.clear()
+        self.record.agent_audio_heard_ms = self.playout.heard_ms
+        self.record.end_reason = self.record.end_reason or "twilio socket closed"
+        self._actions.append(CloseStream(code, reason.encode()[:120].decode(errors="ignore")))  # a close reason fits 123 bytes
+
+    def _cancel_tools(self) -> None:
+        if self._tools_running:
+            self._actions.append(CancelTools(tuple(sorted(self._tools_running))))
+            self._tools_running.clear()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _move(self, new: CallState) -> None:
+        if new not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"{self.state.value} -> {new.value}")
+        self.state = new
+
+    def _set_outcome(self, outcome: str, reason: str) -> None:
+        if not self.record.end_reason:
+            self.outcome, self.record.end_reason = outcome, reason
+
+    def _twilio(self, text: str, kind: str) -> None:
+        self._actions.append(SendTwilio(text, kind))
+
+    def _gemini(self, message: GeminiMessage) -> None:
+        self._actions.append(SendGemini(message))
+
+    def _held_ms(self) -> float:
+        return self.playout.held_agent_ms
+
+    def _malformed(self, kind: str, detail: str) -> None:
+        self.record.malformed += 1
+        if self.metrics is not None:
+            self.metrics.malformed.labels(kind).inc()
+        if self.record.malformed <= 20 or self.record.malformed % 100 == 0:  # never flood the log
+            self.log.warning("bad message skipped (%s): %s", kind, detail[:200], extra={"malformed": self.record.malformed})

@@ -1,0 +1,372 @@
+"""The thin asyncio driver around the call core: the only code of a call that awaits.
+
+It owns one task per job and nothing else decides: a Twilio reader, ONE Twilio writer (an
+outbound queue: nobody else sends on the socket), the Gemini session's supervisor, one task
+per running tool, and a timer set to the core's next deadline. Every input goes straight
+into the `Call` core and the actions it returns are carried out without waiting: queued for
+the writer, queued for Gemini, a task started or cancelled. `run()` returns once the core
+says the call is over, after every task it started has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from telephony.call.core import (
+    Call,
+    CallConfig,
+    CancelTools,
+    CloseStream,
+    OpenAgent,
+    RunTool,
+    SendGemini,
+    SendTwilio,
+    Settle,
+)
+from telephony.call.tool_api import ToolHandler, ToolOutcome
+from telephony.call_record import CallRecord, CallRecorder, append_call_log
+from telephony.gemini.config import AgentOptions
+from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
+from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
+from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+from telephony.logs import CallLogger
+from telephony.metrics import Metrics
+
+log = logging.getLogger("telephony.call")
+
+WRITER_FLUSH_S = 2.0
+"""At the end of a call, how long queued messages (a last goodbye frame) may take to go out."""
+
+
+def load_prompt(name: str) -> bytes:
+    """A recorded mu-law 8 kHz prompt shipped with the package (see scripts/make_fixtures.py)."""
+    return resources.files("telephony.assets").joinpath(f"{name}.ulaw").read_bytes()
+
+
+class TwilioConnection(Protocol):
+    """The Media Streams socket, as the driver needs it (the app adapts its WebSocket)."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame; None once the socket is closed."""
+        ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+@dataclass
+class CallServices:
+    """What every call gets from the server: settings-derived, shared, immutable."""
+
+    open_gemini: Callable[[AgentOptions], GeminiLiveSession]
+    agent_options: AgentOptions
+    call_config: CallConfig = field(default_factory=CallConfig)
+    metrics: Metrics = field(default_factory=Metrics)
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    tool_handlers: dict[str, ToolHandler] = field(default_factory=dict)
+    tool_timeout_s: float = 30.0
+    call_log_dir: Path | None = None
+    record_dir: Path | None = None
+    on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
+
+
+def options_for_call(base: AgentOptions, parameters: dict[str, str], logger: logging.LoggerAdapter[Any]) -> AgentOptions:
+    """Per-call agent settings travel as Stream <Parameter>s of our own (signed) TwiML."""
+    options = base.with_overrides(voice=parameters.get("voice") or None, instructions=parameters.get("instructions") or None)
+    if parameters.get("vad"):
+        try:
+            options = options.with_vad_preset(parameters["vad"])
+        except ValueError as exc:
+            logger.warning("per-call VAD preset ignored: %s", exc)
+    return options
+
+
+class CallDriver:
+    """Runs one Twilio stream's call: `await CallDriver(socket, services).run()`."""
+
+    def __init__(self, twilio: TwilioConnection, services: CallServices) -> None:
+        self.twilio = twilio
+        self.services = services
+        self.metrics = services.metrics
+        self._log = CallLogger(log)
+        self._loop = asyncio.get_running_loop()
+        self.core = Call(services.call_config, self._loop.time(), logger=self._log, metrics=self.metrics)
+        self.gemini: ResilientGeminiSession | None = None
+        self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
+        self._outbound: deque[str] = deque()
+        self._outbound_ready = asyncio.Event()
+        self._done = asyncio.Event()
+        self._close: CloseStream = CloseStream(1000, "call ended")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tools: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self._tokens = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+
+    @property
+    def record(self) -> CallRecord:
+        return self.core.record
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> CallRecord:
+        """Serve the call until it ends; returns its record. Never raises for a bad call."""
+        self.metrics.active_calls.inc()
+        writer = asyncio.create_task(self._write_twilio(), name="twilio-writer")
+        self._spawn(self._read_twilio(), "twilio-reader")
+        self._schedule_tick()
+        try:
+            await self._done.wait()
+        finally:
+            await self._finish(writer)
+            self.metrics.active_calls.dec()
+        return self.record
+
+    def end_call(self, reason: str, prompt: str | None = None) -> None:
+        """End the call from the server's side (drain, shutdown), after `prompt` if given."""
+        self._feed(self.core.request_end, "ended_by_server", reason, prompt=prompt)
+
+    # --- the tool-facing handle (telephony.call.tool_api.CallHandle) ------------------------
+
+    @property
+    def call_sid(self) -> str | None:
+        return self.record.call_sid
+
+    @property
+    def log(self) -> CallLogger:
+        return self._log
+
+    async def play_audio(self, mulaw: bytes, timeout: float = 30.0) -> bool:
+        return await self._wait(lambda token, now: self.core.play_audio(mulaw, token, now), timeout)
+
+    async def wait_until_heard(self, timeout: float = 30.0) -> bool:
+        return await self._wait(self.core.wait_heard, timeout)
+
+    async def wait_for_goodbye(self, grace_s: float | None = None, timeout: float = 30.0) -> bool:
+        return await self._wait(lambda token, now: self.core.watch_goodbye(token, now, grace_s), timeout)
+
+    # --- feeding the core -----------------------------------------------------------------
+
+    def _feed(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Give the core one input, then carry out what it decided."""
+        try:
+            method(*args, self._loop.time(), **kwargs)
+        except Exception:  # a bug in one call must never take others down
+            self._log.exception("call core failed")
+            self.core.record.end_reason = self.core.record.end_reason or "internal error"
+            self.core.outcome = "error"
+            self._close = CloseStream(1011, "internal error")
+            self._done.set()
+            return
+        self._execute()
+
+    def _execute(self) -> int:
+        """Carry out the core's actions; returns how many media frames went to the writer."""
+        media = 0
+        for action in self.core.take_actions():
+            if isinstance(action, SendTwilio):
+                self._outbound.append(action.text)
+                self._outbound_ready.set()
+                media += action.kind == "media"
+            elif isinstance(action, SendGemini):
+                if self.gemini is not None:
+                    self.gemini.send(action.message)
+            elif isinstance(action, Settle):
+                waiter = self._waiters.get(action.token)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(action.ok)
+            elif isinstance(action, RunTool):
+                task = self._spawn(self._run_tool(action.call), f"tool:{action.call.name}")
+                self._tools[action.call.id] = task
+                task.add_done_callback(lambda _, key=action.call.id: self._tools.pop(key, None))
+            elif isinstance(action, CancelTools):
+                for call_id in action.ids:
+                    tool = self._tools.get(call_id)
+                    if tool is not None:
+                        tool.cancel()
+            elif isinstance(action, OpenAgent):
+                self._open_agent(action.parameters)
+            elif isinstance(action, CloseStream):
+                self._close = action
+                self._done.set()
+        self._schedule_tick()
+        return media
+
+    def _schedule_tick(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is None or deadline >= self._timer_at:
+            return  # the timer already set fires first; its tick reschedules
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        self._feed(self.core.tick)
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("call task %s failed: %r", task.get_name(), task.exception())
+            if not self.core.ended:
+                self.core.record.end_reason = self.core.record.end_reason or "internal error"
+                self.core.outcome = "error"
+                self._close = CloseStream(1011, "internal error")
+                self._done.set()
+
+    async def _read_twilio(self) -> None:
+        core = self.core
+        while not core.ended:
+            raw = await self.twilio.receive()
+            if raw is None:
+                self._feed(core.twilio_closed)
+                return
+            if self.recorder is not None and isinstance(raw, str):
+                self.recorder.write(raw)
+            self._feed(core.twilio_frame, raw)
+
+    async def _write_twilio(self) -> None:
+        """The one writer of the Twilio socket."""
+        while True:
+            while not self._outbound:
+                self._outbound_ready.clear()
+                await self._outbound_ready.wait()
+            await self.twilio.send(self._outbound.popleft())
+
+    def _open_agent(self, parameters: dict[str, str]) -> None:
+        record = self.record
+        if record.call_sid and record.stream_sid:
+            self._log.bind(record.call_sid, record.stream_sid)
+        if self.recorder is not None and record.call_sid:
+            self.recorder.open(record.call_sid)
+        options = options_for_call(self.services.agent_options, parameters, self._log)
+        self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy, self._log)
+        self._spawn(self._run_agent(self.gemini), "gemini->call")
+
+    async def _run_agent(self, gemini: ResilientGeminiSession) -> None:
+        try:
+            await gemini.open()
+        except GeminiSessionError as exc:
+            self._feed(self.core.agent_failed, str(exc))
+            return
+        self._feed(self.core.agent_ready)
+        record = self.record
+        async for event in gemini.events():
+            started = time.perf_counter()
+            self._feed(self.core.gemini_event, event)
+            if isinstance(event, (AgentAudio, Interrupted)):
+                # Inside our code only; the wire-level figures come from `telephony bench`.
+                elapsed = time.perf_counter() - started
+                if isinstance(event, Interrupted) and record.interruptions:
+                    record.interrupted_to_clear_ms.append(elapsed * 1000)
+                    self.metrics.interrupted_to_clear.observe(elapsed)
+                elif isinstance(event, AgentAudio):
+                    record.chunk_to_frame_ms.append(elapsed * 1000)
+                    self.metrics.chunk_to_frame.observe(elapsed)
+            if self.core.ended:
+                return
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        handler = self.services.tool_handlers.get(call.name)
+        try:
+            if handler is None:
+                outcome = ToolOutcome({"error": f"unknown tool {call.name!r}"})
+            else:
+                async with asyncio.timeout(self.services.tool_timeout_s):
+                    outcome = await handler(self, call)
+        except TimeoutError:
+            self._log.error("tool %s timed out after %.0f s", call.name, self.services.tool_timeout_s)
+            outcome = ToolOutcome({"error": f"the tool did not answer within {self.services.tool_timeout_s:.0f} s"})
+        except Exception as exc:  # a failing tool is reported to the model, never fatal
+            self._log.exception("tool %s failed", call.name)
+            outcome = ToolOutcome({"error": f"{type(exc).__name__}: {exc}"})
+        accepted = self.core.tool_finished(call, outcome.response, self._loop.time())
+        self._execute()
+        if accepted and outcome.then is not None:
+            try:
+                await outcome.then()
+            except Exception:
+                self._log.exception("tool %s failed after its response", call.name)
+
+    async def _wait(self, register: Callable[[int, float], None], timeout: float) -> bool:
+        token = next(self._tokens)
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._waiters[token] = waiter
+        try:
+            self._feed(register, token)
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.pop(token, None)
+            self.core.forget(token)
+
+    # --- the end --------------------------------------------------------------------------
+
+    async def _finish(self, writer: asyncio.Task[None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_result(False)
+        if self.gemini is not None:
+            await self.gemini.close()
+            if self.gemini.dropped_audio_bytes:
+                self.metrics.dropped_audio_ms.labels("gemini_reconnect").inc(self.gemini.dropped_audio_bytes / 32)
+        with contextlib.suppress(TimeoutError):  # the last frames (a goodbye's tail) go out
+            async with asyncio.timeout(WRITER_FLUSH_S):
+                while self._outbound and not writer.done():
+                    await asyncio.sleep(0.005)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        # The record is complete and stored before the socket closes, so that whoever sees
+        # the call end (Twilio, a replay, a test) can read it at once.
+        record = self.record
+        record.ended_at = time.time()
+        record.agent_audio_heard_ms = self.core.playout.heard_ms
+        record.end_reason = record.end_reason or "twilio socket closed"
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+        if self.services.call_log_dir is not None and record.call_sid:
+            try:
+                await asyncio.to_thread(append_call_log, self.services.call_log_dir, record)
+            except OSError as exc:
+                self._log.error("could not write the call log: %s", exc)
+        if self.services.on_call_end is not None:
+            result = self.services.on_call_end(record)
+            if asyncio.iscoroutine(result):
+                await result
+        with contextlib.suppress(Exception):
+            await self.twilio.close(self._close.code, self._close.reason)
+        if record.call_sid:
+            self.metrics.calls.labels(self.core.outcome).inc()
+            self._log.info(
+                "call ended",
+                extra={"reason": record.end_reason, "frames_in": record.frames_in, "frames_out": record.frames_out},
+            )

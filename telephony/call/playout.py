@@ -1,0 +1,167 @@
+"""Paced playout: how much agent audio sits in Twilio's buffer, and the rest we hold.
+
+Gemini generates speech far faster than real time, and Twilio plays whatever it is sent in
+order, at real time, from its own buffer. Sent straight through, seconds of a reply would sit
+at Twilio where only a `clear` can reach them, and marks would say little about what the
+caller heard. So frames wait here and are released only while the audio Twilio has not yet
+confirmed as played (its mark has not come back) is below `lead_ms`. Each release ends with
+a mark, so every mark echo frees room for the next batch: the pace follows Twilio's own
+playout clock, whatever its speed, jitter or network delay.
+
+Nothing here does I/O; the call core turns `release()`'s output into Twilio messages.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from telephony.playback import BYTES_PER_MS, MarkOutcome, Playback
+
+
+class Source(str, Enum):
+    AGENT = "agent"
+    """Gemini's speech: dropped at a barge-in."""
+    PROMPT = "prompt"
+    """Our own audio (apologies, keypad tones): kept at a barge-in."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    mulaw: bytes
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOut:
+    """Send this 20 ms mu-law frame to Twilio."""
+
+    mulaw: bytes
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class MarkOut:
+    """Send a mark with this name to Twilio."""
+
+    name: str
+
+
+class Playout:
+    """Held frames, the marks in flight, and what the caller has heard."""
+
+    def __init__(self, lead_ms: int = 300, batch_ms: int = 100) -> None:
+        if lead_ms < 20 or batch_ms < 20:
+            raise ValueError("lead_ms and batch_ms must be at least one 20 ms frame")
+        self.lead_ms = lead_ms
+        self.batch_ms = min(batch_ms, lead_ms)
+        self.ledger = Playback()
+        self._held: deque[_Frame | _Marker] = deque()
+        self._held_agent_bytes = 0
+        self._tokens: dict[str, int] = {}  # sync mark name -> waiter token
+        self._agent_until_ms = 0.0  # ledger position just after the last agent frame sent
+        self.resolved: list[tuple[int, bool]] = []
+        """(token, heard) for waiters that are settled; the core drains it."""
+
+    # --- input ----------------------------------------------------------------------------
+
+    def hold(self, frames: list[bytes], source: Source) -> None:
+        for frame in frames:
+            self._held.append(_Frame(frame, source))
+            if source is Source.AGENT:
+                self._held_agent_bytes += len(frame)
+
+    def hold_marker(self, token: int) -> None:
+        """Settle `token` once everything held or sent before it has been played."""
+        self._held.append(_Marker(token))
+
+    def mark_echoed(self, name: str) -> MarkOutcome:
+        outcome = self.ledger.mark_echoed(name)
+        token = self._tokens.pop(name, None)
+        if token is not None:
+            self.resolved.append((token, outcome is MarkOutcome.PLAYED))
+        return outcome
+
+    def clear(self) -> float:
+        """After a Twilio `clear`: drop held agent audio, forget what Twilio threw away.
+        Returns the ms of agent audio dropped here (not counting what Twilio discarded)."""
+        dropped = self._held_agent_bytes / BYTES_PER_MS
+        self._held = deque(item for item in self._held if not (isinstance(item, _Frame) and item.source is Source.AGENT))
+        self._held_agent_bytes = 0
+        self.ledger.cleared()
+        self._agent_until_ms = self.ledger.sent_ms
+        # Sync marks in flight come back unplayed: their waiters learn it when they echo.
+        return dropped
+
+    def drop_all(self) -> None:
+        """The call is over: settle every waiter as not heard."""
+        for item in self._held:
+            if isinstance(item, _Marker):
+                self.resolved.append((item.token, False))
+        for token in self._tokens.values():
+            self.resolved.append((token, False))
+        self._held.clear()
+        self._tokens.clear()
+        self._held_agent_bytes = 0
+
+    # --- output ---------------------------------------------------------------------------
+
+    def release(self) -> list[MediaOut | MarkOut]:
+        """What may go to Twilio now: frames up to the lead, each batch closed by a mark."""
+        out: list[MediaOut | MarkOut] = []
+        while self._held and self.unconfirmed_ms < self.lead_ms:
+            batch_bytes = 0
+            while self._held and batch_bytes < self.batch_ms * BYTES_PER_MS:
+                item = self._held[0]
+                if isinstance(item, _Marker):
+                    break
+                self._held.popleft()
+                out.append(MediaOut(item.mulaw, item.source))
+                self.ledger.audio_sent(len(item.mulaw))
+                batch_bytes += len(item.mulaw)
+                if item.source is Source.AGENT:
+                    self._held_agent_bytes -= len(item.mulaw)
+                    self._agent_until_ms = self.ledger.sent_ms
+            marker = self._held[0] if self._held and isinstance(self._held[0], _Marker) else None
+            if marker is not None:
+                self._held.popleft()
+                if not self.ledger.playing and not batch_bytes:
+                    self.resolved.append((marker.token, True))  # nothing left to hear
+                    continue
+                name = self.ledger.new_mark("sync")
+                self._tokens[name] = marker.token
+                out.append(MarkOut(name))
+            elif batch_bytes:
+                out.append(MarkOut(self.ledger.new_mark("reply")))
+        return out
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def unconfirmed_ms(self) -> float:
+        """Audio sent to Twilio that it has not yet confirmed as played."""
+        return self.ledger.sent_ms - self.ledger.heard_ms
+
+    @property
+    def held_agent_ms(self) -> float:
+        return self._held_agent_bytes / BYTES_PER_MS
+
+    @property
+    def agent_audible(self) -> bool:
+        """True while agent speech is held here or may still be playing at Twilio."""
+        return self._held_agent_bytes > 0 or (self.ledger.playing and self.ledger.heard_ms < self._agent_until_ms)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held and nothing waiting to be played: the caller has heard it all."""
+        return not self._held and not self.ledger.playing
+
+    @property
+    def heard_ms(self) -> float:
+        return self.ledger.heard_ms
