@@ -19,6 +19,15 @@ class TranscriptLine:
     interrupted: bool = False
     """For an agent line: the caller talked over it; `text` is cut to what they heard."""
 
+    def cut_to(self, heard_fraction: float) -> None:
+        """The caller talked over this line: keep the part of it they heard."""
+        keep = max(0, min(len(self.text), round(len(self.text) * heard_fraction)))
+        cut = self.text[:keep]
+        if keep < len(self.text) and " " in cut:
+            cut = cut[: cut.rindex(" ")]  # whole words where the language has them
+        self.text = cut.rstrip() + ("…" if keep < len(self.text) else "")
+        self.interrupted = True
+
 
 class LatencySamples:
     """One call's latencies (ms): exact count, mean and max, and percentiles from a uniform
@@ -85,31 +94,20 @@ class CallRecord:
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self._t0) * 1000)
 
-    def say(self, speaker: str, text: str) -> None:
-        """Add transcript text. Gemini sends transcripts in sub-word fragments ("Hel", "lo"),
-        so pieces of one turn are joined exactly as sent: no added spaces (right for
-        Chinese and Japanese too)."""
-        if not text or not text.strip():
-            if self._open_speaker == speaker and self.transcript and text:
-                self.transcript[-1].text += text  # a space between fragments is content
-            return
+    def say(self, speaker: str, text: str) -> TranscriptLine | None:
+        """Add transcript text; returns the line it went into. Gemini sends transcripts in
+        sub-word fragments ("Hel", "lo"), so pieces of one turn are joined exactly as sent:
+        no added spaces (right for Chinese and Japanese too)."""
+        if not text:
+            return None
         if self._open_speaker == speaker and self.transcript:
-            self.transcript[-1].text += text
-            return
+            self.transcript[-1].text += text  # a lone " " between fragments is content
+            return self.transcript[-1]
+        if not text.strip():
+            return None
         self.transcript.append(TranscriptLine(self.elapsed_ms(), speaker, text.lstrip()))
         self._open_speaker = speaker
-
-    def cut_agent_line(self, heard_fraction: float) -> None:
-        """The caller talked over the agent's current line: keep what they heard of it."""
-        if self._open_speaker != "agent" or not self.transcript:
-            return
-        line = self.transcript[-1]
-        keep = max(0, min(len(line.text), round(len(line.text) * heard_fraction)))
-        cut = line.text[:keep]
-        if keep < len(line.text) and " " in cut:
-            cut = cut[: cut.rindex(" ")]  # whole words where the language has them
-        line.text = cut.rstrip() + ("…" if keep < len(line.text) else "")
-        line.interrupted = True
+        return self.transcript[-1]
 
     def end_turn(self) -> None:
         self._open_speaker = None

@@ -31,7 +31,7 @@ from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.voice_activity import CallerVoice
-from telephony.call_record import CallRecord
+from telephony.call_record import CallRecord, TranscriptLine
 from telephony.gemini.events import (
     AgentAudio,
     GeminiEvent,
@@ -250,6 +250,7 @@ class Call:
         self._agent_turn_open = False
         self._turn_audio_ms = 0.0
         self._turn_start_position_ms = 0.0
+        self._turn_line: TranscriptLine | None = None
         self._tools_running: set[str] = set()
         self._goodbye: _GoodbyeWatch | None = None
         self._ending: _Ending | None = None
@@ -454,7 +455,7 @@ class Call:
             self.record.say("caller", event.text)
         elif isinstance(event, OutputTranscript):
             if not self._discarding and self.state is not CallState.ENDING:
-                self.record.say("agent", event.text)
+                self._turn_line = self.record.say("agent", event.text) or self._turn_line
         elif isinstance(event, ToolCall):
             if self.state in (CallState.CONNECTING, CallState.ACTIVE):
                 self._tools_running.add(event.id)
@@ -493,6 +494,7 @@ class Call:
             self._agent_turn_open = True
             self._turn_audio_ms = 0.0
             self._turn_start_position_ms = self.playout.ledger.sent_ms + self._held_ms()
+            self._turn_line = None
         self._turn_audio_ms += len(pcm24k) / 48
         self.record.agent_audio_ms += len(pcm24k) / 48
         if self._goodbye is not None:
@@ -589,8 +591,9 @@ class Call:
         self._twilio(clear_message(self.stream_sid), "clear")
         dropped_ms = self.playout.clear()
         self.to_caller.reset()
-        if self._turn_audio_ms:
-            self.record.cut_agent_line(min(1.0, heard_in_turn / self._turn_audio_ms))
+        if self._turn_audio_ms and self._turn_line is not None:
+            self._turn_line.cut_to(min(1.0, heard_in_turn / self._turn_audio_ms))
+        self._turn_line = None
         self.record.interruptions += 1
         self.record.end_turn()
         self._turn_audio_ms = 0.0

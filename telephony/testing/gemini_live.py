@@ -90,6 +90,9 @@ class Reply:
     audio24k: np.ndarray | None = None
     transcript: str = ""
     tool_calls: tuple[EmulatedToolCall, ...] = ()
+    speech_delay_s: float = 0.0
+    """Silence before the speech starts, after the tool calls were answered (native-audio
+    models often wait 0.5 s to several seconds after a tool response)."""
 
     @property
     def seconds(self) -> float:
@@ -168,6 +171,10 @@ class Faults:
     refuse_after_connections: int | None = None
     """Accept this many connections in all, then refuse every new one (HTTP 503)."""
     connections: set[int] = field(default_factory=lambda: {1})
+    setup_delay_s: float = 0.0
+    """Answer `setupComplete` this late on the connections in `setup_delay_connections`
+    (a slow reconnect: what the call sends meanwhile must wait, not be lost)."""
+    setup_delay_connections: set[int] = field(default_factory=lambda: {2})
 
 
 @dataclass
@@ -454,6 +461,9 @@ class _EmulatedSession:
         setup = await self._receive_setup()
         if setup is None:
             return
+        faults = self.emulator.faults
+        if faults.setup_delay_s and self.conn.number in faults.setup_delay_connections:
+            await asyncio.sleep(faults.setup_delay_s / self.emulator.speed)
         await self.send({"setupComplete": {}})
         fault_task = asyncio.create_task(self._inject_faults())
         try:
@@ -605,6 +615,8 @@ class _EmulatedSession:
                     await waiter
             except TimeoutError:
                 log.warning("emulator: no tool response for %s", call.name)
+        if reply.speech_delay_s:
+            await asyncio.sleep(reply.speech_delay_s / self.emulator.speed)
         self.conn.reply_started_at.append(time.monotonic())
         if reply.audio24k is not None and len(reply.audio24k):
             pcm = reply.audio24k.astype("<i2").tobytes()

@@ -1,0 +1,440 @@
+"""The call core as a pure object: scripted inputs, expected actions. No sockets, no sleeps,
+no clock but the one these tests pass in, so every ordering below is exact and repeatable."""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telephony.audio.mulaw import encode_mulaw
+from telephony.audio.wav import read_wav, resample_whole
+from telephony.call.core import (
+    Call,
+    CallConfig,
+    CallState,
+    CancelTools,
+    CloseStream,
+    IllegalTransition,
+    OpenAgent,
+    RunTool,
+    SendGemini,
+    SendTwilio,
+    Settle,
+)
+from telephony.gemini.events import (
+    AgentAudio,
+    Interrupted,
+    OutputTranscript,
+    Reconnected,
+    SessionClosed,
+    ToolCall,
+    ToolCallCancelled,
+    TurnComplete,
+)
+from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, RealtimeText, ToolResult, UserTurn
+
+SPEECH = Path(__file__).resolve().parent.parent / "fixtures" / "speech" / "us_male.wav"
+STREAM = "MZ" + "a" * 32
+CALL = "CA" + "b" * 32
+PROMPT = b"\x7f" * 800  # 100 ms of a recorded prompt
+SILENT_FRAME = b"\xff" * 160
+
+
+@cache
+def speech_frames() -> tuple[bytes, ...]:
+    """Real speech (espeak-ng fixture), as Twilio's 20 ms mu-law frames."""
+    samples, rate = read_wav(SPEECH)
+    mulaw = encode_mulaw(resample_whole(samples, rate, 8000).astype("<i2").tobytes())
+    start = 1600  # skip the leading silence
+    return tuple(mulaw[i : i + 160] for i in range(start, len(mulaw) - 160, 160))
+
+
+def agent_pcm(ms: int) -> bytes:
+    """Agent speech as Gemini sends it: 24 kHz PCM16."""
+    t = np.arange(24 * ms) / 24000
+    return (8000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+
+
+class Script:
+    """Drives one Call like the driver would, with a clock the test moves."""
+
+    def __init__(self, **config: object) -> None:
+        values: dict[str, object] = {"prompts": {"apology_trouble": PROMPT, "apology_closing": PROMPT}}
+        values.update(config)
+        self.now = 0.0
+        self.call = Call(CallConfig(**values), self.now)  # type: ignore[arg-type]
+        self.seq = 0
+        self.chunk = 0
+
+    def _twilio(self, message: dict[str, object], after: float) -> list[object]:
+        self.now += after
+        self.call.twilio_frame(json.dumps(message), self.now)
+        return self.call.take_actions()
+
+    def start(self, **parameters: str) -> list[object]:
+        self.seq += 1
+        start = {"accountSid": "AC" + "0" * 32, "callSid": CALL, "streamSid": STREAM, "customParameters": parameters}
+        actions = self._twilio({"event": "start", "sequenceNumber": str(self.seq), "streamSid": STREAM, "start": start}, 0.0)
+        self.call.agent_ready(self.now)
+        return actions + self.call.take_actions()
+
+    def media(self, frame: bytes = SILENT_FRAME, after: float = 0.02) -> list[object]:
+        self.seq += 1
+        self.chunk += 1
+        media = {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(self.chunk * 20), "payload": base64.b64encode(frame).decode()}
+        return self._twilio({"event": "media", "sequenceNumber": str(self.seq), "streamSid": STREAM, "media": media}, after)
+
+    def mark(self, name: str, after: float = 0.0) -> list[object]:
+        self.seq += 1
+        return self._twilio({"event": "mark", "sequenceNumber": str(self.seq), "streamSid": STREAM, "mark": {"name": name}}, after)
+
+    def dtmf(self, digit: str) -> list[object]:
+        self.seq += 1
+        dtmf = {"track": "inbound_track", "digit": digit}
+        return self._twilio({"event": "dtmf", "sequenceNumber": str(self.seq), "streamSid": STREAM, "dtmf": dtmf}, 0.0)
+
+    def stop(self) -> list[object]:
+        self.seq += 1
+        stop = {"accountSid": "AC" + "0" * 32, "callSid": CALL}
+        return self._twilio({"event": "stop", "sequenceNumber": str(self.seq), "streamSid": STREAM, "stop": stop}, 0.0)
+
+    def gemini(self, event: object, after: float = 0.0) -> list[object]:
+        self.now += after
+        self.call.gemini_event(event, self.now)  # type: ignore[arg-type]
+        return self.call.take_actions()
+
+    def tick(self, after: float) -> list[object]:
+        self.now += after
+        self.call.tick(self.now)
+        return self.call.take_actions()
+
+    def play_all_marks(self, actions: list[object]) -> list[object]:
+        """Twilio plays everything sent so far and echoes each mark; returns what followed."""
+        out: list[object] = []
+        pending = marks(actions)
+        while pending:
+            name = pending.pop(0)
+            more = self.mark(name, after=0.1)
+            out += more
+            pending += marks(more)
+        return out
+
+
+def twilio(actions: list[object], kind: str) -> list[dict[str, object]]:
+    return [json.loads(a.text) for a in actions if isinstance(a, SendTwilio) and a.kind == kind]
+
+
+def marks(actions: list[object]) -> list[str]:
+    return [m["mark"]["name"] for m in twilio(actions, "mark")]  # type: ignore[index]
+
+
+def to_gemini(actions: list[object], kind: type) -> list[object]:
+    return [a.message for a in actions if isinstance(a, SendGemini) and isinstance(a.message, kind)]
+
+
+def unconfirmed_ms(script: Script) -> float:
+    return script.call.playout.unconfirmed_ms
+
+
+# --- start and refusal -----------------------------------------------------------------------
+
+
+def test_start_opens_the_agent_and_queues_the_greeting_first():
+    script = Script(greeting="Greet the caller.")
+    actions = script.start(voice="Puck", token="secret")
+    assert isinstance(actions[0], OpenAgent) and actions[0].parameters == {"voice": "Puck"}
+    assert to_gemini(actions, UserTurn) == [UserTurn("Greet the caller.")]
+    assert script.call.state is CallState.ACTIVE
+
+
+def test_a_bad_token_is_refused_before_any_agent_is_opened():
+    script = Script(check_token=lambda call_sid, token: token == "good")
+    actions = script.start(token="forged")
+    assert not any(isinstance(a, OpenAgent) for a in actions)
+    assert actions[-1] == CloseStream(1008, "stream token does not match the CallSid of the signed webhook")
+    assert script.call.record.end_reason.startswith("refused")
+
+
+def test_no_start_within_the_timeout_closes_the_socket():
+    script = Script(start_timeout_s=10.0)
+    assert script.call.next_deadline() == 10.0
+    assert script.tick(9.9) == []
+    (close,) = script.tick(0.2)
+    assert close == CloseStream(1008, "no start message within 10 s")
+
+
+def test_illegal_state_changes_raise():
+    script = Script()
+    with pytest.raises(IllegalTransition):
+        script.call._move(CallState.ACTIVE)  # no start yet
+
+
+# --- caller audio, keypad ----------------------------------------------------------------------
+
+
+def test_caller_audio_goes_to_gemini_in_blocks_of_the_configured_size():
+    script = Script(caller_block_bytes=1920)  # 60 ms
+    script.start()
+    sent = [to_gemini(script.media(), CallerAudio) for _ in range(9)]
+    counts = [len(s) for s in sent]
+    assert sum(counts) == 2 and max(counts) == 1, "one block per ~three 20 ms frames"
+    assert all(1920 <= len(m.pcm16k) < 1920 + 640 for s in sent for m in s)  # type: ignore[attr-defined]
+
+
+def test_dtmf_becomes_realtime_text_and_a_keypad_line():
+    script = Script()
+    script.start()
+    actions = script.dtmf("7")
+    assert to_gemini(actions, RealtimeText) == [RealtimeText("The caller pressed the keypad key 7.")]
+    assert [(line.speaker, line.text) for line in script.call.record.transcript] == [("keypad", "7")]
+
+
+def test_too_many_malformed_messages_close_the_socket_with_1008():
+    script = Script(malformed_limit=5)
+    script.start()
+    for i in range(5):
+        script.call.twilio_frame("{not json", script.now)
+        assert not any(isinstance(a, CloseStream) for a in script.call.take_actions())
+    script.call.twilio_frame(b"\x00binary", script.now)
+    assert script.call.take_actions()[-1] == CloseStream(1008, "too many malformed messages")
+    assert script.call.outcome == "malformed"
+
+
+# --- paced playout -----------------------------------------------------------------------------
+
+
+def test_agent_audio_is_paced_by_marks_never_more_than_the_lead_ahead():
+    script = Script(playout_lead_ms=300, playout_batch_ms=100)
+    script.start()
+    actions = script.gemini(AgentAudio(agent_pcm(2000)))  # a 2 s reply generated at once
+    assert len(twilio(actions, "media")) == 15, "300 ms of 20 ms frames go out at once"
+    assert unconfirmed_ms(script) == 300
+    assert script.call.playout.held_agent_ms == pytest.approx(2000 - 300, abs=20)
+    played = 300
+    while script.call.playout.held_agent_ms > 0 or marks(actions):
+        name = marks(actions)[0]
+        actions = script.mark(name, after=0.1)
+        assert unconfirmed_ms(script) <= 300
+        played += 20 * len(twilio(actions, "media"))
+        if not marks(actions):
+            break
+    actions = script.gemini(TurnComplete())  # the filter tail goes out too
+    assert played + 20 * len(twilio(actions, "media")) >= 2000
+
+
+def test_clear_then_a_late_chunk_of_the_old_reply_is_dropped():
+    script = Script(barge_in_min_speech_ms=300)
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(1000)))  # Gemini still generating: no turnComplete
+    cleared = []
+    for frame in speech_frames()[:40]:
+        cleared += twilio(script.media(frame), "clear")
+        if cleared:
+            break
+    assert len(cleared) == 1, "the caller talking over held audio clears Twilio"
+    late = script.gemini(AgentAudio(agent_pcm(500)))  # the rest of the reply that was cut
+    assert twilio(late, "media") == [] and script.call.playout.held_agent_ms == 0
+    assert twilio(script.gemini(Interrupted()), "clear") == [], "one clear per barge-in"
+    new_reply = script.gemini(AgentAudio(agent_pcm(200)))
+    assert len(twilio(new_reply, "media")) >= 9, "the next reply plays"
+
+
+def test_caller_speech_over_fully_generated_audio_clears_and_cuts_the_transcript():
+    script = Script(barge_in_min_speech_ms=300)
+    script.start()
+    first = script.gemini(AgentAudio(agent_pcm(4000)))
+    script.gemini(OutputTranscript("Our opening hours are nine to five, Monday to Friday."))
+    script.gemini(TurnComplete())  # the whole answer is here; Gemini will never interrupt it
+    script.mark(marks(first)[0], after=0.1)  # the caller heard ~100 ms
+    for i, frame in enumerate(speech_frames()[:40]):
+        actions = script.media(frame)
+        if twilio(actions, "clear"):
+            break
+    else:
+        pytest.fail("no clear")
+    assert i * 20 >= 280, "a burst shorter than the minimum speech does not cut the agent off"
+    assert script.call.playout.held_agent_ms == 0
+    (line,) = script.call.record.transcript
+    assert line.interrupted and line.text.endswith("…") and len(line.text) < 20
+    assert script.call.record.interruptions == 1
+
+
+def test_a_short_burst_does_not_cut_the_agent_off():
+    script = Script(barge_in_min_speech_ms=400)
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(2000)))
+    frames = list(speech_frames()[:8]) + [SILENT_FRAME] * 20  # 160 ms of speech, then quiet
+    assert not any(twilio(script.media(frame), "clear") for frame in frames)
+
+
+def test_barge_in_can_be_left_to_gemini():
+    script = Script(barge_in_min_speech_ms=0)
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(2000)))
+    assert not any(twilio(script.media(frame), "clear") for frame in speech_frames()[:50])
+    assert len(twilio(script.gemini(Interrupted()), "clear")) == 1
+
+
+def test_a_mark_echoed_after_a_clear_settles_its_waiter_as_not_heard():
+    script = Script()
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(200)))
+    script.call.wait_heard(41, script.now)
+    (sync,) = [n for n in marks(script.call.take_actions()) if n.startswith("sync")]
+    heard_before = script.call.playout.heard_ms
+    script.gemini(Interrupted())
+    assert script.mark(sync) == [Settle(41, False)]
+    assert script.call.playout.heard_ms == heard_before
+
+
+# --- tools and goodbyes ------------------------------------------------------------------------
+
+
+def test_a_tool_cancelled_after_its_response_went_out_stops_what_it_still_had_to_do():
+    script = Script()
+    script.start()
+    call = ToolCall("call-1", "end_call", {})
+    assert script.gemini(call) == [RunTool(call)]
+    assert script.call.tool_finished(call, {"result": "ok"}, script.now)
+    assert to_gemini(script.call.take_actions(), ToolResult) == [ToolResult("call-1", "end_call", {"result": "ok"})]
+    assert script.gemini(ToolCallCancelled(("call-1",))) == [CancelTools(("call-1",))]
+    assert not script.call.tool_finished(call, {"result": "again"}, script.now), "never answered twice"
+
+
+def test_a_result_for_a_cancelled_tool_is_not_sent():
+    script = Script()
+    script.start()
+    call = ToolCall("call-2", "lookup", {})
+    script.gemini(call)
+    script.gemini(ToolCallCancelled(("call-2",)))
+    assert not script.call.tool_finished(call, {"result": "late"}, script.now)
+    assert script.call.take_actions() == []
+
+
+def test_a_goodbye_that_starts_late_is_heard_before_the_hang_up():
+    script = Script(goodbye_grace_s=3.0)
+    script.start()
+    script.call.watch_goodbye(7, script.now)  # end_call answered; the model says nothing yet
+    assert script.call.take_actions() == []
+    assert script.tick(1.5) == [], "silence after the tool response is not the end"
+    goodbye = script.gemini(AgentAudio(agent_pcm(1000)))  # speech starts 1.5 s after
+    after = script.play_all_marks(goodbye)
+    assert Settle(7, True) not in after, "the turn is not complete yet"
+    done = script.gemini(TurnComplete())
+    after = script.play_all_marks(done)
+    assert after[-1] == Settle(7, True)
+    heard = script.call.playout.heard_ms
+    assert heard >= 1000, "the whole goodbye was played before the hang-up"
+
+
+def test_a_silent_model_is_hung_up_on_after_the_grace_time():
+    script = Script(goodbye_grace_s=3.0)
+    script.start()
+    script.call.watch_goodbye(8, script.now)
+    assert script.tick(2.9) == []
+    assert script.tick(0.2) == [Settle(8, True)]
+
+
+def test_a_caller_who_talks_over_the_goodbye_keeps_the_call():
+    script = Script(barge_in_min_speech_ms=300)
+    script.start()
+    script.call.watch_goodbye(9, script.now)
+    script.gemini(AgentAudio(agent_pcm(3000)))
+    settled = [a for frame in speech_frames()[:40] for a in script.media(frame) if isinstance(a, Settle)]
+    assert settled == [Settle(9, False)]
+
+
+def test_stop_during_the_goodbye_closes_at_once_and_settles_the_waiter():
+    script = Script()
+    script.start()
+    script.call.watch_goodbye(10, script.now)
+    script.gemini(AgentAudio(agent_pcm(2000)))
+    actions = script.stop()
+    assert Settle(10, False) in actions
+    assert actions[-1] == CloseStream(1000, "call ended")
+    assert script.call.record.end_reason == "caller hung up"
+    assert script.gemini(AgentAudio(agent_pcm(100))) == [], "nothing after the end"
+
+
+# --- how calls end -----------------------------------------------------------------------------
+
+
+def test_the_time_limit_plays_the_closing_prompt_then_closes():
+    script = Script(max_call_s=60.0, idle_timeout_s=1000.0)
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(2000)))
+    actions = script.tick(60.0)
+    assert len(twilio(actions, "clear")) == 1, "the agent is silenced first"
+    assert len(twilio(actions, "media")) == len(PROMPT) // 160
+    assert not any(isinstance(a, CloseStream) for a in actions)
+    assert script.gemini(AgentAudio(agent_pcm(500))) == [], "the agent stays silent"
+    closing = script.play_all_marks(actions)
+    assert closing[-1] == CloseStream(1000, "call reached its 60 s limit")
+    assert script.call.outcome == "time_limit"
+
+
+def test_a_lost_gemini_plays_the_apology_and_ends_even_if_no_mark_returns():
+    script = Script(final_prompt_timeout_s=10.0)
+    script.start()
+    actions = script.gemini(SessionClosed(1011, "could not reconnect"))
+    assert len(twilio(actions, "media")) == len(PROMPT) // 160
+    assert script.tick(9.0) == []
+    assert script.tick(1.5)[-1] == CloseStream(1000, "gemini failed: 1011 could not reconnect")
+    assert any(line.speaker == "system" for line in script.call.record.transcript)
+
+
+def test_idle_timeout_ends_a_silent_socket():
+    script = Script(idle_timeout_s=15.0)
+    script.start()
+    script.media()
+    assert script.tick(14.0) == []
+    assert script.tick(1.1)[-1] == CloseStream(1000, "call ended")
+    assert script.call.outcome == "idle_timeout"
+
+
+def test_a_reconnect_plays_out_the_half_said_frame_and_is_counted():
+    script = Script()
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(30)))  # 1.5 frames: half a frame waits for more
+    actions = script.gemini(Reconnected(resumed=True, reason="goAway", attempts=1))
+    assert len(twilio(actions, "media")) >= 1
+    assert script.call.record.reconnects == 1
+
+
+def test_dtmf_and_tool_results_are_emitted_while_gemini_reconnects():
+    # The core never knows about connections: its sends queue in the Gemini supervisor,
+    # which delivers them on the next connection (tests/test_reliability.py proves that end).
+    script = Script()
+    script.start()
+    call = ToolCall("call-3", "lookup", {})
+    script.gemini(call)
+    assert to_gemini(script.dtmf("5"), RealtimeText)
+    assert script.call.tool_finished(call, {"ok": True}, script.now)
+    assert to_gemini(script.call.take_actions(), ToolResult)
+
+
+# --- manual turn-taking (Gemini's VAD off) -----------------------------------------------------
+
+
+def test_manual_activity_frames_the_callers_turn_with_activity_signals():
+    script = Script(manual_activity=True, activity_silence_ms=400)
+    script.start()
+    sent: list[object] = []
+    for _ in range(20):
+        sent += script.media()
+    assert to_gemini(sent, CallerAudio) == [], "silence is not sent as a turn"
+    for frame in speech_frames()[:50]:
+        sent += script.media(frame)
+    for _ in range(30):
+        sent += script.media()
+    kinds = [type(a.message).__name__ for a in sent if isinstance(a, SendGemini)]
+    assert kinds[0] == "ActivityStart" and kinds[-1] == "ActivityEnd"
+    assert kinds.count("ActivityStart") == kinds.count("ActivityEnd") >= 1
+    audio = sum(len(m.pcm16k) for m in to_gemini(sent, CallerAudio))  # type: ignore[attr-defined]
+    assert audio >= 50 * 640, "the whole utterance, with the audio from before its onset"
+    assert to_gemini(sent, ActivityStart) and to_gemini(sent, ActivityEnd)

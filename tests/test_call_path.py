@@ -1,0 +1,112 @@
+"""The call core's promises, proved over real sockets: Twilio emulator -> our server -> Gemini
+emulator. Nothing sent is lost across a reconnect, barge-in works on audio already buffered,
+goodbyes are heard, and manual turn-taking hears the caller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, offline_stack
+from test_call_control import caller_stays_on_the_line, stack_with
+from telephony.audio.mulaw import decode_mulaw
+from telephony.testing.call_fixture import caller_audio
+from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+
+
+def speech_onsets_s(fixture: str, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:
+    """Call seconds at which the recorded caller starts each utterance (20 ms energy frames)."""
+    pcm = np.frombuffer(decode_mulaw(caller_audio(FIXTURES / f"{fixture}.jsonl")), dtype="<i2").astype(float)
+    loud = [np.sqrt(np.mean(pcm[i : i + 160] ** 2)) > threshold for i in range(0, len(pcm) - 160, 160)]
+    onsets, quiet = [], gap_s
+    for index, is_loud in enumerate(loud):
+        if is_loud and quiet >= gap_s:
+            onsets.append(index * 0.02)
+        quiet = 0.0 if is_loud else quiet + 0.02
+    return onsets
+
+
+async def test_dtmf_pressed_during_a_reconnect_reaches_the_new_connection():
+    # The keys are pressed at 2.24, 2.54 and 2.84 s; Gemini drops the call at 2.0 s and the
+    # new connection takes 1.5 s to set up, so every key arrives while no connection is up.
+    faults = Faults(close_after_s=2.0, close_code=1011, setup_delay_s=1.5, setup_delay_connections={2})
+    gemini = GeminiLiveEmulator(speed=4.0, faults=faults)
+    async with gemini, offline_stack(gemini) as stack:
+        await stack.replay("dtmf")
+        (record,) = stack.records()
+    first, second = gemini.connections
+    assert first.texts == []
+    assert [t[-2] for t in second.texts] == ["4", "2", "#"], "every digit, in order, on the new connection"
+    assert record.reconnects == 1
+
+
+async def test_a_tool_result_that_finishes_during_a_reconnect_is_delivered_after_it():
+    # send_dtmf answers once its tones have been played (~0.6 s); Gemini drops meanwhile.
+    agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
+    faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
+    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+        async with offline_stack(gemini) as stack:
+            await stack.replay("one_sentence")
+    first, second = gemini.connections
+    assert first.tool_responses == [], "the first connection was gone before the tones were played"
+    assert [r["name"] for r in second.tool_responses] == ["send_dtmf"], "delivered on the resumed connection"
+    assert second.resumed_handle is not None
+
+
+async def test_a_long_reply_fully_generated_before_the_caller_barges_in_is_cut():
+    # lead_s=60: the emulator sends the whole 8 s answer at once, as the real service does,
+    # so it is never "still generating" and never sends `interrupted`: only we can cut it.
+    agent = ScriptedAgent([Reply(audio24k=tone24k(8.0), transcript="A very long answer."), Reply(audio24k=tone24k(0.5))])
+    async with GeminiLiveEmulator(agent, speed=4.0, lead_s=60.0) as gemini:
+        async with offline_stack(gemini) as stack:
+            result = await stack.replay("barge_in")
+            (record,) = stack.records()
+    assert gemini.connections[0].interruptions == 0, "Gemini never interrupted: the reply was complete"
+    barge_in_at = speech_onsets_s("barge_in")[1]
+    (clear,) = result.clears
+    assert barge_in_at < clear < barge_in_at + 1.0, f"cleared {clear - barge_in_at:.2f} s after the caller started"
+    first_reply_heard = [at for at, _ in result.played if at < clear]
+    assert first_reply_heard and max(first_reply_heard) < barge_in_at + 1.0, "nothing of the old reply after the clear"
+    line = next(line for line in record.transcript if line.speaker == "agent")
+    assert line.interrupted and line.text != "A very long answer."
+
+
+async def test_a_goodbye_that_starts_late_is_heard_in_full_before_the_rest_hang_up():
+    # Native-audio models often start speaking a second or more after the tool response:
+    # here 1.5 s of real time (the emulator's clock runs 4x, so 6 s of its time).
+    goodbye = Reply(audio24k=tone24k(1.0), transcript="Goodbye!", tool_calls=(EmulatedToolCall("end_call", {}),), speech_delay_s=6.0)
+    async with stack_with(ScriptedAgent([goodbye])) as stack:
+        result = await stack.replay(caller_stays_on_the_line("one_sentence"), speed=1.0)
+        (record,) = stack.records()
+    (hang_up,) = stack.rest.updates(result.call_sid)
+    assert result.heard_seconds == pytest.approx(1.0, abs=0.05), "the whole goodbye was heard"
+    assert hang_up.at >= result.monotonic(result.mark_echo_times[-1]), "completed after the goodbye's last mark"
+    assert record.end_reason == "agent ended the call" and not result.caller_hung_up
+
+
+async def test_go_away_while_a_tool_call_is_unanswered_switches_only_after_it_is_answered():
+    # The tool call comes at ~4.0 s and its tones play ~0.6 s; goAway at 4.1 s. Handles are
+    # not resumable while a call is unanswered, so the switch waits for the answer.
+    agent = ScriptedAgent(
+        [Reply(audio24k=tone24k(0.5), tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),)), Reply(audio24k=tone24k(0.5))]
+    )
+    faults = Faults(go_away_after_s=4.1, go_away_time_left_s=20.0)
+    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+        async with offline_stack(gemini) as stack:
+            result = await stack.replay("barge_in")
+            (record,) = stack.records()
+    first, second = gemini.connections
+    assert [r["name"] for r in first.tool_responses] == ["send_dtmf"], "answered on the connection that asked"
+    assert second.resumed_handle in first.handles_issued
+    assert record.reconnects == 1 and record.errors == []
+    assert result.heard_seconds > 1.0
+
+
+async def test_with_gemini_vad_off_local_voice_detection_frames_the_callers_turns():
+    async with GeminiLiveEmulator(speed=4.0) as gemini:  # echoes what it heard
+        async with offline_stack(gemini, vad_disabled=True) as stack:
+            result = await stack.replay("one_sentence")
+    connection = gemini.connections[0]
+    assert connection.setup["realtime_input_config"]["automatic_activity_detection"]["disabled"] is True
+    assert connection.turns >= 1 and connection.replies_finished >= 1, "the agent heard the caller"
+    assert result.heard_seconds > 1.0, "and answered"
