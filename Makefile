@@ -2,26 +2,40 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# `make demo` needs the server and the offline test kit; `make test` adds the test tools.
+DEMO_INSTALLED := $(VENV)/.installed-demo
+DEV_INSTALLED := $(VENV)/.installed-dev
 
-.PHONY: demo test bench fixtures clean
+.PHONY: demo test lint bench fixtures clean
 
-$(INSTALLED): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(INSTALLED)
 
-demo: $(INSTALLED)  ## a whole call, offline; writes what the caller heard under out/
+$(DEMO_INSTALLED): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install -e '.[emulators]'
+	touch $(DEMO_INSTALLED)
+
+$(DEV_INSTALLED): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(DEV_INSTALLED) $(DEMO_INSTALLED)
+
+demo: $(DEMO_INSTALLED)  ## a whole call, offline; writes what the caller heard under out/
 	$(BIN)/telephony demo
 
-test: $(INSTALLED)  ## the whole suite (real sockets on 127.0.0.1, no network, no keys)
+lint: $(DEV_INSTALLED)  ## ruff (lint + format), mypy, and the import contracts in pyproject.toml
+	$(BIN)/ruff check telephony tests scripts
+	$(BIN)/ruff format --check telephony tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint  ## lint, then the whole suite (real sockets on 127.0.0.1, no network, no keys)
 	$(BIN)/python -m pytest
 
-bench: $(INSTALLED)  ## codec figures (printed, not asserted)
+bench: $(DEV_INSTALLED)  ## codec figures (printed, not asserted)
 	$(BIN)/telephony bench codec
 
-fixtures: $(INSTALLED)  ## regenerate fixtures/*.jsonl (needs espeak-ng)
+fixtures: $(DEV_INSTALLED)  ## regenerate fixtures/*.jsonl (needs espeak-ng)
 	$(BIN)/python scripts/make_fixtures.py
 
 clean:

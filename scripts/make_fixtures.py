@@ -112,6 +112,10 @@ def main() -> int:
     for name, builder in calls.items():
         path = builder.write(FIXTURES / f"{name}.jsonl")
         print(f"{path.relative_to(ROOT)}: {builder.duration_ms / 1000:.1f} s")
+    # `telephony demo` plays this call from a plain install, so the package carries a copy.
+    demo = ROOT / "telephony" / "testing" / "calls" / "barge_in.jsonl"
+    demo.write_bytes((FIXTURES / "barge_in.jsonl").read_bytes())
+    print(f"{demo.relative_to(ROOT)}: the demo's copy")
     return 0
 
 

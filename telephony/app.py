@@ -26,23 +26,22 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.websockets import WebSocketState
 
 from telephony import __version__
-from prometheus_client import CONTENT_TYPE_LATEST
-
-from telephony.call.core import CallConfig
-from telephony.call.driver import CallDriver, CallServices, load_prompt
+from telephony.call.driver import CallDriver, CallServices
 from telephony.call_control import CallControl
-from telephony.twilio_rest import TwilioRest
-from telephony.gemini.resilient import RetryPolicy
-from telephony.metrics import Metrics
 from telephony.call_record import CallRecord
+from telephony.composition import agent_options_from, call_config_from, gemini_client_from
 from telephony.config import Settings
-from telephony.gemini.config import AgentOptions, make_client
+from telephony.gemini.config import AgentOptions
+from telephony.gemini.resilient import RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
+from telephony.metrics import Metrics
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
+from telephony.twilio_rest import TwilioRest
 from telephony.twiml import busy, connect_stream
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ def create_app(
         signatures = TwilioSignatures(auth_token)
     tokens = CallTokens(secret_from(auth_token, secrets.token_bytes(32)))
     if open_gemini is None:
-        client = make_client(settings)
+        client = gemini_client_from(settings)
 
         def open_gemini(options: AgentOptions) -> GeminiLiveSession:
             return GeminiLiveSession(client, options)
@@ -123,7 +122,7 @@ def create_app(
     control = CallControl(rest, settings.transfer_numbers)
     services = CallServices(
         open_gemini=open_gemini,
-        agent_options=AgentOptions.from_settings(settings).with_overrides(tools=control.declarations()),
+        agent_options=agent_options_from(settings).with_overrides(tools=control.declarations()),
         call_config=call_config_from(settings, tokens.check if signatures is not None else None),
         tool_handlers=control.handlers(),
         metrics=metrics,
@@ -244,7 +243,7 @@ def create_app(
         call_sid = form.get("CallSid", "")
         if not call_sid:
             raise HTTPException(400, "CallSid is required")
-        entry = {k: form[k] for k in ("CallStatus", "Timestamp", "CallDuration", "SequenceNumber") if k in form}
+        entry: dict[str, str] = {k: form[k] for k in ("CallStatus", "Timestamp", "CallDuration", "SequenceNumber") if k in form}
         statuses.setdefault(call_sid, []).append(entry)
         statuses.move_to_end(call_sid)
         while len(statuses) > RECENT_CALLS:
@@ -283,24 +282,6 @@ async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -
         deadline = time.monotonic() + 15
         while active and time.monotonic() < deadline:
             await asyncio.sleep(poll_s)
-
-
-def call_config_from(settings: Settings, check_token: Callable[[str, str | None], bool] | None) -> CallConfig:
-    """The per-call rules, from settings (the call core never sees Settings)."""
-    return CallConfig(
-        prompts={name: load_prompt(name) for name in ("apology_trouble", "apology_closing")},
-        check_token=check_token,
-        greeting=settings.greeting,
-        caller_agc=settings.caller_agc,
-        caller_block_bytes=settings.caller_audio_block_ms * 32,
-        manual_activity=settings.vad_disabled,
-        activity_silence_ms=settings.vad_silence_duration_ms,
-        playout_lead_ms=settings.playout_lead_ms,
-        barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
-        goodbye_grace_s=settings.goodbye_grace_seconds,
-        idle_timeout_s=settings.idle_timeout_seconds,
-        max_call_s=settings.max_call_seconds,
-    )
 
 
 def _basic_auth_ok(request: Request, user: str, password: str) -> bool:

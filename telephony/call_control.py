@@ -67,9 +67,7 @@ class CallControl:
                     parameters=types.Schema(
                         type=types.Type.OBJECT,
                         properties={
-                            "to": types.Schema(
-                                type=types.Type.STRING, enum=self.transfer_numbers, description="Number to transfer to."
-                            )
+                            "to": types.Schema(type=types.Type.STRING, enum=self.transfer_numbers, description="Number to transfer to.")
                         },
                         required=["to"],
                     ),

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import SecretStr
@@ -18,7 +19,17 @@ app.add_typer(bench_app, name="bench")
 # Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+DEMO_CALL = Path(__file__).resolve().parent / "testing" / "calls" / "barge_in.jsonl"
+"""The recorded call `telephony demo` plays; it ships inside the package."""
+
+
+def require_test_kit() -> None:
+    """The emulators are an extra (`pip install 'telephony[emulators]'`): say so, in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("trustme") is None:
+        console.print("[red]the offline test kit is not installed:[/red] pip install 'telephony[emulators]' (make demo and make test do)")
+        raise typer.Exit(2)
 
 
 @bench_app.command("codec")
@@ -63,10 +74,11 @@ def emulate_gemini(
     """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network."""
     import asyncio
 
+    require_test_kit()
     from telephony.testing.gemini_live import EchoAgent, GeminiLiveEmulator, ScriptedAgent
 
     if agent == "echo":
-        chosen = EchoAgent()
+        chosen: EchoAgent | ScriptedAgent = EchoAgent()
     else:
         replies = sorted(Path(agent).glob("*.wav"))
         if not replies:
@@ -99,21 +111,24 @@ def serve(
     loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
 ) -> None:
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
-    import asyncio
 
     from telephony.app import create_app
     from telephony.config import Settings
     from telephony.logs import configure_logging
     from telephony.server import DrainingServer, uvicorn_config
-    from telephony.testing.gemini_live import GeminiLiveEmulator
 
     configure_logging(json_lines=json_logs)
-    overrides = {k: v for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log}.items() if v is not None
+    }
     settings = Settings(**overrides)
 
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
             if emulate_gemini:
+                require_test_kit()
+                from telephony.testing.gemini_live import GeminiLiveEmulator
+
                 emulator = await stack.enter_async_context(GeminiLiveEmulator())
                 settings.gemini_api_key = SecretStr("offline")
                 settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
@@ -220,10 +235,13 @@ def replay(
     import httpx
     import websockets
 
-    from telephony.replay import replay_call
+    require_test_kit()
+    from telephony.testing.replay import replay_call
 
     try:
-        outcome = asyncio.run(replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console))
+        outcome = asyncio.run(
+            replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console)
+        )
     except (OSError, ValueError, httpx.HTTPError, websockets.exceptions.WebSocketException) as exc:
         console.print(f"[red]replay failed:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -232,23 +250,24 @@ def replay(
 
 @app.command()
 def demo(
-    fixture: Path = typer.Option(FIXTURES_DIR / "barge_in.jsonl", help="Recorded call to play."),
+    fixture: Path = typer.Option(DEMO_CALL, help="Recorded call to play (default: the one shipped with the package)."),
     out: Path = typer.Option(Path("out"), help="Where the WAV files and transcript go."),
     speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
 ) -> None:
     """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller."""
     import asyncio
 
-    from telephony.replay import demo_call
+    require_test_kit()
+    from telephony.testing.replay import demo_call
 
     if not fixture.is_file():
-        console.print(f"[red]no recorded call at {fixture}[/red] (run from a clone of the repository, or pass --fixture)")
+        console.print(f"[red]no recorded call at {fixture}[/red] (pass --fixture with a .jsonl recorded call)")
         raise typer.Exit(2)
     outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console))
     outcome.print(console)
 
 
-def run_event_loop(coroutine, loop: str = "auto"):  # type: ignore[no-untyped-def]
+def run_event_loop(coroutine, loop: str = "auto"):
     """Run on uvloop when asked (or, for 'auto', when installed), else on asyncio's loop."""
     import asyncio
 
@@ -268,12 +287,13 @@ def run_event_loop(coroutine, loop: str = "auto"):  # type: ignore[no-untyped-de
 @bench_app.command("quality")
 def bench_quality(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON."),
+    speech: Path = typer.Option(Path("fixtures") / "speech", help="Folder of speech WAV files (in a clone: fixtures/speech)."),
 ) -> None:
     """PESQ and STOI of speech through the real transcoders, against G.711 alone."""
     from telephony.bench.quality import run_quality_bench, scores_as_dicts
 
     try:
-        scores = run_quality_bench()
+        scores = run_quality_bench(speech)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -311,10 +331,24 @@ def bench_load(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"{n} calls x {seconds:.0f} s", total=seconds)
             results.append(
-                run_event_loop(run_load(n, seconds, loop, on_progress=lambda t, done: progress.update(task, completed=t)), "uvloop")
+                run_event_loop(
+                    run_load(n, seconds, loop, on_progress=lambda t, done, task=task: progress.update(task, completed=t)), "uvloop"
+                )
             )
     table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")
-    for column in ("calls", "CPU ms/call-s", "CPU of 1 core", "peak RSS MB", "MB/call", "late out", "late in", "in p50/p99", "out p50/p99", "clear p50/p99", "errors/dropped"):
+    for column in (
+        "calls",
+        "CPU ms/call-s",
+        "CPU of 1 core",
+        "peak RSS MB",
+        "MB/call",
+        "late out",
+        "late in",
+        "in p50/p99",
+        "out p50/p99",
+        "clear p50/p99",
+        "errors/dropped",
+    ):
         table.add_column(column, justify="right")
     for f in results:
         table.add_row(

@@ -7,25 +7,15 @@ usual credentials, which keep their common names: `GEMINI_API_KEY` (or `GOOGLE_A
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from telephony.gemini.config import EndSensitivity, StartSensitivity
+
 DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
-
-
-class StartSensitivity(str, Enum):
-    HIGH = "START_SENSITIVITY_HIGH"
-    LOW = "START_SENSITIVITY_LOW"
-
-
-class EndSensitivity(str, Enum):
-    HIGH = "END_SENSITIVITY_HIGH"
-    LOW = "END_SENSITIVITY_LOW"
 
 
 class Settings(BaseSettings):
@@ -138,7 +128,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _read_instructions_file(self) -> "Settings":
+    def _read_instructions_file(self) -> Settings:
         if self.instructions_file is not None:
             try:
                 self.instructions = self.instructions_file.read_text(encoding="utf-8").strip()

@@ -15,14 +15,10 @@ class Metrics:
         self.active_calls = Gauge("telephony_active_calls", "Calls in progress", registry=r)
         self.calls = Counter("telephony_calls", "Calls ended, by outcome", ["outcome"], registry=r)
         self.refused = Counter("telephony_refused", "Requests refused, by reason", ["reason"], registry=r)
-        self.gemini_reconnects = Counter(
-            "telephony_gemini_reconnects", "Gemini sessions moved to a new connection", ["kind"], registry=r
-        )
+        self.gemini_reconnects = Counter("telephony_gemini_reconnects", "Gemini sessions moved to a new connection", ["kind"], registry=r)
         self.frames_in = Counter("telephony_frames_in", "Twilio media frames received", registry=r)
         self.frames_out = Counter("telephony_frames_out", "Twilio media frames sent", registry=r)
-        self.dropped_audio_ms = Counter(
-            "telephony_dropped_audio_ms", "Audio dropped, by reason (ms)", ["reason"], registry=r
-        )
+        self.dropped_audio_ms = Counter("telephony_dropped_audio_ms", "Audio dropped, by reason (ms)", ["reason"], registry=r)
         self.malformed = Counter("telephony_malformed_messages", "Bad Media Streams messages, by kind", ["kind"], registry=r)
         self.barge_ins = Counter(
             "telephony_barge_ins", "Agent audio cut off by the caller, by who noticed (gemini or caller)", ["source"], registry=r

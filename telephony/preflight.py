@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from telephony.composition import agent_options_from, gemini_client_from
 from telephony.config import Settings
-from telephony.gemini.config import AgentOptions, make_client
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.twilio_rest import TwilioRest, TwilioRestError
 
@@ -34,8 +34,8 @@ async def check_gemini(settings: Settings, timeout_s: float = 15.0) -> Check:
     """Open a Live session with this server's own agent settings, as a call would."""
     name = "Gemini Live"
     try:
-        options = AgentOptions.from_settings(settings)
-        client = make_client(settings)
+        options = agent_options_from(settings)
+        client = gemini_client_from(settings)
     except (ValueError, OSError) as exc:
         return Check(name, False, str(exc), "set GEMINI_API_KEY (or GOOGLE_CLOUD_PROJECT for Vertex AI)")
     session = GeminiLiveSession(client, options)
@@ -69,7 +69,9 @@ async def check_twilio(settings: Settings) -> list[Check]:
     try:
         status = await rest.account_status()
     except TwilioRestError as exc:
-        return [Check("Twilio account", False, str(exc), "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: they must be from the same account")]
+        return [
+            Check("Twilio account", False, str(exc), "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: they must be from the same account")
+        ]
     checks = [Check("Twilio account", status == "active", f"{settings.twilio_account_sid[:8]}…: {status}")]
     number = settings.from_number
     if not number:
@@ -83,9 +85,18 @@ async def check_twilio(settings: Settings) -> list[Check]:
     expected = f"{settings.public_url.rstrip('/')}/twiml" if settings.public_url else None
     update = f"twilio phone-numbers:update {number} --voice-url {expected or 'https://YOUR-HOST/twiml'}"
     if webhook is None:
-        checks.append(Check("Phone number", False, f"{number} is not a number of this account", "set TWILIO_PHONE_NUMBER to one of its numbers"))
+        checks.append(
+            Check("Phone number", False, f"{number} is not a number of this account", "set TWILIO_PHONE_NUMBER to one of its numbers")
+        )
     elif expected is None or webhook[0] != expected or webhook[1].upper() != "POST":
-        checks.append(Check("Phone number", False, f"{number} calls {webhook[1]} {webhook[0] or '(nothing)'}", f"point it at POST {expected or '…/twiml'}: {update}"))
+        checks.append(
+            Check(
+                "Phone number",
+                False,
+                f"{number} calls {webhook[1]} {webhook[0] or '(nothing)'}",
+                f"point it at POST {expected or '…/twiml'}: {update}",
+            )
+        )
     else:
         checks.append(Check("Phone number", True, f"{number} calls POST {webhook[0]}"))
     return checks
@@ -96,7 +107,9 @@ async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
     name = "Public URL"
     url = settings.public_url
     if not url:
-        return Check(name, None, "TELEPHONY_PUBLIC_URL not set", "set it to the https:// address Twilio reaches (signatures are checked against it)")
+        return Check(
+            name, None, "TELEPHONY_PUBLIC_URL not set", "set it to the https:// address Twilio reaches (signatures are checked against it)"
+        )
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             response = await client.get(url.rstrip("/") + "/healthz")
@@ -105,7 +118,12 @@ async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
     if response.status_code != 200:
         return Check(name, False, f"{url}/healthz answered {response.status_code}", "another service answers there")
     if not url.startswith("https://"):
-        return Check(name, False, f"{url} answers, but Twilio needs https:// (its media stream is wss://)", "put it behind HTTPS (a tunnel or a proxy)")
+        return Check(
+            name,
+            False,
+            f"{url} answers, but Twilio needs https:// (its media stream is wss://)",
+            "put it behind HTTPS (a tunnel or a proxy)",
+        )
     return Check(name, True, f"{url} answers /healthz")
 
 

@@ -44,11 +44,11 @@ class DrainingServer(uvicorn.Server):
         self._drain: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def serve(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+    async def serve(self, sockets=None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
-    def handle_exit(self, sig, frame) -> None:  # type: ignore[no-untyped-def]
+    def handle_exit(self, sig, frame) -> None:
         if self._drain is None and self._loop is not None and not self.should_exit:
             self._captured_signals.append(sig)
             self._loop.call_soon_threadsafe(self._start_drain)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -171,15 +171,13 @@ def _event_tag(value: Any) -> str | None:
 
 
 InboundMessage = Annotated[
-    Union[
-        Annotated[Connected, Tag("connected")],
-        Annotated[Start, Tag("start")],
-        Annotated[Media, Tag("media")],
-        Annotated[Mark, Tag("mark")],
-        Annotated[Dtmf, Tag("dtmf")],
-        Annotated[Stop, Tag("stop")],
-        Annotated[UnknownEvent, Tag("unknown")],
-    ],
+    Annotated[Connected, Tag("connected")]
+    | Annotated[Start, Tag("start")]
+    | Annotated[Media, Tag("media")]
+    | Annotated[Mark, Tag("mark")]
+    | Annotated[Dtmf, Tag("dtmf")]
+    | Annotated[Stop, Tag("stop")]
+    | Annotated[UnknownEvent, Tag("unknown")],
     Discriminator(
         _event_tag,
         custom_error_type="missing_event",
@@ -207,8 +205,7 @@ def check_media_format(start: Start) -> None:
     fmt = start.start.media_format
     if (fmt.encoding, fmt.sample_rate, fmt.channels) != (MULAW_ENCODING, MULAW_RATE, 1):
         raise TwilioProtocolError(
-            f"unsupported media format {fmt.encoding} {fmt.sample_rate} Hz x{fmt.channels}; "
-            f"expected {MULAW_ENCODING} {MULAW_RATE} Hz mono"
+            f"unsupported media format {fmt.encoding} {fmt.sample_rate} Hz x{fmt.channels}; expected {MULAW_ENCODING} {MULAW_RATE} Hz mono"
         )
 
 

@@ -31,7 +31,7 @@ class _RebasedHttpClient(TwilioHttpClient):
         super().__init__(timeout=timeout)
         self.api_base = api_base.rstrip("/")
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+    def request(self, method, url, *args, **kwargs):
         if url.startswith(TWILIO_API):
             url = self.api_base + url[len(TWILIO_API) :]
         return super().request(method, url, *args, **kwargs)
@@ -88,7 +88,7 @@ class TwilioRest:
             return None
         return str(numbers[0].voice_url or ""), str(numbers[0].voice_method or "POST")
 
-    async def _run(self, request, what: str):  # type: ignore[no-untyped-def]
+    async def _run(self, request, what: str):
         try:
             return await asyncio.to_thread(request)
         except TwilioRestException as exc:

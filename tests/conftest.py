@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from telephony.audio.transcode import CallerToGemini
+from telephony.composition import agent_options_from, gemini_client_from
 from telephony.config import Settings
-from telephony.gemini import AgentOptions, GeminiLiveSession, make_client
+from telephony.gemini import GeminiLiveSession
 from telephony.testing.call_fixture import caller_audio
 from telephony.testing.gemini_live import GeminiLiveEmulator
 
@@ -29,12 +30,10 @@ def emulator_settings(emulator: GeminiLiveEmulator, **overrides) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-async def open_session(
-    emulator: GeminiLiveEmulator, resume_handle: str | None = None, **options
-) -> GeminiLiveSession:
+async def open_session(emulator: GeminiLiveEmulator, resume_handle: str | None = None, **options) -> GeminiLiveSession:
     """A real google-genai Live session on the emulator, as the bridge opens one."""
     settings = emulator_settings(emulator)
-    session = GeminiLiveSession(make_client(settings), AgentOptions.from_settings(settings).with_overrides(**options))
+    session = GeminiLiveSession(gemini_client_from(settings), agent_options_from(settings).with_overrides(**options))
     await session.open(resume_handle=resume_handle)
     return session
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-import numpy as np
 import httpx
+import numpy as np
 import pytest
 import websockets
 
-from conftest import AUTH_TOKEN, FIXTURES, offline_stack
-from telephony.testing.gemini_live import GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import StreamTarget, TwilioMediaEmulator
+
+from conftest import AUTH_TOKEN, FIXTURES, offline_stack
 
 
 @pytest.mark.parametrize("fixture", ["one_sentence", "barge_in", "dtmf", "hang_up"])
@@ -128,7 +128,7 @@ async def test_recorded_call_replays_to_the_same_transcript(tmp_path):
         second = await stack.replay(recording)
         original, replayed = stack.records()
     assert second.call_sid != first.call_sid
-    assert [(l.speaker, l.text) for l in replayed.transcript] == [(l.speaker, l.text) for l in original.transcript]
+    assert [(line.speaker, line.text) for line in replayed.transcript] == [(line.speaker, line.text) for line in original.transcript]
     lines = recording.read_text().splitlines()
     assert json.loads(lines[0])["event"] == "connected" and json.loads(lines[-1])["event"] == "stop"
 

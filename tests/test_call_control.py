@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
 from telephony.dial import DialRequest, follow_call, place_call
 from telephony.security import TwilioSignatures
 from telephony.testing.call_fixture import FixtureMessage, read_fixture
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
 
 TRANSFER_TO = "+15550001111"
 
@@ -151,7 +152,9 @@ async def test_greeting_makes_the_agent_speak_first():
 async def test_dial_places_the_call_with_per_call_settings_and_follows_its_status(tmp_path):
     async with stack_with(ScriptedAgent([])) as stack:
         settings = stack.settings.model_copy(update={"twilio_api_base": stack.rest.base_url})
-        request = DialRequest(to="+15557654321", from_="+15550000000", server=stack.base_url, voice="Puck", instructions="Be brief.", greeting="Say hi.")
+        request = DialRequest(
+            to="+15557654321", from_="+15550000000", server=stack.base_url, voice="Puck", instructions="Be brief.", greeting="Say hi."
+        )
         call_sid = await place_call(settings, request)
         (create,) = stack.rest.requests
         assert create.form["To"] == "+15557654321" and create.form["From"] == "+15550000000"

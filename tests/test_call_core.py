@@ -86,7 +86,12 @@ class Script:
     def media(self, frame: bytes = SILENT_FRAME, after: float = 0.02) -> list[object]:
         self.seq += 1
         self.chunk += 1
-        media = {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(self.chunk * 20), "payload": base64.b64encode(frame).decode()}
+        media = {
+            "track": "inbound",
+            "chunk": str(self.chunk),
+            "timestamp": str(self.chunk * 20),
+            "payload": base64.b64encode(frame).decode(),
+        }
         return self._twilio({"event": "media", "sequenceNumber": str(self.seq), "streamSid": STREAM, "media": media}, after)
 
     def mark(self, name: str, after: float = 0.0) -> list[object]:
@@ -197,7 +202,7 @@ def test_dtmf_becomes_realtime_text_and_a_keypad_line():
 def test_too_many_malformed_messages_close_the_socket_with_1008():
     script = Script(malformed_limit=5)
     script.start()
-    for i in range(5):
+    for _ in range(5):
         script.call.twilio_frame("{not json", script.now)
         assert not any(isinstance(a, CloseStream) for a in script.call.take_actions())
     script.call.twilio_frame(b"\x00binary", script.now)
@@ -251,13 +256,14 @@ def test_caller_speech_over_fully_generated_audio_clears_and_cuts_the_transcript
     script.gemini(OutputTranscript("Our opening hours are nine to five, Monday to Friday."))
     script.gemini(TurnComplete())  # the whole answer is here; Gemini will never interrupt it
     script.mark(marks(first)[0], after=0.1)  # the caller heard ~100 ms
-    for i, frame in enumerate(speech_frames()[:40]):
-        actions = script.media(frame)
-        if twilio(actions, "clear"):
+    spoken_ms = 0
+    for frame in speech_frames()[:40]:
+        spoken_ms += 20
+        if twilio(script.media(frame), "clear"):
             break
     else:
         pytest.fail("no clear")
-    assert i * 20 >= 280, "a burst shorter than the minimum speech does not cut the agent off"
+    assert spoken_ms >= 300, "a burst shorter than the minimum speech does not cut the agent off"
     assert script.call.playout.held_agent_ms == 0
     (line,) = script.call.record.transcript
     assert line.interrupted and line.text.endswith("…") and len(line.text) < 20

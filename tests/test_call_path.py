@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, offline_stack
-from test_call_control import caller_stays_on_the_line, stack_with
 from telephony.audio.mulaw import decode_mulaw
 from telephony.testing.call_fixture import caller_audio
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+
+from conftest import FIXTURES, offline_stack
+from test_call_control import caller_stays_on_the_line, stack_with
 
 
 def speech_onsets_s(fixture: str, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:

@@ -29,3 +29,9 @@ async def test_the_readme_example_test_runs_as_written(monkeypatch):
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"):
         monkeypatch.delenv(name, raising=False)
     await namespace["test_the_agent_says_goodbye_and_hangs_up"]()
+
+
+def test_the_demo_call_shipped_in_the_package_is_the_repository_fixture():
+    from telephony.cli import DEMO_CALL
+
+    assert DEMO_CALL.read_bytes() == (README.parent / "fixtures" / "barge_in.jsonl").read_bytes()

@@ -6,8 +6,9 @@ import asyncio
 
 import numpy as np
 import pytest
+from google.genai import types
 
-from conftest import emulator_settings, open_session, speak_fixture
+from telephony.composition import agent_options_from, gemini_client_from
 from telephony.gemini import (
     AgentAudio,
     GeminiSessionError,
@@ -20,10 +21,10 @@ from telephony.gemini import (
     ToolCall,
     TurnComplete,
 )
-from telephony.gemini.config import AgentOptions, make_client
 from telephony.gemini.session import GeminiLiveSession
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
-from google.genai import types
+
+from conftest import emulator_settings, open_session, speak_fixture
 
 
 async def collect(session, until=lambda events: False, timeout=15.0):
@@ -65,7 +66,7 @@ async def test_sdk_sends_speech_and_hears_the_echo(gemini_emulator):
 async def test_the_gemini_socket_offers_deflate_only_when_asked(gemini_emulator, deflate):
     # Deflate on base64 audio cost ~7 % of the server's CPU for little saving (bench load).
     settings = emulator_settings(gemini_emulator, gemini_websocket_deflate=deflate)
-    session = GeminiLiveSession(make_client(settings), AgentOptions.from_settings(settings))
+    session = GeminiLiveSession(gemini_client_from(settings), agent_options_from(settings))
     await session.open()
     await session.close()
     (conn,) = gemini_emulator.connections
@@ -87,9 +88,7 @@ async def test_talking_over_the_reply_interrupts_it(gemini_emulator):
 
 
 async def test_tool_call_round_trips_and_the_reply_continues():
-    agent = ScriptedAgent(
-        [Reply(audio24k=tone24k(0.3), transcript="booked", tool_calls=(EmulatedToolCall("book", {"day": "Tuesday"}),))]
-    )
+    agent = ScriptedAgent([Reply(audio24k=tone24k(0.3), transcript="booked", tool_calls=(EmulatedToolCall("book", {"day": "Tuesday"}),))])
     async with GeminiLiveEmulator(agent) as emulator:
         session = await open_session(emulator)
         try:
@@ -199,7 +198,7 @@ async def test_cancelling_a_call_while_gemini_is_connecting_cancels_it_rather_th
     port = server.sockets[0].getsockname()[1]
     async with GeminiLiveEmulator() as gemini:  # only for its CA file
         settings = emulator_settings(gemini, gemini_base_url=f"https://127.0.0.1:{port}")
-        session = GeminiLiveSession(make_client(settings), AgentOptions.from_settings(settings))
+        session = GeminiLiveSession(gemini_client_from(settings), agent_options_from(settings))
         opening = asyncio.create_task(session.open())
         await asyncio.sleep(0.2)  # connected, waiting for a TLS handshake that never comes
         opening.cancel()

@@ -125,11 +125,25 @@ def _docker(*args: str) -> str:
 def test_image_builds_runs_as_non_root_answers_healthz_and_stops_on_sigterm():  # pragma: no cover - needs Docker
     root = INFRA.parent
     subprocess.run(
-        ["docker", "build", "-q", "-f", str(INFRA / "Dockerfile"), "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-t", "telephony:test", str(root)],
-        check=True, capture_output=True,
+        [
+            "docker",
+            "build",
+            "-q",
+            "-f",
+            str(INFRA / "Dockerfile"),
+            "--build-arg",
+            f"PYTHON_IMAGE={BASE_IMAGE}",
+            "-t",
+            "telephony:test",
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
     )
     assert _docker("image", "inspect", "-f", "{{.Config.User}}", "telephony:test") == "10001"
-    container = _docker("run", "-d", "-e", "TELEPHONY_VALIDATE_SIGNATURES=false", "-e", "GEMINI_API_KEY=x", "-p", "127.0.0.1::8080", "telephony:test")
+    container = _docker(
+        "run", "-d", "-e", "TELEPHONY_VALIDATE_SIGNATURES=false", "-e", "GEMINI_API_KEY=x", "-p", "127.0.0.1::8080", "telephony:test"
+    )
     try:
         port = _docker("port", container, "8080/tcp").splitlines()[0].rsplit(":", 1)[1]
         for _ in range(60):

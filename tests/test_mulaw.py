@@ -22,7 +22,7 @@ def test_round_trip_returns_every_code_except_negative_zero():
     codes = bytes(range(256))
     again = encode_mulaw(decode_mulaw(codes))
     # 0x7F is "negative zero": it decodes to 0, which encodes to the canonical 0xFF.
-    for code, back in zip(codes, again):
+    for code, back in zip(codes, again, strict=True):
         assert back == (0xFF if code == 0x7F else code), hex(code)
 
 

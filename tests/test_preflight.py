@@ -6,11 +6,12 @@ import contextlib
 
 from typer.testing import CliRunner
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, emulator_settings, offline_stack
 from telephony.cli import app
 from telephony.preflight import run_checks
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, emulator_settings, offline_stack
 
 NUMBER = "+15550100002"
 
@@ -72,7 +73,14 @@ async def test_missing_settings_are_skipped_and_an_unreachable_server_fails():
 
 
 def test_the_command_exits_non_zero_and_shows_the_table_when_a_check_fails(monkeypatch):
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"):
+    for name in (
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_CLOUD_PROJECT",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TELEPHONY_PUBLIC_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 1, result.output

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
 from telephony.audio.agc import CallerLevel, dbfs
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.resample import Interpolator2
 from telephony.audio.transcode import CallerToGemini
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.bench.quality import _level, _load_scorers, _scale, score_speaker
+from telephony.composition import agent_options_from
 from telephony.config import Settings
-from telephony.gemini.config import VAD_PRESETS, AgentOptions
+from telephony.gemini.config import VAD_PRESETS
+
+from conftest import FIXTURES
 
 MARGIN = 0.1  # PESQ the chain may lose against G.711 alone
 
@@ -91,7 +93,7 @@ def test_gain_control_inside_the_transcoder_levels_as_the_standalone_one_does():
 
 def test_vad_presets_reach_the_live_setup_and_unknown_ones_are_refused():
     settings = Settings(_env_file=None, vad_preset="patient")
-    options = AgentOptions.from_settings(settings)
+    options = agent_options_from(settings)
     assert options.silence_duration_ms == VAD_PRESETS["patient"].silence_duration_ms == 1000
     assert options.with_vad_preset("responsive").silence_duration_ms == 300
     with pytest.raises(ValueError):
@@ -101,8 +103,9 @@ def test_vad_presets_reach_the_live_setup_and_unknown_ones_are_refused():
 
 
 async def test_per_call_vad_preset_travels_as_a_stream_parameter():
-    from conftest import offline_stack
     from telephony.testing.twilio_media import TwilioMediaEmulator
+
+    from conftest import offline_stack
 
     async with offline_stack() as stack:
         emulator = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=8, auth_token="test-auth-token")

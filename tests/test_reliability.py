@@ -13,20 +13,21 @@ import subprocess
 import sys
 
 import httpx
-import numpy as np
 import pytest
 import websockets
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import FIXTURES, emulator_settings, offline_stack
-from telephony.gemini.config import AgentOptions, make_client
+from telephony.composition import agent_options_from, gemini_client_from
 from telephony.gemini.events import ResumptionHandle, SessionClosed
 from telephony.gemini.resilient import Reconnected, ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
 from telephony.logs import JsonFormatter
-from telephony.testing.call_fixture import CallFixtureBuilder, read_fixture
+from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
+
+from conftest import FIXTURES, emulator_settings, offline_stack
 
 
 def media_after(result, at_s):
@@ -105,8 +106,8 @@ async def test_a_refused_handle_gives_a_fresh_session_with_the_same_configuratio
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=2.0, close_code=1011))
     async with gemini:
         settings = emulator_settings(gemini)
-        options = AgentOptions.from_settings(settings).with_overrides(instructions="You are the same agent.")
-        client = make_client(settings)
+        options = agent_options_from(settings).with_overrides(instructions="You are the same agent.")
+        client = gemini_client_from(settings)
         session = ResilientGeminiSession(lambda: GeminiLiveSession(client, options), RetryPolicy(max_attempts=3, first_delay_s=0.01))
         await session.open()
         outcome = None
@@ -147,7 +148,9 @@ async def test_every_log_line_of_a_call_is_json_with_both_sids_and_no_secret_or_
 
 
 def _media_json(payload: str, stream: str = "MZ" + "a" * 32) -> str:
-    return json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": stream, "media": {"chunk": "1", "timestamp": "20", "payload": payload}})
+    return json.dumps(
+        {"event": "media", "sequenceNumber": "9", "streamSid": stream, "media": {"chunk": "1", "timestamp": "20", "payload": payload}}
+    )
 
 
 def bad_messages():
@@ -216,11 +219,7 @@ async def test_metrics_count_calls_frames_and_latencies(stack):
     await stack.replay("barge_in")
     async with httpx.AsyncClient() as client:
         text = (await client.get(stack.base_url + "/metrics")).text
-    values = {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and not line.startswith("#")}
     assert values['telephony_calls_total{outcome="completed"}'] == 1
     sent = sum(1 for m in read_fixture(FIXTURES / "barge_in.jsonl") if m.event == "media")
     assert values["telephony_frames_in_total"] == sent

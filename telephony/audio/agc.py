@@ -97,7 +97,7 @@ class CallerLevel:
             powers.append(float(tail @ tail))
             peaks.append(float(np.abs(tail).max()))
         ramps = []
-        for index, (power, peak) in enumerate(zip(powers, peaks)):
+        for index, (power, peak) in enumerate(zip(powers, peaks, strict=True)):
             start = index * block
             length = min(n, start + block) - start
             ramps.append((start, length, *self._decide(power / length, peak)))

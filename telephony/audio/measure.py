@@ -18,7 +18,7 @@ def measured_delay_ms(resampler: StreamingResampler, settle_samples: int = 200) 
     signal[settle_samples] = 16000
     emitted_at: list[int] = []  # for each output sample, the input index that released it
     outputs: list[int] = []
-    for index, sample in enumerate(signal):
+    for index in range(len(signal)):
         out = resampler.process(signal[index : index + 1])
         outputs.extend(int(v) for v in out)
         emitted_at.extend([index] * len(out))

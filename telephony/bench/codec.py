@@ -13,7 +13,6 @@ import base64
 import time
 from dataclasses import asdict, dataclass
 
-
 from telephony.audio.agc import CallerLevel
 from telephony.audio.measure import measured_delay_ms, tone
 from telephony.audio.resample import Decimator3, Interpolator2
@@ -46,9 +45,7 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True)
     caller = CallFixtureBuilder("bench").speech(tone(440, 8000, seconds, dbfs=-20)).lines()
     caller_frames = [line for line in caller if '"media"' in line]
     agent_pcm = tone(440, 24000, seconds, dbfs=-20).astype("<i2").tobytes()
-    agent_chunks = [
-        base64.b64encode(agent_pcm[i : i + 960]).decode() for i in range(0, len(agent_pcm), 960)
-    ]  # 20 ms at 24 kHz
+    agent_chunks = [base64.b64encode(agent_pcm[i : i + 960]).decode() for i in range(0, len(agent_pcm), 960)]  # 20 ms at 24 kHz
     stream_sid = "MZ" + "0" * 32
 
     def inbound() -> None:

@@ -40,7 +40,7 @@ from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, c
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "fixtures" / "barge_in.jsonl"
+FIXTURE = Path(__file__).resolve().parent.parent / "testing" / "calls" / "barge_in.jsonl"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -57,9 +57,9 @@ class LoadFigures:
     outbound_frames: int
     late_inbound_frames: int
     inbound_frames: int
-    inbound_delay_ms: dict[str, float]
-    outbound_delay_ms: dict[str, float]
-    interrupted_to_clear_ms: dict[str, float]
+    inbound_delay_ms: dict[str, float | None]
+    outbound_delay_ms: dict[str, float | None]
+    interrupted_to_clear_ms: dict[str, float | None]
     interruptions_seen: int
     errors: int
     dropped_calls: int
@@ -180,9 +180,7 @@ async def run_load(calls: int, seconds: float, loop: str = "uvloop", block_ms: i
                 emulator = TwilioMediaEmulator(messages, auth_token=server.auth_token, record_sends=True)
 
                 async def call() -> ReplayResult:
-                    target = await emulator.answer(
-                        server.url + f"/twiml?instructions=bench-{index}", {"CallSid": f"CA{index:032x}"}
-                    )
+                    target = await emulator.answer(server.url + f"/twiml?instructions=bench-{index}", {"CallSid": f"CA{index:032x}"})
                     return await emulator.play(target)
 
                 # A call that outlives its recording by a minute is counted as an error.

@@ -28,7 +28,8 @@ from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.transcode import CallerToGemini, GeminiToCaller
 from telephony.audio.wav import read_wav, resample_whole
 
-SPEECH_DIR = Path(__file__).resolve().parent.parent.parent / "fixtures" / "speech"
+SPEECH_DIR = Path("fixtures") / "speech"
+"""Relative to where the bench runs (a clone of the repository); `--speech` names another."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,14 @@ def score_speaker(name: str, speech16k: np.ndarray, pesq, stoi) -> list[Score]:
         ref, deg = ref[:n], deg[:n]
         mode = "wb" if rate == 16000 else "nb"
         scores.append(
-            Score(direction, name, condition, round(float(pesq(rate, ref, deg, mode)), 3), round(float(stoi(ref, deg, rate)), 4), round(_level(deg), 1))
+            Score(
+                direction,
+                name,
+                condition,
+                round(float(pesq(rate, ref, deg, mode)), 3),
+                round(float(stoi(ref, deg, rate)), 4),
+                round(_level(deg), 1),
+            )
         )
 
     speech8k = resample_whole(speech16k, 16000, 8000)

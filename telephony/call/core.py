@@ -233,9 +233,7 @@ class Call:
         self.to_caller = GeminiToCaller()
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:
-            self.voice = CallerVoice(
-                min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms
-            )
+            self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
         self._actions: list[Action] = []
         self._created_at = now
         self._started_at = now
@@ -299,7 +297,7 @@ class Call:
                 self._malformed("unparseable", str(exc))
             else:
                 self._twilio_message(message, now)
-        if self.state is not CallState.ENDED and self.record.malformed > self.config.malformed_limit:
+        if not self.ended and self.record.malformed > self.config.malformed_limit:
             self._end_now("malformed", "too many malformed messages", 1008)
 
     def twilio_closed(self, now: float) -> None:
@@ -539,9 +537,7 @@ class Call:
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
-        self._goodbye = _GoodbyeWatch(
-            token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s
-        )
+        self._goodbye = _GoodbyeWatch(token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s)
         self._check_goodbye(now)
 
     def forget(self, token: int) -> None:
@@ -575,9 +571,7 @@ class Call:
             return
         if self.state is not CallState.ENDING and now >= self._started_at + self.config.max_call_s:
             self.log.warning("call time limit reached")
-            self._finish_with_prompt(
-                "time_limit", f"call reached its {self.config.max_call_s:.0f} s limit", "apology_closing", now
-            )
+            self._finish_with_prompt("time_limit", f"call reached its {self.config.max_call_s:.0f} s limit", "apology_closing", now)
             return
         self._check_goodbye(now)
 

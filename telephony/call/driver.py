@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -190,7 +191,7 @@ class CallDriver:
             elif isinstance(action, RunTool):
                 task = self._spawn(self._run_tool(action.call), f"tool:{action.call.name}")
                 self._tools[action.call.id] = task
-                task.add_done_callback(lambda _, key=action.call.id: self._tools.pop(key, None))
+                task.add_done_callback(functools.partial(self._tool_done, action.call.id))
             elif isinstance(action, CancelTools):
                 for call_id in action.ids:
                     tool = self._tools.get(call_id)
@@ -224,6 +225,10 @@ class CallDriver:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
+
+    def _tool_done(self, call_id: str, task: asyncio.Task[None]) -> None:
+        if self._tools.get(call_id) is task:
+            del self._tools[call_id]
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -65,7 +65,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: 0.1, 0.2, 0.4 ... capped."""
         base = min(self.max_delay_s, self.first_delay_s * (2**attempt))
-        return base * (0.5 + random.random() / 2)
+        return float(base * (0.5 + random.random() / 2))
 
 
 class _Closed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from google import genai
@@ -105,9 +105,7 @@ class GeminiLiveSession:
         """A complete user turn of text: the model answers it (used for the greeting)."""
         session = self._require_open()
         try:
-            await session.send_client_content(
-                turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True
-            )
+            await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True)
         except (ConnectionClosed, errors.APIError, OSError) as exc:
             closed = _closed_from(exc)
             raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
@@ -124,14 +122,12 @@ class GeminiLiveSession:
         """Answer a `ToolCall` so that the model knows what happened."""
         session = self._require_open()
         try:
-            await session.send_tool_response(
-                function_responses=[types.FunctionResponse(id=call_id, name=name, response=response)]
-            )
+            await session.send_tool_response(function_responses=[types.FunctionResponse(id=call_id, name=name, response=response)])
         except (ConnectionClosed, errors.APIError, OSError) as exc:
             closed = _closed_from(exc)
             raise GeminiSessionError(f"tool response not delivered: {closed.reason}", closed.code) from exc
 
-    async def events(self) -> AsyncIterator[GeminiEvent]:
+    async def events(self) -> AsyncGenerator[GeminiEvent, None]:
         """Everything the server says, as typed events; ends with one `SessionClosed`."""
         session = self._require_open()
         while True:

@@ -77,7 +77,7 @@ class CallFixtureBuilder:
     def duration_ms(self) -> int:
         return self._chunk * 20
 
-    def speech(self, samples_8k: np.ndarray) -> "CallFixtureBuilder":
+    def speech(self, samples_8k: np.ndarray) -> CallFixtureBuilder:
         """Add caller audio (int16 at 8 kHz), padded with line noise to whole 20 ms frames."""
         pad = (-len(samples_8k)) % FRAME_SAMPLES
         if pad:
@@ -87,20 +87,16 @@ class CallFixtureBuilder:
             self._media(mulaw[i : i + FRAME_SAMPLES])
         return self
 
-    def silence(self, ms: int) -> "CallFixtureBuilder":
+    def silence(self, ms: int) -> CallFixtureBuilder:
         """Add `ms` of line noise (the caller says nothing)."""
         return self.speech(self._noise(ms * 8))
 
-    def dtmf(self, digit: str) -> "CallFixtureBuilder":
+    def dtmf(self, digit: str) -> CallFixtureBuilder:
         """Add a keypad press as Twilio reports it (the tone itself is removed from the audio)."""
-        self._lines.append(
-            Dtmf(
-                sequence_number=self._next_seq(), stream_sid=self.stream_sid, dtmf=DtmfDetails(digit=digit)
-            ).to_json()
-        )
+        self._lines.append(Dtmf(sequence_number=self._next_seq(), stream_sid=self.stream_sid, dtmf=DtmfDetails(digit=digit)).to_json())
         return self
 
-    def stop(self) -> "CallFixtureBuilder":
+    def stop(self) -> CallFixtureBuilder:
         """The caller hangs up."""
         self._lines.append(
             Stop(

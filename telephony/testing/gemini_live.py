@@ -339,7 +339,7 @@ class GeminiLiveEmulator:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # lifecycle
-    async def start(self) -> "GeminiLiveEmulator":
+    async def start(self) -> GeminiLiveEmulator:
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *self.hostnames)
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -373,7 +373,7 @@ class GeminiLiveEmulator:
             self._tmp.cleanup()
             self._tmp = None
 
-    async def __aenter__(self) -> "GeminiLiveEmulator":
+    async def __aenter__(self) -> GeminiLiveEmulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -668,7 +668,8 @@ class _EmulatedSession:
             ]
             start = time.monotonic()
             speed = self.emulator.speed
-            for at, kind in sorted((p for p in plan if p[0] is not None), key=lambda p: p[0]):
+            due = sorted((at, kind) for at, kind in plan if at is not None)
+            for at, kind in due:
                 await asyncio.sleep(max(0.0, start + at / speed - time.monotonic()))
                 if kind == "go_away":
                     await self.send({"goAway": {"timeLeft": f"{faults.go_away_time_left_s:g}s"}})

@@ -52,10 +52,12 @@ class FakeTwilioRest:
 
     def app(self) -> FastAPI:
         app = FastAPI()
-        prefix = f"/2010-04-01/Accounts/{{account}}"
+        prefix = "/2010-04-01/Accounts/{account}"
 
         def error(status: int, code: int, message: str) -> JSONResponse:
-            return JSONResponse({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}, status)
+            return JSONResponse(
+                {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}, status
+            )
 
         def authorised(request: Request) -> bool:
             expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -112,7 +114,12 @@ class FakeTwilioRest:
                 return refusal
             wanted = request.query_params.get("PhoneNumber")
             found = [
-                {"sid": "PN" + hashlib.sha256(number.encode()).hexdigest()[:32], "phone_number": number, "voice_url": url, "voice_method": "POST"}
+                {
+                    "sid": "PN" + hashlib.sha256(number.encode()).hexdigest()[:32],
+                    "phone_number": number,
+                    "voice_url": url,
+                    "voice_method": "POST",
+                }
                 for number, url in self.numbers.items()
                 if wanted in (None, number)
             ]
@@ -122,7 +129,7 @@ class FakeTwilioRest:
         return app
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator["FakeTwilioRest"]:
+    async def running(self) -> AsyncIterator[FakeTwilioRest]:
         async with running_server(self.app()) as base_url:
             self.base_url = base_url
             yield self
