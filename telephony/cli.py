@@ -49,10 +49,12 @@ def bench_codec(
     table.add_column("share of real time", justify="right")
     table.add_column("delay (ms)", justify="right")
     for name, us, delay in [
-        ("caller -> Gemini", figures.caller_to_gemini_us_per_frame, figures.caller_to_gemini_delay_ms),
-        ("Gemini -> caller", figures.gemini_to_caller_us_per_frame, figures.gemini_to_caller_delay_ms),
+        ("caller -> Gemini", figures.caller_to_gemini_us_per_frame, f"{figures.caller_to_gemini_delay_ms:.2f}"),
+        ("Gemini -> caller", figures.gemini_to_caller_us_per_frame, f"{figures.gemini_to_caller_delay_ms:.2f}"),
+        ("local voice detection (webrtcvad)", figures.voice_detection_us_per_frame, "0 (runs beside)"),
+        ("a caller frame through the call core", figures.call_core_caller_frame_us, "-"),
     ]:
-        table.add_row(name, f"{us:.1f}", f"{us / 20000:.2%}", f"{delay:.2f}")
+        table.add_row(name, f"{us:.1f}", f"{us / 20000:.2%}", delay)
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps(figures_as_dict(figures), indent=2) + "\n")
@@ -282,6 +284,50 @@ def run_event_loop(coroutine, loop: str = "auto"):
             if loop == "uvloop":
                 raise typer.BadParameter("uvloop is not installed", param_hint="--loop") from None
     return asyncio.run(coroutine)
+
+
+@bench_app.command("barge-in")
+def bench_barge_in(
+    calls: int = typer.Option(10, min=1, max=200, help="Concurrent calls (started 0.25 s apart)."),
+    min_speech_ms: int = typer.Option(300, help="TELEPHONY_BARGE_IN_MIN_SPEECH_MS for the server under test."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """The caller talks over agent audio already buffered: caller speech -> Twilio clear, on the wire."""
+    require_test_kit()
+    from telephony.bench.barge_in import figures_as_dict, run_barge_in
+
+    rows = []
+    with console.status(f"{calls} calls with local barge-in, then {calls} with Gemini's alone ..."):
+        for speech_ms in (min_speech_ms, 0):
+            rows.append(run_event_loop(run_barge_in(calls, speech_ms), "uvloop"))
+    table = Table(title=f"bench barge-in: {calls} calls, each 8 s answer generated at once (ms, on the wire at the Twilio emulator)")
+    for column in (
+        "barge-in",
+        "calls cleared",
+        "speech -> clear p50",
+        "p95",
+        "p99",
+        "max",
+        "old reply heard after speech p50",
+        "max",
+        "errors",
+    ):
+        table.add_column(column, justify="left" if column == "barge-in" else "right")
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    for row in rows:
+        latency, heard = row.caller_to_clear_ms, row.old_reply_heard_after_barge_in_ms
+        name = f"local, {row.min_speech_ms} ms of speech" if row.min_speech_ms else "Gemini's interrupted only"
+        table.add_row(
+            name, f"{row.cleared_calls}/{row.calls}", ms(latency["p50"]), ms(latency["p95"]), ms(latency["p99"]),
+            ms(latency["max"]), ms(heard["p50"]), ms(heard["max"]), str(row.errors),
+        )  # fmt: skip
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps([figures_as_dict(row) for row in rows], indent=2) + "\n")
+        console.print(f"figures written to {json_out}")
 
 
 @bench_app.command("quality")

@@ -37,3 +37,12 @@ def test_nothing_measured_is_null_in_json_not_nan():
     assert empty == {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
     assert json.loads(json.dumps(empty, allow_nan=False))["p99"] is None
     assert percentiles([1.0, 3.0])["max"] == 3.0
+
+
+async def test_barge_in_smoke_every_call_is_cleared_over_buffered_audio():
+    from telephony.bench.barge_in import run_barge_in
+
+    figures = await run_barge_in(calls=2, min_speech_ms=300)
+    assert figures.errors == 0
+    assert figures.cleared_calls == 2, "the caller talking over a fully sent answer always clears it"
+    assert figures.caller_to_clear_ms["n"] == 2

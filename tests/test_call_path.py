@@ -4,27 +4,13 @@ goodbyes are heard, and manual turn-taking hears the caller."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from telephony.audio.mulaw import decode_mulaw
-from telephony.testing.call_fixture import caller_audio
+from telephony.testing.call_fixture import speech_onsets_s
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 
 from conftest import FIXTURES, offline_stack
 from test_call_control import caller_stays_on_the_line, stack_with
-
-
-def speech_onsets_s(fixture: str, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:
-    """Call seconds at which the recorded caller starts each utterance (20 ms energy frames)."""
-    pcm = np.frombuffer(decode_mulaw(caller_audio(FIXTURES / f"{fixture}.jsonl")), dtype="<i2").astype(float)
-    loud = [np.sqrt(np.mean(pcm[i : i + 160] ** 2)) > threshold for i in range(0, len(pcm) - 160, 160)]
-    onsets, quiet = [], gap_s
-    for index, is_loud in enumerate(loud):
-        if is_loud and quiet >= gap_s:
-            onsets.append(index * 0.02)
-        quiet = 0.0 if is_loud else quiet + 0.02
-    return onsets
 
 
 async def test_dtmf_pressed_during_a_reconnect_reaches_the_new_connection():
@@ -63,7 +49,7 @@ async def test_a_long_reply_fully_generated_before_the_caller_barges_in_is_cut()
             result = await stack.replay("barge_in")
             (record,) = stack.records()
     assert gemini.connections[0].interruptions == 0, "Gemini never interrupted: the reply was complete"
-    barge_in_at = speech_onsets_s("barge_in")[1]
+    barge_in_at = speech_onsets_s(FIXTURES / "barge_in.jsonl")[1]
     (clear,) = result.clears
     assert barge_in_at < clear < barge_in_at + 1.0, f"cleared {clear - barge_in_at:.2f} s after the caller started"
     first_reply_heard = [at for at, _ in result.played if at < clear]

@@ -117,7 +117,9 @@ def bench_fixture(seconds: float) -> list[FixtureMessage]:
 class _Server:
     """`telephony serve` in a child process, pointed at the Gemini emulator."""
 
-    def __init__(self, gemini: GeminiLiveEmulator, calls: int, loop: str, block_ms: int = 20) -> None:
+    def __init__(
+        self, gemini: GeminiLiveEmulator, calls: int, loop: str, block_ms: int = 20, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.auth_token = secrets.token_hex(16)
@@ -133,6 +135,7 @@ class _Server:
             TELEPHONY_MAX_CONCURRENT_CALLS=str(calls + 10),
             TELEPHONY_CALLER_AUDIO_BLOCK_MS=str(block_ms),
         )
+        env.update(extra_env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "telephony", "serve", "--loop", loop],
             env=env,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.audio.mulaw import encode_mulaw
+from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.twilio_protocol import (
     Connected,
     Dtmf,
@@ -191,3 +191,16 @@ __all__ = [
     "fake_sid",
     "read_fixture",
 ]
+
+
+def speech_onsets_s(path: str | Path, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:
+    """Call seconds at which the recorded caller starts each utterance: the first loud
+    20 ms frame after at least `gap_s` of quiet (for measuring barge-in on the wire)."""
+    pcm = np.frombuffer(decode_mulaw(caller_audio(path)), dtype="<i2").astype(np.float64)
+    onsets, quiet = [], gap_s
+    for index, start in enumerate(range(0, len(pcm) - 160, 160)):
+        loud = float(np.sqrt(np.mean(pcm[start : start + 160] ** 2))) > threshold
+        if loud and quiet >= gap_s:
+            onsets.append(round(index * 0.02, 2))
+        quiet = 0.0 if loud else quiet + 0.02
+    return onsets
