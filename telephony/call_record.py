@@ -128,7 +128,10 @@ class CallRecord:
         return data
 
     def transcript_text(self) -> str:
-        return "\n".join(f"[{line.at_ms / 1000:7.2f} s] {line.speaker}: {line.text}" for line in self.transcript)
+        return "\n".join(
+            f"[{line.at_ms / 1000:7.2f} s] {line.speaker}: {line.text}{' (interrupted)' if line.interrupted else ''}"
+            for line in self.transcript
+        )
 
 
 def append_call_log(directory: Path, record: CallRecord) -> Path:

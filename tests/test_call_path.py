@@ -97,3 +97,18 @@ async def test_with_gemini_vad_off_local_voice_detection_frames_the_callers_turn
     assert connection.setup["realtime_input_config"]["automatic_activity_detection"]["disabled"] is True
     assert connection.turns >= 1 and connection.replies_finished >= 1, "the agent heard the caller"
     assert result.heard_seconds > 1.0, "and answered"
+
+
+async def test_a_tool_result_for_a_session_that_was_lost_is_told_to_the_fresh_one_as_text():
+    # The connection drops while send_dtmf plays its tones and every resumption handle is
+    # refused: the new session never asked for that tool, so its result arrives as text.
+    agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
+    faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True)
+    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+        async with offline_stack(gemini) as stack:
+            await stack.replay("one_sentence")
+            (record,) = stack.records()
+    fresh = gemini.connections[-1]
+    assert fresh.resumed_handle is None and fresh.tool_responses == []
+    assert any("send_dtmf" in text and "pressed 1234" in text for text in fresh.texts), fresh.texts
+    assert record.reconnects == 1 and record.end_reason == "caller hung up"

@@ -175,6 +175,9 @@ class Faults:
     """Answer `setupComplete` this late on the connections in `setup_delay_connections`
     (a slow reconnect: what the call sends meanwhile must wait, not be lost)."""
     setup_delay_connections: set[int] = field(default_factory=lambda: {2})
+    refuse_resumption: bool = False
+    """Refuse every resumption handle at setup (1007), as the service often does after a
+    backend failure: the client must fall back to a fresh session."""
 
 
 @dataclass
@@ -503,7 +506,7 @@ class _EmulatedSession:
         self.resumable = resumption is not None
         handle = (resumption or {}).get("handle")
         if handle:
-            if handle not in self.emulator._handles:
+            if self.emulator.faults.refuse_resumption or handle not in self.emulator._handles:
                 await self.ws.close(1007, "invalid session resumption handle")
                 return None
             self.conn.resumed_handle = handle
