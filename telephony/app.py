@@ -128,9 +128,11 @@ def create_app(
         metrics=metrics,
         retry_policy=RetryPolicy(
             max_attempts=settings.gemini_reconnect_attempts,
+            max_reconnects=settings.gemini_reconnects_per_call,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
         tool_timeout_s=settings.tool_timeout_seconds,
+        extra_voices=tuple(settings.extra_voices),
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
         on_call_end=remember,

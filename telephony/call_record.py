@@ -89,6 +89,8 @@ class CallRecord:
     chunk_to_frame_ms: LatencySamples = field(default_factory=LatencySamples)
     errors: list[str] = field(default_factory=list)
     _open_speaker: str | None = None
+    _caller_line: TranscriptLine | None = None
+    """The caller's line of the exchange still going on (until the agent's turn ends)."""
     _t0: float = field(default_factory=time.monotonic)
 
     def elapsed_ms(self) -> int:
@@ -103,14 +105,27 @@ class CallRecord:
         if self._open_speaker == speaker and self.transcript:
             self.transcript[-1].text += text  # a lone " " between fragments is content
             return self.transcript[-1]
+        if speaker == "caller" and self._caller_line is not None:
+            # The caller's words are often transcribed after the agent's answer has begun:
+            # they belong to the caller's turn before it, not in the middle of the answer.
+            self._caller_line.text += text
+            return self._caller_line
         if not text.strip():
             return None
-        self.transcript.append(TranscriptLine(self.elapsed_ms(), speaker, text.lstrip()))
-        self._open_speaker = speaker
-        return self.transcript[-1]
+        line = TranscriptLine(self.elapsed_ms(), speaker, text.lstrip())
+        if speaker == "caller" and self._open_speaker == "agent" and self.transcript:
+            line.at_ms = self.transcript[-1].at_ms
+            self.transcript.insert(len(self.transcript) - 1, line)
+        else:
+            self.transcript.append(line)
+            self._open_speaker = speaker
+        if speaker == "caller":
+            self._caller_line = line
+        return line
 
     def end_turn(self) -> None:
         self._open_speaker = None
+        self._caller_line = None
 
     def summary(self) -> dict[str, Any]:
         data: dict[str, Any] = {}

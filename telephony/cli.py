@@ -6,12 +6,15 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from telephony.config import Settings
 
 app = typer.Typer(help="Put a Gemini Live voice agent on a phone number (Twilio Media Streams).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: figures are printed, never asserted.", no_args_is_help=True)
@@ -21,6 +24,22 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 DEMO_CALL = Path(__file__).resolve().parent / "testing" / "calls" / "barge_in.jsonl"
 """The recorded call `telephony demo` plays; it ships inside the package."""
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """The settings, or every problem with them on its own line and exit code 2 (never a
+    traceback, never a value: it may be a secret)."""
+    from telephony.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in settings.startup_warnings():
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    return settings
 
 
 def require_test_kit() -> None:
@@ -72,12 +91,32 @@ def emulate_gemini(
     agent: str = typer.Option("echo", help="'echo' (says back what the caller said) or a folder of WAV replies."),
     name: list[str] = typer.Option([], "--name", help="Extra host name for the TLS certificate (e.g. a compose service)."),
     ca_out: Path | None = typer.Option(None, "--ca-out", help="Write the CA certificate clients must trust here."),
+    realistic: bool = typer.Option(
+        False, "--realistic/--kind", help="Behave like the real service: answers in bursts, sub-word late transcripts, ..."
+    ),
+    close_after: float | None = typer.Option(None, help="Fault: close each first connection after this many seconds."),
+    close_code: int = typer.Option(1011, help="Fault: the close code (1000, 1008, 1011 ...)."),
+    close_reason: str = typer.Option("emulator: injected close", help="Fault: the close reason."),
+    go_away_after: float | None = typer.Option(None, help="Fault: send goAway after this many seconds, then close with 1011."),
+    go_away_left: float = typer.Option(50.0, help="Fault: the goAway's timeLeft in seconds."),
+    refuse_resumption: bool = typer.Option(False, "--refuse-resumption", help="Fault: refuse every resumption handle."),
+    setup_delay: float = typer.Option(0.0, help="Fault: answer a reconnect's setup this many seconds late."),
 ) -> None:
     """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network."""
     import asyncio
 
     require_test_kit()
-    from telephony.testing.gemini_live import EchoAgent, GeminiLiveEmulator, ScriptedAgent
+    from telephony.testing.gemini_live import REALISTIC, EchoAgent, Faults, GeminiLiveEmulator, ScriptedAgent
+
+    faults = Faults(
+        close_after_s=close_after,
+        close_code=close_code,
+        close_reason=close_reason,
+        go_away_after_s=go_away_after,
+        go_away_time_left_s=go_away_left,
+        refuse_resumption=refuse_resumption,
+        setup_delay_s=setup_delay,
+    )
 
     if agent == "echo":
         chosen: EchoAgent | ScriptedAgent = EchoAgent()
@@ -88,8 +127,17 @@ def emulate_gemini(
         chosen = ScriptedAgent(replies)
 
     async def run() -> None:
-        async with GeminiLiveEmulator(chosen, host=host, port=port, hostnames=tuple(name), ca_out=ca_out) as emulator:
-            console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent})")
+        async with GeminiLiveEmulator(
+            chosen,
+            host=host,
+            port=port,
+            hostnames=tuple(name),
+            ca_out=ca_out,
+            faults=faults,
+            realism=REALISTIC if realistic else None,
+        ) as emulator:
+            profile = "realistic" if realistic else "kind"
+            console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent}, {profile})")
             console.print("Point the server at it:")
             console.print(f"  export TELEPHONY_GEMINI_BASE_URL={emulator.base_url}")
             console.print(f"  export TELEPHONY_GEMINI_CA_FILE={emulator.ca_file}")
@@ -115,7 +163,6 @@ def serve(
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
 
     from telephony.app import create_app
-    from telephony.config import Settings
     from telephony.logs import configure_logging
     from telephony.server import DrainingServer, uvicorn_config
 
@@ -123,7 +170,7 @@ def serve(
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log}.items() if v is not None
     }
-    settings = Settings(**overrides)
+    settings = settings_or_exit(**overrides)
 
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -162,12 +209,12 @@ def dial(
     """Call a phone number and connect it to the agent on your running server."""
     import asyncio
 
-    from telephony.config import Settings
     from telephony.dial import DialRequest, check_number, follow_call, place_call
+    from telephony.gemini import catalog
     from telephony.gemini.config import VAD_PRESETS
     from telephony.twilio_rest import TwilioRestError
 
-    settings = Settings()
+    settings = settings_or_exit()
     public = server or settings.public_url
     try:
         if not public:
@@ -186,6 +233,8 @@ def dial(
         )
         if vad and vad not in VAD_PRESETS:
             raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")
+        if voice and (problem := catalog.voice_problem(voice, settings.extra_voices)):
+            raise ValueError(f"--voice: {problem}")
         call_sid = asyncio.run(place_call(settings, request))
     except (ValueError, TwilioRestError) as exc:
         console.print(f"[red]cannot dial:[/red] {exc}")
@@ -200,16 +249,9 @@ def dial(
 def check() -> None:
     """Before the phone rings: Gemini key and agent settings, Twilio credentials, where your
     number's webhook points, and whether TELEPHONY_PUBLIC_URL reaches a running server."""
-    from pydantic import ValidationError
-
-    from telephony.config import Settings
     from telephony.preflight import run_checks
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        console.print(f"[red]the settings are invalid:[/red]\n{exc}")
-        raise typer.Exit(1) from None
+    settings = settings_or_exit()
     results = run_event_loop(run_checks(settings))
     table = Table(title="telephony check")
     for column in ("", "check", "finding", "what to do"):
@@ -327,6 +369,28 @@ def bench_barge_in(
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps([figures_as_dict(row) for row in rows], indent=2) + "\n")
+        console.print(f"figures written to {json_out}")
+
+
+@bench_app.command("reconnect")
+def bench_reconnect(json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON.")) -> None:
+    """Gemini connections replaced mid-call (1000, 1008, 1011, refused resumption, drop, goAway):
+    the silence the caller hears, on the wire."""
+    require_test_kit()
+    from telephony.bench.reconnect import figures_as_dict, run_reconnect
+
+    with console.status("one call per case, all at once (about 20 s) ..."):
+        rows = run_event_loop(run_reconnect(), "uvloop")
+    table = Table(title="bench reconnect: realistic Gemini emulator, one fault per call (seconds, on the wire at the Twilio emulator)")
+    for column in ("case", "reconnects", "follow-up -> answer heard", "extra silence", "first answer heard", "error"):
+        table.add_column(column, justify="left" if column in ("case", "error") else "right")
+    for row in rows:
+        gap = "-" if row.answer_gap_s is None else f"{row.answer_gap_s:.2f}"
+        extra = "-" if row.extra_silence_s is None else f"{row.extra_silence_s:+.2f}"
+        table.add_row(row.case, str(row.reconnects), gap, extra, f"{row.first_answer_heard_s:.2f}", row.errors[:60])
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(figures_as_dict(rows), indent=2) + "\n")
         console.print(f"figures written to {json_out}")
 
 

@@ -22,7 +22,7 @@ PROMPTS = ("apology_trouble", "apology_closing")
 def agent_options_from(settings: Settings) -> AgentOptions:
     """The agent every call starts from (per-call parameters may override parts of it)."""
     options = AgentOptions(
-        model=settings.model,
+        model=settings.gemini_model,
         voice=settings.voice,
         instructions=settings.instructions,
         language_code=settings.language_code,
@@ -50,6 +50,8 @@ def gemini_client_from(settings: Settings) -> genai.Client:
         base_url=settings.gemini_base_url,
         ca_file=settings.gemini_ca_file,
         websocket_deflate=settings.gemini_websocket_deflate,
+        ping_interval_s=settings.gemini_ping_interval_seconds,
+        ping_timeout_s=settings.gemini_ping_timeout_seconds,
     )
 
 

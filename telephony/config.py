@@ -8,14 +8,13 @@ usual credentials, which keep their common names: `GEMINI_API_KEY` (or `GOOGLE_A
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from telephony.gemini import catalog
 from telephony.gemini.config import EndSensitivity, StartSensitivity
-
-DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 
 
 class Settings(BaseSettings):
@@ -32,6 +31,18 @@ class Settings(BaseSettings):
     )
     gemini_base_url: str | None = Field(None, description="Live API endpoint override (emulator, proxy)")
     gemini_ca_file: Path | None = Field(None, description="CA bundle to trust for gemini_base_url (emulator)")
+    gemini_ping_interval_seconds: float = Field(
+        20.0, gt=0, le=300, description="keepalive ping on the Gemini socket every this many seconds"
+    )
+    gemini_ping_timeout_seconds: float = Field(
+        60.0, gt=0, le=600, description="close the Gemini socket if a pong takes longer (the service's take 8-30 s)"
+    )
+    extra_voices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="voice names to accept beyond the built-in list (comma-separated)"
+    )
+    extra_languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="language codes to accept beyond the built-in list (comma-separated)"
+    )
     gemini_websocket_deflate: bool = Field(
         False, description="offer permessage-deflate on the Gemini socket (CPU on every message, little gain on audio)"
     )
@@ -45,7 +56,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "TELEPHONY_VERTEX_LOCATION"),
         description="Vertex AI region (default us-central1)",
     )
-    model: str = Field(DEFAULT_MODEL, description="Gemini Live model (a native-audio one)")
+    model: str | None = Field(
+        None,
+        description=f"Gemini Live model; default per backend: {catalog.DEFAULT_MODEL['developer']} with an API key, "
+        f"{catalog.DEFAULT_MODEL['vertex']} on Vertex AI",
+    )
     voice: str = Field("Kore", description="prebuilt voice: Kore, Puck, Charon, Aoede, Fenrir, ...")
     instructions: str = Field(
         "You are a friendly, concise phone assistant. Speak in short sentences; the caller is on a phone.",
@@ -108,12 +123,15 @@ class Settings(BaseSettings):
         3.0, ge=0, le=30, description="after end_call, how long the agent may stay quiet before its goodbye starts"
     )
     tool_timeout_seconds: float = Field(30.0, gt=0, le=600, description="a tool that takes longer answers the model with an error")
+    gemini_reconnects_per_call: int = Field(
+        10, ge=0, le=100, description="Gemini connections one call may go through before it apologises and ends"
+    )
     gemini_reconnect_attempts: int = Field(5, ge=0, le=20, description="tries per Gemini (re)connect, with backoff")
     gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60, description="caller audio held while reconnecting")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 
-    @field_validator("transfer_numbers", mode="before")
+    @field_validator("transfer_numbers", "extra_voices", "extra_languages", mode="before")
     @classmethod
     def _split_numbers(cls, value: object) -> object:
         if isinstance(value, str):
@@ -127,6 +145,33 @@ class Settings(BaseSettings):
             raise ValueError("vad_preset must be phone, responsive, patient or custom")
         return value
 
+    # Refused at startup what the service would refuse at every call's setup (each on its
+    # own, so that every problem is reported at once).
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, value: str, info: ValidationInfo) -> str:
+        problem = catalog.voice_problem(value, info.data.get("extra_voices") or ())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("language_code")
+    @classmethod
+    def _known_language(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = catalog.language_problem(value, info.data.get("extra_languages") or ()) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_of_this_backend(cls, value: str | None, info: ValidationInfo) -> str | None:
+        vertex = info.data.get("gemini_api_key") is None and bool(info.data.get("vertex_project"))
+        problem = catalog.model_problem(value, vertex) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _read_instructions_file(self) -> Settings:
         if self.instructions_file is not None:
@@ -138,5 +183,53 @@ class Settings(BaseSettings):
 
     @property
     def uses_vertex(self) -> bool:
-        """Vertex AI when a project is set and no API key is."""
+        """Vertex AI when a project is set and no API key is: with both, the API key wins
+        (see `startup_warnings`)."""
         return self.gemini_api_key is None and bool(self.vertex_project)
+
+    @property
+    def gemini_model(self) -> str:
+        """The model calls use: the configured one, else the default of the backend in use."""
+        return self.model or catalog.default_model(self.uses_vertex)
+
+    def startup_warnings(self) -> list[str]:
+        """What works, but probably not as meant; said once at startup and by `check`."""
+        warnings = []
+        if self.gemini_api_key is not None and self.vertex_project:
+            warnings.append(
+                "both GEMINI_API_KEY and GOOGLE_CLOUD_PROJECT are set: using the Gemini Developer API with the key "
+                "(unset GEMINI_API_KEY to use Vertex AI)"
+            )
+        return warnings
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work: `problems` holds one line each, naming the environment
+    variable and what to do; no value is ever included (it may be a secret)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def env_name(field: str) -> str:
+    """The environment variable a user sets for a Settings field."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else f"TELEPHONY_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings (environment, .env, then `overrides`); raises `ConfigError` with
+    every problem at once, never pydantic's report (which repeats the input, secrets too)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems: list[str] = []
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            message = str(error["msg"]).removeprefix("Value error, ")
+            location = error.get("loc") or ()
+            for line in message.splitlines():
+                problems.append(f"{env_name(str(location[0]))}: {line}" if location else line)
+        raise ConfigError(problems) from None

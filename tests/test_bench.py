@@ -46,3 +46,15 @@ async def test_barge_in_smoke_every_call_is_cleared_over_buffered_audio():
     assert figures.errors == 0
     assert figures.cleared_calls == 2, "the caller talking over a fully sent answer always clears it"
     assert figures.caller_to_clear_ms["n"] == 2
+
+
+async def test_reconnect_bench_every_case_answers_the_caller():
+    from telephony.bench.reconnect import CASES, run_reconnect
+
+    figures = await run_reconnect()
+    assert [f.case for f in figures] == list(CASES)
+    for figure in figures:
+        assert figure.errors == "", figure
+        assert figure.answer_gap_s is not None, f"{figure.case}: the follow-up was never answered"
+        assert figure.first_answer_heard_s >= 0.55, f"{figure.case}: the first answer was cut"
+        assert (figure.reconnects > 0) == (figure.case != "no fault")

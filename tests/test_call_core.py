@@ -444,3 +444,18 @@ def test_manual_activity_frames_the_callers_turn_with_activity_signals():
     audio = sum(len(m.pcm16k) for m in to_gemini(sent, CallerAudio))  # type: ignore[attr-defined]
     assert audio >= 50 * 640, "the whole utterance, with the audio from before its onset"
     assert to_gemini(sent, ActivityStart) and to_gemini(sent, ActivityEnd)
+
+
+def test_after_a_reconnect_an_unanswered_caller_turn_gets_an_answer():
+    from telephony.call.core import RECONNECT_NUDGE
+
+    script = Script()
+    script.start()
+    for frame in speech_frames()[:40]:
+        script.media(frame)
+    for _ in range(40):  # the caller stops; the connection drops before Gemini answers
+        script.media()
+    nudge = to_gemini(script.gemini(Reconnected(resumed=True, reason="closed 1011", attempts=1)), RealtimeText)
+    assert nudge == [RealtimeText(RECONNECT_NUDGE)]
+    script.gemini(AgentAudio(agent_pcm(200)))  # answered: the next reconnect needs no nudge
+    assert to_gemini(script.gemini(Reconnected(resumed=True, reason="goAway", attempts=1)), RealtimeText) == []

@@ -23,7 +23,8 @@ async def test_dtmf_pressed_during_a_reconnect_reaches_the_new_connection():
         (record,) = stack.records()
     first, second = gemini.connections
     assert first.texts == []
-    assert [t[-2] for t in second.texts] == ["4", "2", "#"], "every digit, in order, on the new connection"
+    keys = [t[-2] for t in second.texts if t.startswith("The caller pressed")]
+    assert keys == ["4", "2", "#"], "every digit, in order, on the new connection"
     assert record.reconnects == 1
 
 

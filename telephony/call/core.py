@@ -74,6 +74,12 @@ from telephony.twilio_protocol import (
 log = logging.getLogger(__name__)
 
 DTMF_TEXT = "The caller pressed the keypad key {digit}."
+RECONNECT_NUDGE = (
+    "(Our connection dropped for a moment just after the caller finished speaking, so their last words may not "
+    "have reached you. Answer them if you can; otherwise briefly ask them to repeat.)"
+)
+"""Sent after a reconnect when the caller spoke last: without it, a turn that ended as the
+connection dropped is never answered and the caller waits in silence."""
 PREROLL_MS = 300
 """Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
 
@@ -249,6 +255,8 @@ class Call:
         self._turn_audio_ms = 0.0
         self._turn_start_position_ms = 0.0
         self._turn_line: TranscriptLine | None = None
+        self._caller_spoke_last = False
+        """The caller's speech ended after the last agent audio: an answer is due."""
         self._tools_running: set[str] = set()
         self._goodbye: _GoodbyeWatch | None = None
         self._ending: _Ending | None = None
@@ -382,6 +390,8 @@ class Call:
         for update in updates:
             if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
                 self._barge_in("caller")
+            if update.ended:
+                self._caller_spoke_last = True
 
     def _send_caller_audio(self, pcm16k: bytes, flush: bool = False) -> None:
         self._caller_pcm += pcm16k
@@ -473,6 +483,8 @@ class Call:
             self._discarding = False
             self.record.end_turn()
             self.record.reconnects += 1
+            if self._caller_spoke_last and self.state is CallState.ACTIVE:
+                self._gemini(RealtimeText(RECONNECT_NUDGE))
             if self.metrics is not None:
                 self.metrics.gemini_reconnects.labels("resumed" if event.resumed else "fresh").inc()
             self.log.warning(
@@ -488,6 +500,7 @@ class Call:
     def _agent_audio(self, pcm24k: bytes, now: float) -> None:
         if self._discarding or self.state is CallState.ENDING:
             return
+        self._caller_spoke_last = False
         if not self._agent_turn_open:
             self._agent_turn_open = True
             self._turn_audio_ms = 0.0

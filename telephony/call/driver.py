@@ -36,6 +36,7 @@ from telephony.call.core import (
 )
 from telephony.call.tool_api import ToolHandler, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
+from telephony.gemini import catalog
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
 from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
@@ -47,6 +48,28 @@ log = logging.getLogger("telephony.call")
 
 WRITER_FLUSH_S = 2.0
 """At the end of a call, how long queued messages (a last goodbye frame) may take to go out."""
+HISTORY_CHARS = 8000
+"""How much of the conversation a fresh Gemini session is given when it replaces a lost one."""
+
+
+def conversation_so_far(record: CallRecord, max_chars: int = HISTORY_CHARS) -> list[tuple[str, str]]:
+    """The call's transcript as Gemini turns (newest kept when it is long), for a fresh session."""
+    turns: list[tuple[str, str]] = []
+    for line in record.transcript:
+        if line.speaker == "caller":
+            turns.append(("user", line.text))
+        elif line.speaker == "keypad":
+            turns.append(("user", f"(The caller pressed the keypad key {line.text}.)"))
+        elif line.speaker == "agent":
+            turns.append(("model", line.text + (" (the caller interrupted here)" if line.interrupted else "")))
+    kept: list[tuple[str, str]] = []
+    size = 0
+    for role, text in reversed(turns):
+        size += len(text)
+        if size > max_chars:
+            break
+        kept.append((role, text))
+    return kept[::-1]
 
 
 def load_prompt(name: str) -> bytes:
@@ -77,14 +100,24 @@ class CallServices:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     tool_handlers: dict[str, ToolHandler] = field(default_factory=dict)
     tool_timeout_s: float = 30.0
+    extra_voices: tuple[str, ...] = ()
+    """Voice names accepted per call beyond `gemini.catalog.VOICES`."""
     call_log_dir: Path | None = None
     record_dir: Path | None = None
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
 
 
-def options_for_call(base: AgentOptions, parameters: dict[str, str], logger: logging.LoggerAdapter[Any]) -> AgentOptions:
-    """Per-call agent settings travel as Stream <Parameter>s of our own (signed) TwiML."""
-    options = base.with_overrides(voice=parameters.get("voice") or None, instructions=parameters.get("instructions") or None)
+def options_for_call(
+    base: AgentOptions, parameters: dict[str, str], logger: logging.LoggerAdapter[Any], extra_voices: tuple[str, ...] = ()
+) -> AgentOptions:
+    """Per-call agent settings travel as Stream <Parameter>s of our own (signed) TwiML. A
+    voice the service would refuse (it closes the socket at setup) falls back to the
+    agent's own, so that a typo costs a voice, not the call."""
+    voice = parameters.get("voice") or None
+    if voice and (problem := catalog.voice_problem(voice, extra_voices)):
+        logger.warning("per-call voice ignored, using %s: %s", base.voice, problem)
+        voice = None
+    options = base.with_overrides(voice=voice, instructions=parameters.get("instructions") or None)
     if parameters.get("vad"):
         try:
             options = options.with_vad_preset(parameters["vad"])
@@ -265,8 +298,13 @@ class CallDriver:
             self._log.bind(record.call_sid, record.stream_sid)
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
-        options = options_for_call(self.services.agent_options, parameters, self._log)
-        self.gemini = ResilientGeminiSession(lambda: self.services.open_gemini(options), self.services.retry_policy, self._log)
+        options = options_for_call(self.services.agent_options, parameters, self._log, self.services.extra_voices)
+        self.gemini = ResilientGeminiSession(
+            lambda: self.services.open_gemini(options),
+            self.services.retry_policy,
+            self._log,
+            history=lambda: conversation_so_far(record),
+        )
         self._spawn(self._run_agent(self.gemini), "gemini->call")
 
     async def _run_agent(self, gemini: ResilientGeminiSession) -> None:

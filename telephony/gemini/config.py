@@ -113,12 +113,18 @@ def make_client(
     base_url: str | None = None,
     ca_file: Path | None = None,
     websocket_deflate: bool = False,
+    ping_interval_s: float = 20.0,
+    ping_timeout_s: float = 60.0,
 ) -> genai.Client:
     """The google-genai client: Developer API with a key, or Vertex AI with project+location.
 
     `base_url` points the SDK elsewhere (the local emulator, a proxy, a regional endpoint).
     With an API key the SDK always speaks wss://, so an emulator serves TLS and `ca_file`
     names the CA to trust for it.
+
+    Keepalive: websockets' default closes a connection whose pong takes over 20 s, and the
+    service's pongs have been measured at 8-30 s under load (a healthy, busy session would be
+    cut with 1011 "keepalive ping timeout"); `ping_timeout_s` defaults to 60 s.
     """
     http_options: dict[str, Any] = {}
     if base_url:
@@ -126,7 +132,9 @@ def make_client(
     # The SDK hands `async_client_args` that `websockets.connect` knows (and only those) to the
     # Live socket. Without `compression`, websockets offers permessage-deflate, which costs
     # CPU on every 20 ms message for base64 audio that hardly compresses.
-    socket_args: dict[str, Any] = {} if websocket_deflate else {"compression": None}
+    socket_args: dict[str, Any] = {"ping_interval": ping_interval_s, "ping_timeout": ping_timeout_s}
+    if not websocket_deflate:
+        socket_args["compression"] = None
     if ca_file:
         socket_args["ssl"] = ssl.create_default_context(cafile=str(ca_file))
     if socket_args:

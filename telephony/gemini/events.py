@@ -89,12 +89,26 @@ class Usage:
 class SessionClosed:
     """The connection ended. Always the last event of a session.
 
-    `retryable` is true for abnormal ends worth a reconnect (1006 drop, 1011 internal,
-    deadline); false for a normal close (1000) or a rejected setup (1007, 1008, 4xx).
+    `retryable` is for a connection being set up: true for failures worth another attempt
+    (1006 drop, 1011 internal, 503), false for a refusal (1000, 1007, 1008, 4xx: a bad key,
+    model or voice). Mid-call, see `fatal_mid_call`.
     """
 
     code: int
     reason: str
+
+    @property
+    def fatal_mid_call(self) -> bool:
+        """Mid-call, only 1007 (something we sent or set up is invalid) is not worth a new
+        connection: the real service also closes healthy sessions with 1000 (no reason),
+        1008 ("Operation is not implemented...", intermittent on native-audio models) and
+        1011, and Google's own guidance is to reconnect."""
+        return self.code == 1007 or 400 <= self.code < 500
+
+    @property
+    def refused_by_server(self) -> bool:
+        """The server answered and said no (as opposed to being unreachable: 1006, 5xx)."""
+        return self.code != 1006 and not 500 <= self.code < 600
 
     @property
     def retryable(self) -> bool:

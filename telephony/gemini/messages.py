@@ -51,4 +51,13 @@ class ActivityEnd:
     """Manual turn-taking (Gemini's VAD off): the caller stopped speaking."""
 
 
-GeminiMessage = CallerAudio | RealtimeText | UserTurn | ToolResult | ActivityStart | ActivityEnd
+@dataclass(frozen=True, slots=True)
+class History:
+    """The conversation so far, for a fresh session that replaced a lost one
+    (`clientContent` without turnComplete: the model takes it in and keeps listening)."""
+
+    turns: tuple[tuple[str, str], ...]
+    """(role, text) with role "user" or "model", oldest first."""
+
+
+GeminiMessage = CallerAudio | RealtimeText | UserTurn | ToolResult | ActivityStart | ActivityEnd | History

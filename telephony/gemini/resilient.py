@@ -42,7 +42,7 @@ from telephony.gemini.events import (
     ToolCall,
     TurnComplete,
 )
-from telephony.gemini.messages import CallerAudio, GeminiMessage, RealtimeText, ToolResult
+from telephony.gemini.messages import CallerAudio, GeminiMessage, History, RealtimeText, ToolResult
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 
 __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
@@ -61,6 +61,8 @@ class RetryPolicy:
     max_delay_s: float = 2.0
     buffer_seconds: float = 10.0
     """Caller audio held during a reconnect (16 kHz PCM: 32 kB a second)."""
+    max_reconnects: int = 10
+    """Connections one call may go through before it gives up (and apologises)."""
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: 0.1, 0.2, 0.4 ... capped."""
@@ -83,8 +85,12 @@ class ResilientGeminiSession:
         open_session: Callable[[], GeminiLiveSession],
         policy: RetryPolicy | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        history: Callable[[], list[tuple[str, str]]] | None = None,
     ) -> None:
-        """`logger`: the call's logger, so that reconnect lines carry its SIDs."""
+        """`logger`: the call's logger, so that reconnect lines carry its SIDs. `history`:
+        the conversation so far as (role, text), to seed a fresh session that replaces a
+        lost one, so that the agent keeps the thread."""
+        self._history = history
         self._new_session = open_session
         self.policy = policy or RetryPolicy()
         self.log = logger or log
@@ -237,7 +243,7 @@ class ResilientGeminiSession:
                     switch = f"goAway ({event.time_left_s:.1f} s left)"
                     deadline = time.monotonic() + max(0.0, event.time_left_s - GO_AWAY_MARGIN_S)
                 elif isinstance(event, SessionClosed):
-                    if self._closed or not event.retryable:
+                    if self._closed or event.fatal_mid_call:
                         self._events.put_nowait(event)
                         return None
                     return switch or f"closed {event.code} {event.reason}".strip()
@@ -249,16 +255,20 @@ class ResilientGeminiSession:
 
     async def _connect(self, attempts: int) -> tuple[GeminiLiveSession, int]:
         """A new connection, resumed with the latest handle if there is one; returns it and
-        the attempts it took.
+        how many connections it tried.
 
-        Failures worth a retry (1006 drop, 1011 internal, HTTP 503) are retried with backoff;
-        a refused handle (1007, 1008) is forgotten so that the next attempt starts a fresh
-        session with the same configuration; any other refusal (a bad key's 403, a bad setup)
-        is raised at once, as is the last failure when the attempts run out.
+        Failures worth a retry (1006 drop, 1011 internal, HTTP 503) are retried with backoff.
+        A resumption the server refuses (1007, 1008, or 1011 after a backend error, when the
+        same handle often fails again) is not insisted on: the handle is forgotten and the
+        next try, which does not count as an attempt, starts a fresh session with the same
+        configuration. Any other refusal (a bad key's 403, a bad model or voice at setup) is
+        raised at once, as is the last failure when the attempts run out.
         """
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self.policy.delay(attempt - 1))
+        if attempts < 1:
+            raise GeminiSessionError("reconnecting is switched off (TELEPHONY_GEMINI_RECONNECT_ATTEMPTS=0)", code=1011)
+        attempt = tries = 0
+        while True:
+            tries += 1
             if self._closed:
                 raise GeminiSessionError("the call ended while connecting", code=1000)
             handle = self.handle
@@ -266,20 +276,27 @@ class ResilientGeminiSession:
             try:
                 await session.open(resume_handle=handle)
             except GeminiSessionError as exc:
-                if handle and exc.code in (1007, 1008):
+                failure = SessionClosed(exc.code, "")
+                if handle and failure.refused_by_server:
+                    self.log.warning("resuming the Gemini session was refused (%s, %s): starting a fresh one", exc, exc.code)
                     self.handle = None
-                elif not SessionClosed(exc.code, "").retryable:
+                    continue
+                if not failure.retryable:
                     raise
-                if attempt + 1 == attempts:
+                attempt += 1
+                if attempt >= attempts:
                     raise
-                self.log.warning("connecting to Gemini failed, attempt %d of %d: %s (%s)", attempt + 1, attempts, exc, exc.code)
+                self.log.warning("connecting to Gemini failed, attempt %d of %d: %s (%s)", attempt, attempts, exc, exc.code)
+                await asyncio.sleep(self.policy.delay(attempt - 1))
                 continue
-            return session, attempt + 1
-        raise GeminiSessionError("reconnecting is switched off (TELEPHONY_GEMINI_RECONNECT_ATTEMPTS=0)", code=1011)
+            return session, tries
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
-        self.log.warning("Gemini session lost (%s): reconnecting", reason)
         await old.close()  # before resuming with its handle
+        if self.reconnects >= self.policy.max_reconnects:
+            self.log.error("Gemini session lost (%s) after %d reconnects: giving up", reason, self.reconnects)
+            return SessionClosed(code=1011, reason=f"gave up after {self.reconnects} reconnects; last: {reason}")
+        self.log.warning("Gemini session lost (%s): reconnecting", reason)
         resuming = self.handle is not None
         try:
             session, attempts = await self._connect(self.policy.max_attempts)
@@ -291,6 +308,9 @@ class ResilientGeminiSession:
             self._outbox.extendleft(message for _, message in reversed(self._unconfirmed))
             self._outbox_audio += sum(len(m.pcm16k) for _, m in self._unconfirmed if isinstance(m, CallerAudio))
         else:
+            history = self._history() if self._history is not None else []
+            if history:
+                self._outbox.appendleft(History(tuple(history)))
             # A fresh session knows nothing of the old one's tool calls: their results are
             # told to the model as text instead of a toolResponse it would refuse.
             for message in self._outbox:

@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from telephony.gemini import catalog
 from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
 from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
 from telephony.gemini.messages import (
@@ -23,6 +24,7 @@ from telephony.gemini.messages import (
     ActivityStart,
     CallerAudio,
     GeminiMessage,
+    History,
     RealtimeText,
     ToolResult,
     UserTurn,
@@ -39,9 +41,23 @@ class GeminiSessionError(RuntimeError):
         self.code = code
 
 
+def close_reason(exc: errors.APIError) -> str:
+    """The server's own words. For a WebSocket close the SDK passes the close reason as the
+    error's body, so `.message` and `.status` are None and the text is in `.details`."""
+    if exc.message:
+        return str(exc.message)
+    if isinstance(exc.details, str) and exc.details:
+        return exc.details
+    if isinstance(exc.details, dict):
+        error = exc.details.get("error", exc.details)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(exc.status or "")
+
+
 def _closed_from(exc: BaseException) -> SessionClosed:
     if isinstance(exc, errors.APIError):
-        return SessionClosed(code=int(exc.code or 1006), reason=str(exc.message or exc.status or ""))
+        return SessionClosed(code=int(exc.code or 1006), reason=close_reason(exc))
     if isinstance(exc, InvalidStatus):  # the upgrade was refused: keep the HTTP status
         return SessionClosed(code=exc.response.status_code, reason=f"HTTP {exc.response.status_code} at connect")
     if isinstance(exc, ConnectionClosed):
@@ -85,11 +101,16 @@ class GeminiLiveSession:
         elif isinstance(message, ToolResult):
             await self.send_tool_response(message.call_id, message.name, message.response)
         elif isinstance(message, UserTurn):
-            await self.send_client_text(message.text)
+            if catalog.greets_with_client_content(self.options.model):
+                await self.send_client_text(message.text)
+            else:
+                await self.send_text(message.text)
         elif isinstance(message, ActivityStart):
             await self.send_activity_start()
         elif isinstance(message, ActivityEnd):
             await self.send_activity_end()
+        elif isinstance(message, History):
+            await self.send_history(message.turns)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"not a Gemini message: {message!r}")
 
@@ -106,6 +127,16 @@ class GeminiLiveSession:
         session = self._require_open()
         try:
             await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True)
+        except (ConnectionClosed, errors.APIError, OSError) as exc:
+            closed = _closed_from(exc)
+            raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
+
+    async def send_history(self, turns: tuple[tuple[str, str], ...]) -> None:
+        """Seed the conversation so far without asking for an answer (turn_complete=False)."""
+        session = self._require_open()
+        contents = [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in turns]
+        try:
+            await session.send_client_content(turns=contents, turn_complete=False)
         except (ConnectionClosed, errors.APIError, OSError) as exc:
             closed = _closed_from(exc)
             raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
@@ -135,6 +166,11 @@ class GeminiLiveSession:
                 async for message in session.receive():
                     for event in events_from_message(message):
                         yield event
+            except TypeError as exc:
+                # google-genai (3.6) raises TypeError on a server message that has only fields
+                # it does not know (a newer server): skip that message, keep the connection.
+                log.warning("skipped a Gemini message the SDK could not read: %s", exc)
+                continue
             except (ConnectionClosed, errors.APIError, OSError, ValueError) as exc:
                 self.closed = True
                 yield _closed_from(exc)

@@ -193,14 +193,25 @@ __all__ = [
 ]
 
 
-def speech_onsets_s(path: str | Path, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:
-    """Call seconds at which the recorded caller starts each utterance: the first loud
-    20 ms frame after at least `gap_s` of quiet (for measuring barge-in on the wire)."""
+def speech_spans_s(path: str | Path, threshold: float = 500.0, gap_s: float = 0.4) -> list[tuple[float, float]]:
+    """(start, end) in call seconds of each utterance of the recorded caller: loud 20 ms
+    frames, utterances split by at least `gap_s` of quiet (to measure on the wire)."""
     pcm = np.frombuffer(decode_mulaw(caller_audio(path)), dtype="<i2").astype(np.float64)
-    onsets, quiet = [], gap_s
+    spans: list[tuple[float, float]] = []
+    quiet = gap_s
     for index, start in enumerate(range(0, len(pcm) - 160, 160)):
-        loud = float(np.sqrt(np.mean(pcm[start : start + 160] ** 2))) > threshold
-        if loud and quiet >= gap_s:
-            onsets.append(round(index * 0.02, 2))
-        quiet = 0.0 if loud else quiet + 0.02
-    return onsets
+        at = round(index * 0.02, 2)
+        if float(np.sqrt(np.mean(pcm[start : start + 160] ** 2))) > threshold:
+            if quiet >= gap_s:
+                spans.append((at, at + 0.02))
+            else:
+                spans[-1] = (spans[-1][0], round(at + 0.02, 2))
+            quiet = 0.0
+        else:
+            quiet += 0.02
+    return spans
+
+
+def speech_onsets_s(path: str | Path, threshold: float = 500.0, gap_s: float = 0.4) -> list[float]:
+    """Call seconds at which the recorded caller starts each utterance."""
+    return [start for start, _ in speech_spans_s(path, threshold, gap_s)]

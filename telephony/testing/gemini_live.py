@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import logging
+import random
 import re
 import ssl
 import tempfile
@@ -45,6 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from telephony.audio.wav import read_wav, resample_whole
+from telephony.gemini.catalog import VOICES
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +92,13 @@ class Reply:
     audio24k: np.ndarray | None = None
     transcript: str = ""
     tool_calls: tuple[EmulatedToolCall, ...] = ()
-    speech_delay_s: float = 0.0
+    speech_delay_s: float | None = None
     """Silence before the speech starts, after the tool calls were answered (native-audio
-    models often wait 0.5 s to several seconds after a tool response)."""
+    models often wait 0.5 s to several seconds after a tool response). None: 0, or a
+    random 0.5-3 s after tool calls with the realistic profile."""
+    heard: str | None = None
+    """The inputTranscription for the caller turn this replies to (default: a description
+    of the caller's audio)."""
 
     @property
     def seconds(self) -> float:
@@ -163,6 +169,9 @@ class Faults:
 
     close_after_s: float | None = None
     close_code: int = 1011
+    close_reason: str = "emulator: injected close"
+    """The real service's words, e.g. 1008 "Operation is not implemented, or supported, or
+    enabled." or 1000 with no reason at all."""
     drop_after_s: float | None = None
     """Abort the TCP connection without a close frame (the client sees 1006)."""
     go_away_after_s: float | None = None
@@ -178,6 +187,48 @@ class Faults:
     refuse_resumption: bool = False
     """Refuse every resumption handle at setup (1007), as the service often does after a
     backend failure: the client must fall back to a fresh session."""
+
+
+@dataclass(frozen=True)
+class Realism:
+    """What the real service does that a kind emulator would not (see the shared notes
+    "gemini-reality"). `REALISTIC` switches all of it on."""
+
+    lead_s: float = 30.0
+    """Replies are generated this far ahead of real time: whole answers arrive in a burst,
+    so `interrupted` comes only while still generating and buffered audio is ours to cut."""
+    fragment_transcripts: bool = True
+    """Transcripts arrive as sub-word fragments ("Hel", "lo")."""
+    late_input_transcript: bool = True
+    """The caller's transcript arrives after the agent's reply has begun."""
+    tool_speech_delay_s: tuple[float, float] = (0.5, 3.0)
+    """Silence between a tool response and the speech that follows it."""
+    usage_metadata: bool = True
+    check_setup: bool = True
+    """Refuse an unknown model or voice at setup by closing the socket, as the service does."""
+    unknown_message: bool = True
+    """Send, once per connection, a message with only a field the SDK does not know."""
+    seed: int = 7
+
+
+REALISTIC = Realism()
+KNOWN_MODELS = (
+    "gemini-2.5-flash-native-audio-preview-12-2025",
+    "gemini-2.5-flash-native-audio-preview-09-2025",
+    "gemini-live-2.5-flash-native-audio",
+    "gemini-live-2.5-flash-preview",
+    "gemini-2.0-flash-live-001",
+)
+
+
+def fragments(text: str, rng: random.Random) -> list[str]:
+    """Cut `text` into the sub-word pieces the service sends (1-4 characters each)."""
+    pieces, i = [], 0
+    while i < len(text):
+        size = rng.randint(1, 4)
+        pieces.append(text[i : i + size])
+        i += size
+    return pieces
 
 
 @dataclass
@@ -289,6 +340,18 @@ class EnergyVad:
         return audio
 
 
+def _setup_refusal(setup: dict[str, Any]) -> str | None:
+    """What the real service says when it will not serve this setup (it closes the socket)."""
+    model = str(setup.get("model", "")).rsplit("/", 1)[-1]
+    if model not in KNOWN_MODELS:
+        return f"models/{model} is not found for API version v1beta, or is not supported for bidiGenerateContent."
+    speech = (setup.get("generation_config") or {}).get("speech_config") or {}
+    voice = ((speech.get("voice_config") or {}).get("prebuilt_voice_config") or {}).get("voice_name")
+    if voice and voice not in VOICES:
+        return f"Invalid argument: voice {voice} is not available."
+    return None
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
@@ -314,7 +377,13 @@ class GeminiLiveEmulator:
         speed: float = 1.0,
         hostnames: tuple[str, ...] = (),
         ca_out: Path | None = None,
+        realism: Realism | None = None,
     ) -> None:
+        """`realism`: behave like the real service (`REALISTIC`), or kindly (None)."""
+        self.realism = realism
+        if realism is not None:
+            lead_s = max(lead_s, realism.lead_s)
+        self._rng = random.Random(realism.seed if realism is not None else 0)
         self._agent = agent if agent is not None else EchoAgent()
         self.host, self.port = host, port
         self.faults = faults or Faults()
@@ -468,6 +537,9 @@ class _EmulatedSession:
         if faults.setup_delay_s and self.conn.number in faults.setup_delay_connections:
             await asyncio.sleep(faults.setup_delay_s / self.emulator.speed)
         await self.send({"setupComplete": {}})
+        realism = self.emulator.realism
+        if realism is not None and realism.unknown_message:
+            await self.send({"serverCapabilities": {"someFutureField": True}})  # unknown to the SDK
         fault_task = asyncio.create_task(self._inject_faults())
         try:
             async for raw in self.ws:
@@ -497,6 +569,12 @@ class _EmulatedSession:
             await self.ws.close(1007, "setup.model is required (models/<name>)")
             return None
         self.conn.setup = setup
+        realism = self.emulator.realism
+        if realism is not None and realism.check_setup:
+            refusal = _setup_refusal(setup)
+            if refusal is not None:
+                await self.ws.close(1008, refusal)
+                return None
         generation = setup.get("generation_config") or {}
         modalities = generation.get("response_modalities") or ["AUDIO"]
         if "AUDIO" not in modalities:
@@ -591,20 +669,34 @@ class _EmulatedSession:
 
     async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
         self.conn.turns += 1
-        if turn.audio16k is not None:
-            await self.send({"serverContent": {"inputTranscription": {"text": f"[caller spoke {turn.seconds:.2f} s]"}}})
         reply = self.agent.reply(turn)
+        heard = None
+        if turn.audio16k is not None:
+            heard = (reply.heard if reply is not None else None) or f"[caller spoke {turn.seconds:.2f} s]"
+        realism = self.emulator.realism
+        late = heard is not None and reply is not None and realism is not None and realism.late_input_transcript
+        if heard is not None and not late:
+            await self._transcript("inputTranscription", heard)
         if reply is None:
             return
         if interrupt:
             await self._caller_started()
         elif self.reply_task is not None and not self.reply_task.done():
             return  # text while the agent talks: heard, but it does not cut the reply
-        self.reply_task = asyncio.create_task(self._speak(reply))
+        self.reply_task = asyncio.create_task(self._speak(reply, heard if late else None))
 
-    async def _speak(self, reply: Reply) -> None:
+    async def _transcript(self, kind: str, text: str) -> None:
+        """A transcript, whole (kind) or in sub-word fragments (realistic)."""
+        realism = self.emulator.realism
+        pieces = fragments(text, self.emulator._rng) if realism is not None and realism.fragment_transcripts else [text]
+        for piece in pieces:
+            await self.send({"serverContent": {kind: {"text": piece}}})
+
+    async def _speak(self, reply: Reply, late_input: str | None = None) -> None:
         self.conn.replies_started += 1
         self.reply_tool_ids = []
+        realism = self.emulator.realism
+        rng = self.emulator._rng
         if self.faults.reply_delay_s:
             await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)
         for call in reply.tool_calls:
@@ -618,9 +710,14 @@ class _EmulatedSession:
                     await waiter
             except TimeoutError:
                 log.warning("emulator: no tool response for %s", call.name)
-        if reply.speech_delay_s:
-            await asyncio.sleep(reply.speech_delay_s / self.emulator.speed)
+        delay_s = reply.speech_delay_s
+        if delay_s is None:
+            delay_s = rng.uniform(*realism.tool_speech_delay_s) if realism is not None and reply.tool_calls else 0.0
+        if delay_s:
+            await asyncio.sleep(delay_s / self.emulator.speed)
         self.conn.reply_started_at.append(time.monotonic())
+        said = fragments(reply.transcript, rng) if realism is not None and realism.fragment_transcripts else [reply.transcript]
+        said = [piece for piece in said if piece]
         if reply.audio24k is not None and len(reply.audio24k):
             pcm = reply.audio24k.astype("<i2").tobytes()
             step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
@@ -644,15 +741,28 @@ class _EmulatedSession:
                         ]
                     }
                 }
-                if offset == 0 and reply.transcript:
-                    content["outputTranscription"] = {"text": reply.transcript}
+                if said:  # one transcript piece rides with each chunk, as the service does
+                    content["outputTranscription"] = {"text": said.pop(0)}
                 if self.emulator.record_timings:
                     self.conn.audio_sent_at.append(time.monotonic())
                 await self.send({"serverContent": content})
-        elif reply.transcript:
-            await self.send({"serverContent": {"outputTranscription": {"text": reply.transcript}}})
+                if late_input is not None:  # the caller's words, transcribed after the reply began
+                    await self._transcript("inputTranscription", late_input)
+                    late_input = None
+        for piece in said:
+            await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
+        if late_input is not None:
+            await self._transcript("inputTranscription", late_input)
         await self.send({"serverContent": {"generationComplete": True}})
         await self.send({"serverContent": {"turnComplete": True}})
+        if realism is not None and realism.usage_metadata:
+            spoken = 0 if reply.audio24k is None else len(reply.audio24k) // OUTPUT_RATE
+            usage = {
+                "promptTokenCount": 250 + 32 * self.conn.turns,
+                "responseTokenCount": 25 * spoken + 10,
+                "totalTokenCount": 260 + 32 * self.conn.turns + 25 * spoken,
+            }
+            await self.send({"usageMetadata": usage})
         self.conn.replies_finished += 1
         if self.resumable:
             handle = self.emulator._issue_handle(self.conn, self.conn.turns)
@@ -680,7 +790,7 @@ class _EmulatedSession:
                     await self.ws.close(1011, "deadline expired (after goAway)")
                     return
                 if kind == "close":
-                    await self.ws.close(faults.close_code, "emulator: injected close")
+                    await self.ws.close(faults.close_code, faults.close_reason)
                     return
                 if kind == "drop":
                     self.ws.transport.abort()
