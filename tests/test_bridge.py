@@ -10,14 +10,22 @@ import numpy as np
 import pytest
 import websockets
 
+from telephony.testing.gemini_live import REALISTIC, GeminiLiveEmulator
 from telephony.testing.twilio_media import StreamTarget, TwilioMediaEmulator
 
 from conftest import AUTH_TOKEN, FIXTURES, offline_stack
 
 
 @pytest.mark.parametrize("fixture", ["one_sentence", "barge_in", "dtmf", "hang_up"])
-async def test_every_fixture_replays_and_the_caller_hears_the_agent(stack, fixture):
-    result = await stack.replay(fixture)
+@pytest.mark.parametrize("profile", ["kind", "realistic"])
+async def test_every_fixture_replays_and_the_caller_hears_the_agent(fixture, profile):
+    realism = REALISTIC if profile == "realistic" else None
+    async with GeminiLiveEmulator(speed=4.0, realism=realism) as gemini, offline_stack(gemini) as stack:
+        result = await stack.replay(fixture)
+        await _check_the_caller_heard_the_agent(stack, result)
+
+
+async def _check_the_caller_heard_the_agent(stack, result):
     heard = np.frombuffer(result.heard_pcm(), dtype="<i2").astype(float)
     assert result.heard_seconds > 0.5
     assert np.sqrt(np.mean(heard**2)) > 100, "what the caller heard is not silence"
