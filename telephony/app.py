@@ -22,15 +22,16 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.websockets import WebSocketState
 
 from telephony import __version__
+from telephony.agent import Agent, AgentBook, AgentSelector, IncomingCall, Refuse
 from telephony.call.driver import CallDriver, CallServices
 from telephony.call_control import CallControl
 from telephony.call_record import CallRecord
@@ -42,7 +43,7 @@ from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
 from telephony.twilio_rest import TwilioRest
-from telephony.twiml import busy, connect_stream
+from telephony.twiml import busy, connect_stream, say_and_hang_up
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,57 @@ class StarletteTwilioConnection:
             await self.websocket.close(code, reason)
 
 
-def create_app(
+class VoiceService:
+    """What one server holds across calls: the calls in progress, recent records and
+    statuses, and whether it is draining. One per `router()`."""
+
+    def __init__(self, settings: Settings, services: CallServices, rest: TwilioRest | None) -> None:
+        self.settings = settings
+        self.services = services
+        self.rest = rest
+        self.metrics = services.metrics
+        self.active_calls: set[CallDriver] = set()
+        self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
+        self.call_statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
+        self.draining = False
+
+    def remember(self, record: CallRecord) -> None:
+        if record.call_sid:
+            self.recent_calls[record.call_sid] = record
+            while len(self.recent_calls) > RECENT_CALLS:
+                self.recent_calls.popitem(last=False)
+
+    def can_take_call(self) -> str | None:
+        """None when a new call is welcome, else why not."""
+        if self.draining:
+            return "draining"
+        if len(self.active_calls) >= self.settings.max_concurrent_calls:
+            return "at_capacity"
+        return None
+
+
+class VoiceRouter(APIRouter):
+    """The service's routes, to include in any FastAPI app under any prefix; `.service`
+    holds its state (live calls, records, draining)."""
+
+    service: VoiceService
+
+
+def router(
     settings: Settings,
     *,
+    agent: Agent | AgentSelector | Iterable[Agent] | None = None,
     open_gemini: Callable[[AgentOptions], GeminiLiveSession] | None = None,
-) -> FastAPI:
-    """Build the service from settings. Raises ValueError for a setup that cannot work."""
+) -> VoiceRouter:
+    """The voice service as an APIRouter, for your own FastAPI app:
+
+        app.include_router(telephony.router(settings, agent=my_agent), prefix="/voice")
+
+    Point your Twilio number's voice webhook at https://host/voice/twiml; the stream URL,
+    the status callbacks and every signature check follow the prefix. `agent`: one Agent,
+    several (chosen by `telephony dial --agent NAME`), or a selector that picks one per
+    incoming call. Raises ValueError for a setup that cannot work.
+    """
     auth_token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     signatures: TwilioSignatures | None = None
     if settings.validate_signatures:
@@ -105,14 +151,6 @@ def create_app(
         def open_gemini(options: AgentOptions) -> GeminiLiveSession:
             return GeminiLiveSession(client, options)
 
-    recent: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
-
-    def remember(record: CallRecord) -> None:
-        if record.call_sid:
-            recent[record.call_sid] = record
-            while len(recent) > RECENT_CALLS:
-                recent.popitem(last=False)
-
     metrics = Metrics()
     rest = (
         TwilioRest(settings.twilio_account_sid, auth_token, api_base=settings.twilio_api_base)
@@ -120,11 +158,14 @@ def create_app(
         else None
     )
     control = CallControl(rest, settings.transfer_numbers)
+    agents = AgentBook(agent)
     services = CallServices(
         open_gemini=open_gemini,
-        agent_options=agent_options_from(settings).with_overrides(tools=control.declarations()),
+        agent_options=agent_options_from(settings),
         call_config=call_config_from(settings, tokens.check if signatures is not None else None),
-        tool_handlers=control.handlers(),
+        agents=agents,
+        builtin_tools=control.tools,
+        greeting=settings.greeting,
         metrics=metrics,
         retry_policy=RetryPolicy(
             max_attempts=settings.gemini_reconnect_attempts,
@@ -135,42 +176,29 @@ def create_app(
         extra_voices=tuple(settings.extra_voices),
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
-        on_call_end=remember,
     )
-    app = FastAPI(title="telephony", version=__version__, docs_url=None, redoc_url=None)
-    app.state.settings = settings
-    app.state.services = services
-    app.state.active_calls = set()
-    app.state.recent_calls = recent
-    app.state.metrics = metrics
-    app.state.draining = False
-    app.state.rest = rest
-    statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
-    app.state.call_statuses = statuses
+    service = VoiceService(settings, services, rest)
+    services.on_call_end = service.remember
+    statuses = service.call_statuses
+    recent = service.recent_calls
     socket_cap = settings.max_concurrent_calls + max(5, settings.max_concurrent_calls // 10)
-
-    def can_take_call() -> str | None:
-        """None when a new call is welcome, else why not."""
-        if app.state.draining:
-            return "draining"
-        if len(app.state.active_calls) >= settings.max_concurrent_calls:
-            return "at_capacity"
-        return None
+    routes = VoiceRouter()
+    routes.service = service
 
     def base_url(request: Request | WebSocket) -> str:
         return public_base_url(settings.public_url, request.headers, request.url.scheme, request.url.netloc)
 
-    @app.get("/healthz")
+    @routes.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": len(app.state.active_calls)}
+        return {"status": "ok", "active_calls": len(service.active_calls)}
 
-    @app.get("/readyz")
+    @routes.get("/readyz")
     async def readyz() -> JSONResponse:
-        reason = can_take_call()
-        body = {"ready": reason is None, "active_calls": len(app.state.active_calls), "reason": reason}
+        reason = service.can_take_call()
+        body = {"ready": reason is None, "active_calls": len(service.active_calls), "reason": reason}
         return JSONResponse(body, status_code=200 if reason is None else 503)
 
-    @app.get("/metrics")
+    @routes.get("/metrics")
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -196,29 +224,42 @@ def create_app(
                 raise HTTPException(403, "invalid Twilio signature")
         return form
 
-    @app.post("/twiml")
+    @routes.post("/twiml")
     async def twiml(request: Request) -> Response:
         form = await signed_form(request, "webhook")
         public = base_url(request)
         call_sid = form.get("CallSid")
         if not call_sid:
             raise HTTPException(400, "CallSid is required")
-        refusal = can_take_call()
+        refusal = service.can_take_call()
         if refusal is not None:
             metrics.refused.labels(refusal).inc()
             log.warning("call turned away: %s", refusal, extra={"call_sid": call_sid})
             return Response(busy(), media_type="application/xml")
-        parameters = {"caller": form.get("From", ""), "called": form.get("To", ""), TOKEN_PARAMETER: tokens.issue(call_sid)}
+        incoming = IncomingCall(call_sid, form.get("From", ""), form.get("To", ""), form.get("Direction", ""))
+        chosen = await agents.choose(incoming, asked_for=request.query_params.get("agent"))
+        if isinstance(chosen, Refuse):
+            log.info("call refused by the agent selector", extra={"call_sid": call_sid})
+            return Response(say_and_hang_up(chosen.message), media_type="application/xml")
+        parameters = {
+            "caller": incoming.from_number,
+            "called": incoming.to_number,
+            "direction": incoming.direction,
+            "agent": chosen.name,
+            TOKEN_PARAMETER: tokens.issue(call_sid),
+        }
         # Per-call agent settings (from `telephony dial`) ride in the signed webhook URL.
         for name in PER_CALL_PARAMETERS:
             value = request.query_params.get(name)
             if value:
                 parameters[name] = value[:MAX_PARAMETER_CHARS]
-        body = connect_stream(websocket_url(public, "/media-stream"), parameters)
+        # The stream sits beside this webhook, whatever prefix the router is mounted under.
+        stream_path = request.url.path.rsplit("/", 1)[0] + "/media-stream"
+        body = connect_stream(websocket_url(public, stream_path), parameters)
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": form.get("Direction")})
         return Response(body, media_type="application/xml")
 
-    @app.websocket("/media-stream")
+    @routes.websocket("/media-stream")
     async def media_stream(websocket: WebSocket) -> None:
         if signatures is not None:
             url = websocket_url(base_url(websocket), websocket.url.path)
@@ -226,20 +267,20 @@ def create_app(
                 log.warning("media stream refused: bad or missing X-Twilio-Signature")
                 await websocket.close(code=1008)  # before accept: the client gets HTTP 403
                 return
-        if len(app.state.active_calls) >= socket_cap:
+        if len(service.active_calls) >= socket_cap:
             metrics.refused.labels("socket_cap").inc()
-            log.warning("media stream refused: %d streams open", len(app.state.active_calls))
+            log.warning("media stream refused: %d streams open", len(service.active_calls))
             await websocket.close(code=1013)
             return
         await websocket.accept()
         call = CallDriver(StarletteTwilioConnection(websocket), services)
-        app.state.active_calls.add(call)
+        service.active_calls.add(call)
         try:
             await call.run()
         finally:
-            app.state.active_calls.discard(call)
+            service.active_calls.discard(call)
 
-    @app.post("/status")
+    @routes.post("/status")
     async def status_callback(request: Request) -> Response:
         form = await signed_form(request, "status callback")
         call_sid = form.get("CallSid", "")
@@ -253,7 +294,7 @@ def create_app(
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
         return Response(status_code=204)
 
-    @app.get("/calls/{call_sid}")
+    @routes.get("/calls/{call_sid}")
     async def call_record(call_sid: str, request: Request) -> JSONResponse:
         if signatures is not None and not _basic_auth_ok(request, settings.twilio_account_sid or "", auth_token or ""):
             return JSONResponse({"detail": "Twilio account SID and auth token required"}, 401, {"WWW-Authenticate": "Basic"})
@@ -265,14 +306,38 @@ def create_app(
             body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": True}
         return JSONResponse(body)
 
+    return routes
+
+
+def create_app(
+    settings: Settings,
+    *,
+    agent: Agent | AgentSelector | Iterable[Agent] | None = None,
+    open_gemini: Callable[[AgentOptions], GeminiLiveSession] | None = None,
+) -> FastAPI:
+    """The whole service as an app: `router()` at the root. Raises ValueError for a setup
+    that cannot work."""
+    routes = router(settings, agent=agent, open_gemini=open_gemini)
+    app = FastAPI(title="telephony", version=__version__, docs_url=None, redoc_url=None)
+    app.include_router(routes)
+    service = routes.service
+    app.state.voice = service
+    app.state.settings = settings
+    app.state.services = service.services
+    app.state.active_calls = service.active_calls
+    app.state.recent_calls = service.recent_calls
+    app.state.call_statuses = service.call_statuses
+    app.state.metrics = service.metrics
+    app.state.rest = service.rest
     return app
 
 
 async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -> None:
     """Graceful shutdown: take no new calls, let live ones finish for up to `drain_seconds`,
     then end the rest politely (a short spoken apology, then hang up)."""
-    app.state.draining = True
-    active: set[CallDriver] = app.state.active_calls
+    service: VoiceService = app.state.voice
+    service.draining = True
+    active = service.active_calls
     log.warning("draining: %d live call(s), up to %.0f s", len(active), drain_seconds)
     deadline = time.monotonic() + drain_seconds
     while active and time.monotonic() < deadline:

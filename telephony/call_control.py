@@ -21,8 +21,9 @@ import logging
 from google.genai import types
 from twilio.twiml.voice_response import VoiceResponse
 
+from telephony.agent import Tool
 from telephony.audio.dtmf import VALID_DIGITS, dtmf_mulaw
-from telephony.call.tool_api import CallHandle, ToolHandler, ToolOutcome
+from telephony.call.tool_api import CallHandle, CallTool, ToolHandler, ToolOutcome
 from telephony.gemini.events import ToolCall
 from telephony.twilio_rest import TwilioRest, TwilioRestError
 
@@ -74,6 +75,11 @@ class CallControl:
                 )
             )
         return tuple(tools)
+
+    def tools(self, enabled: tuple[str, ...]) -> list[CallTool]:
+        """The built-in tools an agent asked for, as tools like its own."""
+        handlers = self.handlers()
+        return [Tool(str(d.name), d, handlers[str(d.name)]) for d in self.declarations() if d.name in enabled and d.name in handlers]
 
     def handlers(self) -> dict[str, ToolHandler]:
         handlers: dict[str, ToolHandler] = {"end_call": self.end_call, "send_dtmf": self.send_dtmf}

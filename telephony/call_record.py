@@ -29,6 +29,16 @@ class TranscriptLine:
         self.interrupted = True
 
 
+@dataclass
+class ToolRecord:
+    """One tool call the model made, and what it got back."""
+
+    name: str
+    arguments: dict[str, Any]
+    response: dict[str, Any]
+    at_ms: int
+
+
 class LatencySamples:
     """One call's latencies (ms): exact count, mean and max, and percentiles from a uniform
     sample of at most `keep` values (reservoir sampling). An hour of agent speech is ~90,000
@@ -88,6 +98,7 @@ class CallRecord:
     interrupted_to_clear_ms: LatencySamples = field(default_factory=LatencySamples)
     chunk_to_frame_ms: LatencySamples = field(default_factory=LatencySamples)
     errors: list[str] = field(default_factory=list)
+    tool_calls: list[ToolRecord] = field(default_factory=list)
     _open_speaker: str | None = None
     _caller_line: TranscriptLine | None = None
     """The caller's line of the exchange still going on (until the agent's turn ends)."""
@@ -135,7 +146,7 @@ class CallRecord:
             value = getattr(self, item.name)
             if isinstance(value, LatencySamples):
                 data[item.name] = value.summary()
-            elif item.name == "transcript":
+            elif item.name in ("transcript", "tool_calls"):
                 data[item.name] = [asdict(line) for line in value]
             else:
                 data[item.name] = value

@@ -60,7 +60,6 @@ def call_config_from(settings: Settings, check_token: Callable[[str, str | None]
     return CallConfig(
         prompts={name: load_prompt(name) for name in PROMPTS},
         check_token=check_token,
-        greeting=settings.greeting,
         caller_agc=settings.caller_agc,
         caller_block_bytes=settings.caller_audio_block_ms * 32,
         manual_activity=settings.vad_disabled,

@@ -25,6 +25,11 @@ def connect_stream(stream_url: str, parameters: Mapping[str, str], status_callba
 
 def busy(message: str = "Sorry, all our lines are busy. Please call again in a few minutes.") -> str:
     """What a caller hears when we cannot take the call (at capacity, or shutting down)."""
+    return say_and_hang_up(message)
+
+
+def say_and_hang_up(message: str) -> str:
+    """A call we will not take (an agent selector refused it): say why, then hang up."""
     response = VoiceResponse()
     response.say(message)
     response.hangup()

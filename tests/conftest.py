@@ -80,7 +80,7 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def offline_stack(gemini: GeminiLiveEmulator | None = None, **overrides):
+async def offline_stack(gemini: GeminiLiveEmulator | None = None, agent=None, **overrides):
     """Start the server against a Gemini emulator; signatures and tokens are checked."""
     from telephony.app import create_app
     from telephony.server import running_server
@@ -91,7 +91,7 @@ async def offline_stack(gemini: GeminiLiveEmulator | None = None, **overrides):
         values = dict(validate_signatures=True, twilio_auth_token=AUTH_TOKEN, twilio_account_sid=ACCOUNT_SID)
         values.update(overrides)
         settings = emulator_settings(gemini, **values)
-        app = create_app(settings)
+        app = create_app(settings, agent=agent)
         base_url = await stack.enter_async_context(running_server(app))
         settings.public_url = base_url  # as Twilio would reach it
         yield Stack(gemini, app, base_url, settings)

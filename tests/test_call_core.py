@@ -36,7 +36,7 @@ from telephony.gemini.events import (
     ToolCallCancelled,
     TurnComplete,
 )
-from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, RealtimeText, ToolResult, UserTurn
+from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, RealtimeText, ToolResult
 
 SPEECH = Path(__file__).resolve().parent.parent / "fixtures" / "speech" / "us_male.wav"
 STREAM = "MZ" + "a" * 32
@@ -149,12 +149,12 @@ def unconfirmed_ms(script: Script) -> float:
 # --- start and refusal -----------------------------------------------------------------------
 
 
-def test_start_opens_the_agent_and_queues_the_greeting_first():
-    script = Script(greeting="Greet the caller.")
-    actions = script.start(voice="Puck", token="secret")
-    assert isinstance(actions[0], OpenAgent) and actions[0].parameters == {"voice": "Puck"}
-    assert to_gemini(actions, UserTurn) == [UserTurn("Greet the caller.")]
+def test_start_opens_the_agent_with_the_streams_parameters_but_never_the_token():
+    script = Script()
+    actions = script.start(voice="Puck", agent="front-desk", token="secret")
+    assert actions == [OpenAgent({"voice": "Puck", "agent": "front-desk"})]
     assert script.call.state is CallState.ACTIVE
+    assert "token" not in script.call.record.parameters
 
 
 def test_a_bad_token_is_refused_before_any_agent_is_opened():

@@ -19,6 +19,7 @@ Where things happen:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.voice_activity import CallerVoice
-from telephony.call_record import CallRecord, TranscriptLine
+from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
 from telephony.gemini.events import (
     AgentAudio,
     GeminiEvent,
@@ -52,7 +53,6 @@ from telephony.gemini.messages import (
     GeminiMessage,
     RealtimeText,
     ToolResult,
-    UserTurn,
 )
 from telephony.metrics import Metrics
 from telephony.security import TOKEN_PARAMETER
@@ -171,7 +171,6 @@ class CallConfig:
     """Recorded mu-law 8 kHz prompts by name: `apology_trouble`, `apology_closing`."""
     check_token: Callable[[str, str | None], bool] | None = None
     """When set, `start.customParameters.token` must pass it for the start's CallSid."""
-    greeting: str | None = None
     caller_agc: bool = True
     caller_block_bytes: int = 640
     """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
@@ -365,9 +364,6 @@ class Call:
         self._move(CallState.CONNECTING)
         self.log.info("call started", extra={"parameters": params})
         self._actions.append(OpenAgent(params))
-        greeting = params.get("greeting") or self.config.greeting
-        if greeting:
-            self._gemini(UserTurn(greeting))
 
     def _caller_media(self, message: Media) -> None:
         payload = message.media.payload
@@ -525,6 +521,10 @@ class Call:
         if self.state in (CallState.ENDING, CallState.ENDED):
             return False
         self._gemini(ToolResult(call.id, call.name, response))
+        self.record.tool_calls.append(ToolRecord(call.name, dict(call.args), response, self.record.elapsed_ms()))
+        arguments = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
+        self.record.say("tool", f"{call.name}({arguments}) -> {json.dumps(response, default=str)[:300]}")
+        self.record.end_turn()
         return True
 
     def play_audio(self, mulaw: bytes, token: int, now: float) -> None:

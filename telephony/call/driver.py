@@ -34,11 +34,12 @@ from telephony.call.core import (
     SendTwilio,
     Settle,
 )
-from telephony.call.tool_api import ToolHandler, ToolOutcome
+from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
 from telephony.gemini import catalog
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
+from telephony.gemini.messages import UserTurn
 from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.logs import CallLogger
@@ -98,7 +99,12 @@ class CallServices:
     call_config: CallConfig = field(default_factory=CallConfig)
     metrics: Metrics = field(default_factory=Metrics)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    tool_handlers: dict[str, ToolHandler] = field(default_factory=dict)
+    agents: AgentDirectory | None = None
+    """The agents calls may name (`telephony.agent.AgentBook`); None: the settings' agent."""
+    builtin_tools: Callable[[tuple[str, ...]], list[CallTool]] = lambda enabled: []
+    """The built-in tools (end_call, ...) an agent asked for (see `CallControl.tools`)."""
+    greeting: str | None = None
+    """When set, and neither the agent nor the call says otherwise, the agent speaks first."""
     tool_timeout_s: float = 30.0
     extra_voices: tuple[str, ...] = ()
     """Voice names accepted per call beyond `gemini.catalog.VOICES`."""
@@ -126,6 +132,19 @@ def options_for_call(
     return options
 
 
+class _SettingsAgent:
+    """The agent of a server given none: the settings' own, with the built-in tools."""
+
+    name = "default"
+    greeting: str | None = None
+    builtin_tools = ("end_call", "transfer_call", "send_dtmf")
+    tool_timeout_s: float | None = None
+    tools: dict[str, CallTool] = {}
+
+    def options(self, base: AgentOptions) -> AgentOptions:
+        return base
+
+
 class CallDriver:
     """Runs one Twilio stream's call: `await CallDriver(socket, services).run()`."""
 
@@ -143,7 +162,9 @@ class CallDriver:
         self._done = asyncio.Event()
         self._close: CloseStream = CloseStream(1000, "call ended")
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._tools: dict[str, asyncio.Task[None]] = {}
+        self._running_tools: dict[str, asyncio.Task[None]] = {}
+        self.agent: CallAgent = _SettingsAgent()
+        self._call_tools: dict[str, CallTool] = {}
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -177,6 +198,14 @@ class CallDriver:
     @property
     def call_sid(self) -> str | None:
         return self.record.call_sid
+
+    @property
+    def stream_sid(self) -> str | None:
+        return self.record.stream_sid
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return self.record.parameters
 
     @property
     def log(self) -> CallLogger:
@@ -223,11 +252,11 @@ class CallDriver:
                     waiter.set_result(action.ok)
             elif isinstance(action, RunTool):
                 task = self._spawn(self._run_tool(action.call), f"tool:{action.call.name}")
-                self._tools[action.call.id] = task
+                self._running_tools[action.call.id] = task
                 task.add_done_callback(functools.partial(self._tool_done, action.call.id))
             elif isinstance(action, CancelTools):
                 for call_id in action.ids:
-                    tool = self._tools.get(call_id)
+                    tool = self._running_tools.get(call_id)
                     if tool is not None:
                         tool.cancel()
             elif isinstance(action, OpenAgent):
@@ -260,8 +289,8 @@ class CallDriver:
         return task
 
     def _tool_done(self, call_id: str, task: asyncio.Task[None]) -> None:
-        if self._tools.get(call_id) is task:
-            del self._tools[call_id]
+        if self._running_tools.get(call_id) is task:
+            del self._running_tools[call_id]
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -298,13 +327,22 @@ class CallDriver:
             self._log.bind(record.call_sid, record.stream_sid)
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
-        options = options_for_call(self.services.agent_options, parameters, self._log, self.services.extra_voices)
+        # The agent the webhook chose travels by name; its tools are this call's tools.
+        directory = self.services.agents
+        self.agent = agent = directory.named(parameters.get("agent")) if directory is not None else _SettingsAgent()
+        tools = [*self.services.builtin_tools(agent.builtin_tools), *agent.tools.values()]
+        self._call_tools = {tool.name: tool for tool in tools}
+        base = agent.options(self.services.agent_options).with_overrides(tools=tuple(tool.declaration for tool in tools))
+        options = options_for_call(base, parameters, self._log, self.services.extra_voices)
         self.gemini = ResilientGeminiSession(
             lambda: self.services.open_gemini(options),
             self.services.retry_policy,
             self._log,
             history=lambda: conversation_so_far(record),
         )
+        greeting = parameters.get("greeting") or agent.greeting or self.services.greeting
+        if greeting:
+            self.gemini.send(UserTurn(greeting))  # queued: it goes first, once the session is up
         self._spawn(self._run_agent(self.gemini), "gemini->call")
 
     async def _run_agent(self, gemini: ResilientGeminiSession) -> None:
@@ -331,19 +369,24 @@ class CallDriver:
                 return
 
     async def _run_tool(self, call: ToolCall) -> None:
-        handler = self.services.tool_handlers.get(call.name)
+        tool = self._call_tools.get(call.name)
+        timeout_s = (tool.timeout_s if tool else None) or self.agent.tool_timeout_s or self.services.tool_timeout_s
+        started = time.perf_counter()
         try:
-            if handler is None:
+            if tool is None:
                 outcome = ToolOutcome({"error": f"unknown tool {call.name!r}"})
             else:
-                async with asyncio.timeout(self.services.tool_timeout_s):
-                    outcome = await handler(self, call)
+                async with asyncio.timeout(timeout_s):
+                    outcome = await tool.handler(self, call)
         except TimeoutError:
-            self._log.error("tool %s timed out after %.0f s", call.name, self.services.tool_timeout_s)
-            outcome = ToolOutcome({"error": f"the tool did not answer within {self.services.tool_timeout_s:.0f} s"})
+            outcome = ToolOutcome({"error": f"the tool did not answer within {timeout_s:g} s"})
         except Exception as exc:  # a failing tool is reported to the model, never fatal
-            self._log.exception("tool %s failed", call.name)
+            self._log.exception("tool %s raised", call.name)
             outcome = ToolOutcome({"error": f"{type(exc).__name__}: {exc}"})
+        took_ms = (time.perf_counter() - started) * 1000
+        error = outcome.response.get("error")
+        level = logging.WARNING if error else logging.INFO
+        self._log.log(level, "tool %s %s in %.0f ms", call.name, "failed" if error else "ok", took_ms, extra={"tool_error": error})
         accepted = self.core.tool_finished(call, outcome.response, self._loop.time())
         self._execute()
         if accepted and outcome.then is not None:

@@ -11,11 +11,16 @@ cancelled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from telephony.gemini.events import ToolCall
+
+if TYPE_CHECKING:
+    from google.genai import types
+
+    from telephony.gemini.config import AgentOptions
 
 
 class CallHandle(Protocol):
@@ -23,6 +28,14 @@ class CallHandle(Protocol):
 
     @property
     def call_sid(self) -> str | None: ...
+
+    @property
+    def stream_sid(self) -> str | None: ...
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """The stream's custom parameters: caller, called, direction, per-call settings."""
+        ...
 
     @property
     def log(self) -> logging.LoggerAdapter[Any]: ...
@@ -54,3 +67,46 @@ class ToolOutcome:
 
 
 ToolHandler = Callable[[CallHandle, ToolCall], Awaitable[ToolOutcome]]
+
+
+class CallTool(Protocol):
+    """A tool as the call runs it (`telephony.Tool` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def declaration(self) -> types.FunctionDeclaration: ...
+
+    @property
+    def handler(self) -> ToolHandler: ...
+
+    @property
+    def timeout_s(self) -> float | None: ...
+
+
+class CallAgent(Protocol):
+    """An agent as the call uses it (`telephony.Agent` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def greeting(self) -> str | None: ...
+
+    @property
+    def builtin_tools(self) -> tuple[str, ...]: ...
+
+    @property
+    def tool_timeout_s(self) -> float | None: ...
+
+    @property
+    def tools(self) -> Mapping[str, CallTool]: ...
+
+    def options(self, base: AgentOptions) -> AgentOptions: ...
+
+
+class AgentDirectory(Protocol):
+    """Where a call finds the agent its TwiML named (`telephony.agent.AgentBook` is one)."""
+
+    def named(self, name: str | None) -> CallAgent: ...
