@@ -173,6 +173,7 @@ def router(
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
         tool_timeout_s=settings.tool_timeout_seconds,
+        tool_filler_s=settings.tool_filler_seconds,
         extra_voices=tuple(settings.extra_voices),
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,

@@ -42,6 +42,22 @@ def settings_or_exit(**overrides: Any) -> Settings:
     return settings
 
 
+def agent_or_exit(settings: Settings) -> Any:
+    """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or one line and exit 2."""
+    if not settings.agent:
+        return None
+    from telephony.agent_loading import AgentLoadError, agent_names, load_agent
+
+    secret = settings.tool_signing_secret.get_secret_value().encode() if settings.tool_signing_secret else None
+    try:
+        agents = load_agent(settings.agent, secret)
+    except AgentLoadError as exc:
+        console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"agents: {', '.join(agent_names(agents))}", highlight=False)
+    return agents
+
+
 def require_test_kit() -> None:
     """The emulators are an extra (`pip install 'telephony[emulators]'`): say so, in one line."""
     import importlib.util
@@ -159,6 +175,7 @@ def serve(
     emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
     json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="JSON lines (production) or plain text."),
     loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
+    agent: str | None = typer.Option(None, "--agent", help="Your agent: module:attribute or agent.toml [TELEPHONY_AGENT]."),
 ) -> None:
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
 
@@ -168,9 +185,12 @@ def serve(
 
     configure_logging(json_lines=json_logs)
     overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log}.items() if v is not None
+        k: v
+        for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log, "agent": agent}.items()
+        if v is not None
     }
     settings = settings_or_exit(**overrides)
+    agents = agent_or_exit(settings)
 
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -183,7 +203,7 @@ def serve(
                 settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
                 console.print(f"Gemini: local emulator (echo agent) at {emulator.base_url}")
             try:
-                app = create_app(settings)
+                app = create_app(settings, agent=agents)
             except ValueError as exc:
                 console.print(f"[red]cannot start:[/red] {exc}")
                 raise typer.Exit(2) from None
@@ -203,6 +223,7 @@ def dial(
     voice: str | None = typer.Option(None, help="Gemini prebuilt voice for this call (e.g. Kore, Puck, Charon)."),
     greeting: str | None = typer.Option(None, help="Make the agent speak first, e.g. 'Introduce yourself.'"),
     vad: str | None = typer.Option(None, help="Turn-taking preset for this call: phone, responsive or patient."),
+    agent: str | None = typer.Option(None, "--agent", help="One of your server's agents, by name (see serve --agent)."),
     server: str | None = typer.Option(None, help="Public URL of your running `telephony serve` [TELEPHONY_PUBLIC_URL]."),
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Show the call's progress until it ends."),
 ) -> None:
@@ -230,6 +251,7 @@ def dial(
             instructions=text,
             greeting=greeting,
             vad=vad,
+            agent=agent,
         )
         if vad and vad not in VAD_PRESETS:
             raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")

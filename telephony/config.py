@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     vad_silence_duration_ms: int = Field(500, ge=0, le=10000, description="custom VAD: silence that ends the caller's turn")
     caller_agc: bool = Field(True, description="bring quiet callers up to speech level before Gemini")
 
+    agent: str | None = Field(None, description="your agent: module:attribute (an Agent, a list, or a selector) or agent.toml")
+    tool_signing_secret: SecretStr | None = Field(
+        None, description="signs requests to HTTP tools (X-Telephony-Signature: sha256=HMAC of the body)"
+    )
+    tool_filler_seconds: float = Field(
+        1.0, ge=0, le=30, description="a tool still running after this long: the caller hears a soft hold tone (0: silence)"
+    )
+
     # --- Twilio ----------------------------------------------------------------------------
     twilio_account_sid: str | None = Field(
         None,

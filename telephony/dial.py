@@ -27,9 +27,11 @@ class DialRequest:
     instructions: str | None = None
     greeting: str | None = None
     vad: str | None = None
+    agent: str | None = None
+    """One of the server's agents, by name (only the name travels)."""
 
     def webhook_url(self) -> str:
-        fields = {"voice": self.voice, "instructions": self.instructions, "greeting": self.greeting, "vad": self.vad}
+        fields = {"agent": self.agent, "voice": self.voice, "instructions": self.instructions, "greeting": self.greeting, "vad": self.vad}
         query = {k: v for k, v in fields.items() if v}
         return f"{self.server.rstrip('/')}/twiml" + (f"?{urlencode(query)}" if query else "")
 

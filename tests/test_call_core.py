@@ -459,3 +459,25 @@ def test_after_a_reconnect_an_unanswered_caller_turn_gets_an_answer():
     assert nudge == [RealtimeText(RECONNECT_NUDGE)]
     script.gemini(AgentAudio(agent_pcm(200)))  # answered: the next reconnect needs no nudge
     assert to_gemini(script.gemini(Reconnected(resumed=True, reason="goAway", attempts=1)), RealtimeText) == []
+
+
+def test_a_slow_tool_plays_the_hold_tone_until_it_is_done_and_never_over_the_caller():
+    script = Script()
+    script.start()
+    script.call.start_hold(script.now)
+    first = script.call.take_actions()
+    assert len(twilio(first, "media")) == 15, "the hold tone, paced like any audio"
+    more: list[object] = []
+    for name in marks(first):  # Twilio plays on: more of the tone follows
+        more += script.mark(name, after=0.1)
+    assert twilio(more, "media"), "it repeats while the tool works"
+    script.call.stop_hold(script.now)
+    assert script.call.take_actions() == []
+    leftover = script.play_all_marks(more)  # ends: nothing more is released
+    assert twilio(leftover, "media") == [], "the result is back: no more hold tone"
+    assert script.call.playout.idle
+    script.call.start_hold(script.now)
+    script.call.take_actions()
+    for frame in speech_frames()[:10]:  # the caller talks: the hold tone stops
+        script.media(frame)
+    assert script.call._holds == 0

@@ -29,6 +29,7 @@ from typing import Any
 
 from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw
+from telephony.audio.tones import hold_tone_mulaw
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.voice_activity import CallerVoice
@@ -260,6 +261,8 @@ class Call:
         self._goodbye: _GoodbyeWatch | None = None
         self._ending: _Ending | None = None
         self._own_tokens = -1  # tokens the core makes for itself are negative
+        self._holds = 0  # slow tools the caller is waiting for
+        self._hold_token: int | None = None
 
     # --- what the driver reads ------------------------------------------------------------
 
@@ -388,6 +391,8 @@ class Call:
                 self._barge_in("caller")
             if update.ended:
                 self._caller_spoke_last = True
+            if update.started and self._holds:
+                self._end_hold()
 
     def _send_caller_audio(self, pcm16k: bytes, flush: bool = False) -> None:
         self._caller_pcm += pcm16k
@@ -497,6 +502,8 @@ class Call:
         if self._discarding or self.state is CallState.ENDING:
             return
         self._caller_spoke_last = False
+        if self._holds:
+            self._end_hold()  # the agent speaks: no more waiting music
         if not self._agent_turn_open:
             self._agent_turn_open = True
             self._turn_audio_ms = 0.0
@@ -534,6 +541,30 @@ class Call:
             return
         self.playout.hold([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)], Source.PROMPT)
         self.wait_heard(token, now)
+
+    def start_hold(self, now: float) -> None:
+        """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak,
+        or the agent does)."""
+        self._holds += 1
+        if self._holds == 1 and self.state is CallState.ACTIVE:
+            self._hold_more()
+
+    def stop_hold(self, now: float) -> None:
+        self._holds = max(0, self._holds - 1)
+        if not self._holds:
+            self._end_hold()
+
+    def _hold_more(self) -> None:
+        tone = hold_tone_mulaw()
+        self.playout.hold([tone[i : i + FRAME_BYTES] for i in range(0, len(tone), FRAME_BYTES)], Source.HOLD)
+        self._hold_token = self._new_token()
+        self.playout.hold_marker(self._hold_token)
+        self._release()
+
+    def _end_hold(self) -> None:
+        self._holds = 0
+        self._hold_token = None
+        self.playout.drop_held(Source.HOLD)
 
     def wait_heard(self, token: int, now: float) -> None:
         """Settle `token` once everything sent or held so far has been played."""
@@ -624,13 +655,15 @@ class Call:
         self._settle_resolved()
 
     def _settle_resolved(self) -> None:
-        for token, ok in self.playout.resolved:
+        resolved, self.playout.resolved = self.playout.resolved, []
+        for token, ok in resolved:
             if self._ending is not None and token == self._ending.token:
                 self._close(self._ending.code, self._ending.reason)
                 return
-            if token >= 0:
+            if token == self._hold_token and self._holds:
+                self._hold_more()  # still waiting: one more period of the hold tone
+            elif token >= 0:
                 self._actions.append(Settle(token, ok))
-        self.playout.resolved.clear()
 
     def _after_playout_change(self, now: float) -> None:
         self._release()
@@ -663,8 +696,7 @@ class Call:
         audio = self.config.prompts.get(prompt, b"")
         self.record.say("system", prompt.replace("_", " "))
         self.record.end_turn()
-        token = self._own_tokens
-        self._own_tokens -= 1
+        token = self._new_token()
         self._ending = _Ending(token, now + self.config.final_prompt_timeout_s, 1000, reason)
         self.playout.hold([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)], Source.PROMPT)
         self.playout.hold_marker(token)
@@ -720,6 +752,11 @@ class Call:
 
     def _gemini(self, message: GeminiMessage) -> None:
         self._actions.append(SendGemini(message))
+
+    def _new_token(self) -> int:
+        token = self._own_tokens
+        self._own_tokens -= 1
+        return token
 
     def _held_ms(self) -> float:
         return self.playout.held_agent_ms

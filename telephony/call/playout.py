@@ -25,6 +25,8 @@ class Source(str, Enum):
     """Gemini's speech: dropped at a barge-in."""
     PROMPT = "prompt"
     """Our own audio (apologies, keypad tones): kept at a barge-in."""
+    HOLD = "hold"
+    """The hold tone while a slow tool works: dropped as soon as it is not needed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,18 @@ class Playout:
         """After a Twilio `clear`: drop held agent audio, forget what Twilio threw away.
         Returns the ms of agent audio dropped here (not counting what Twilio discarded)."""
         dropped = self._held_agent_bytes / BYTES_PER_MS
-        self._held = deque(item for item in self._held if not (isinstance(item, _Frame) and item.source is Source.AGENT))
-        self._held_agent_bytes = 0
+        self.drop_held(Source.AGENT)
+        self.drop_held(Source.HOLD)
         self.ledger.cleared()
         self._agent_until_ms = self.ledger.sent_ms
         # Sync marks in flight come back unplayed: their waiters learn it when they echo.
         return dropped
+
+    def drop_held(self, source: Source) -> None:
+        """Forget held frames of one source (what is already at Twilio plays out: < lead)."""
+        self._held = deque(item for item in self._held if not (isinstance(item, _Frame) and item.source is source))
+        if source is Source.AGENT:
+            self._held_agent_bytes = 0
 
     def drop_all(self) -> None:
         """The call is over: settle every waiter as not heard."""
