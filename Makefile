@@ -24,8 +24,8 @@ demo: $(DEMO_INSTALLED)  ## a whole call, offline; writes what the caller heard 
 	$(BIN)/telephony demo
 
 lint: $(DEV_INSTALLED)  ## ruff (lint + format), mypy, and the import contracts in pyproject.toml
-	$(BIN)/ruff check telephony tests scripts
-	$(BIN)/ruff format --check telephony tests scripts
+	$(BIN)/ruff check telephony tests scripts examples
+	$(BIN)/ruff format --check telephony tests scripts examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

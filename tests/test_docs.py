@@ -20,15 +20,32 @@ def test_readme_configuration_table_lists_every_setting_with_its_default():
             assert f"`{default}`" in rows[env], f"{env}: the README shows another default than {default}"
 
 
-async def test_the_readme_example_test_runs_as_written(monkeypatch):
-    text = README.read_text(encoding="utf-8").split("## Offline testing of your own agent", 1)[1]
-    source = text.split("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict = {}
-    exec(compile(source, "README.md example", "exec"), namespace)
-    monkeypatch.chdir(README.parent)  # the example names fixtures/ relative to the repository
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"):
+async def test_the_readme_example_tests_run_as_written(monkeypatch):
+    text = README.read_text(encoding="utf-8").split("## Offline testing of your own agent", 1)[1].split("\n## ", 1)[0]
+    sources = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert len(sources) == 2
+    monkeypatch.chdir(README.parent)  # the examples name fixtures/ relative to the repository
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL", "TELEPHONY_AGENT"):
         monkeypatch.delenv(name, raising=False)
-    await namespace["test_the_agent_says_goodbye_and_hangs_up"]()
+    ran = []
+    for number, source in enumerate(sources):
+        namespace: dict = {}
+        exec(compile(source, f"README.md example {number + 1}", "exec"), namespace)
+        for name, test in namespace.items():
+            if name.startswith("test_"):
+                await test()
+                ran.append(name)
+    assert ran == ["test_the_agent_says_goodbye_and_hangs_up", "test_my_tool_gets_the_models_arguments_and_the_model_gets_its_answer"]
+
+
+def test_the_first_section_puts_an_agent_with_a_tool_on_a_number_in_under_20_lines():
+    section = README.read_text(encoding="utf-8").split("## Your agent, with your tools, on a phone number", 1)[1]
+    code = [block.split("```", 1)[0] for block in section.split("```")[1:4:2]]
+    lines = [line for block in code for line in block.splitlines()[1:] if line.strip()]
+    assert len(lines) < 20, lines
+    namespace: dict = {}
+    exec("\n".join(code[0].splitlines()[1:]), namespace)  # the agent in it is real code
+    assert list(namespace["agent"].tools) == ["free_slots"]
 
 
 def test_the_demo_call_shipped_in_the_package_is_the_repository_fixture():

@@ -113,10 +113,11 @@ async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Cons
     from telephony.app import create_app
     from telephony.config import Settings
     from telephony.server import running_server
+    from telephony.testing.demo import DemoModel, demo_agent
     from telephony.testing.gemini_live import GeminiLiveEmulator
 
     auth_token = secrets.token_hex(16)
-    async with GeminiLiveEmulator(speed=speed) as gemini:
+    async with GeminiLiveEmulator(DemoModel(), speed=speed) as gemini:
         settings = Settings(
             _env_file=None,
             gemini_api_key="offline",
@@ -125,10 +126,10 @@ async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Cons
             twilio_account_sid="AC" + "0" * 32,
             twilio_auth_token=auth_token,
         )
-        app = create_app(settings)
+        app = create_app(settings, agent=demo_agent)
         async with running_server(app) as base_url:
             settings.public_url = base_url
-            console.print(f"server on {base_url}, Gemini emulator (echo agent) on {gemini.base_url}")
+            console.print(f"server on {base_url}, Gemini emulator (echo agent with a tool) on {gemini.base_url}")
             emulator = TwilioMediaEmulator(fixture, speed=speed, auth_token=auth_token)
             result = await _play(emulator, f"{base_url}/twiml", fixture.name, console)
             records = app.state.recent_calls

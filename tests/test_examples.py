@@ -1,0 +1,89 @@
+"""The examples in examples/ run as users would run them: offline, against the emulators."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from telephony.agent_loading import load_agent
+from telephony.server import running_server
+from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+
+from conftest import offline_stack
+
+CLINIC = Path(__file__).resolve().parent.parent / "examples" / "clinic"
+SECRET = "example-secret"
+
+
+@pytest.fixture
+def clinic_folder(tmp_path, monkeypatch):
+    """As a user runs it: from the example's folder, with its own SQLite file."""
+    monkeypatch.chdir(CLINIC)
+    monkeypatch.syspath_prepend(str(CLINIC))
+    monkeypatch.setenv("CLINIC_DB", str(tmp_path / "clinic.sqlite3"))
+    monkeypatch.setenv("TELEPHONY_TOOL_SIGNING_SECRET", SECRET)
+    yield tmp_path
+    for name in ("clinic", "backend"):
+        sys.modules.pop(name, None)
+
+
+def receptionist_model() -> ScriptedAgent:
+    """The emulated model asks for the free slots, then books the first one."""
+    return ScriptedAgent(
+        [
+            Reply(
+                audio24k=tone24k(0.6),
+                transcript="Nine o'clock is free. Booked!",
+                tool_calls=(
+                    EmulatedToolCall("free_slots", {"day": "2026-12-02"}),
+                    EmulatedToolCall("book", {"day": "2026-12-02", "time": "09:00", "name": "Ada Lovelace"}),
+                ),
+            )
+        ]
+    )
+
+
+def booked(folder: Path) -> list[tuple]:
+    with sqlite3.connect(folder / "clinic.sqlite3") as db:
+        return db.execute("SELECT day, time, name, phone FROM appointments").fetchall()
+
+
+async def test_the_clinic_agent_as_code_lists_slots_and_books_one(clinic_folder):
+    agent = load_agent("clinic:agent")
+    async with GeminiLiveEmulator(receptionist_model(), speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
+        await stack.replay("one_sentence")
+    free, book = gemini.connections[0].tool_responses
+    assert free["response"] == {"result": ["09:00", "09:30", "10:00", "11:00", "14:00", "15:30"]}
+    assert book["response"] == {"booked": "2026-12-02 09:00", "name": "Ada Lovelace"}
+    assert booked(clinic_folder) == [("2026-12-02", "09:00", "Ada Lovelace", "+15550100001")]
+    assert gemini.connections[0].texts[0].startswith("Greet the caller as Maple Clinic")
+
+
+async def test_the_same_clinic_agent_in_toml_with_its_http_backend(clinic_folder):
+    import backend  # the example's own tool server
+
+    async with running_server(backend.app) as base:
+        toml = (CLINIC / "agent.toml").read_text().replace("http://127.0.0.1:8090", base)
+        (clinic_folder / "agent.toml").write_text(toml)
+        agent = load_agent(str(clinic_folder / "agent.toml"), SECRET.encode())
+        async with GeminiLiveEmulator(receptionist_model(), speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
+            await stack.replay("one_sentence")
+    free, book = gemini.connections[0].tool_responses
+    assert free["response"] == {"free": ["09:00", "09:30", "10:00", "11:00", "14:00", "15:30"]}
+    assert book["response"] == {"booked": "2026-12-02 09:00", "name": "Ada Lovelace"}
+    assert booked(clinic_folder) == [("2026-12-02", "09:00", "Ada Lovelace", "+15550100001")]
+
+
+def test_make_demo_shows_a_whole_call_with_a_tool_call(tmp_path):
+    from typer.testing import CliRunner
+
+    from telephony.cli import app
+
+    done = CliRunner().invoke(app, ["demo", "--speed", "8", "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    transcript = (tmp_path / "demo-transcript.txt").read_text()
+    assert "tool: opening_hours(day='weekend') -> " in transcript and "closed on Sunday" in transcript
+    assert (tmp_path / "demo-caller-heard.wav").stat().st_size > 10_000
