@@ -233,10 +233,13 @@ class Agent:
         builtin_tools: Iterable[str] = BUILTIN_TOOLS,
         tool_timeout_s: float | None = None,
         tools: Iterable[Tool | Callable[..., Any]] = (),
+        mcp: Iterable[Any] = (),
     ) -> None:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
-        name (phone, responsive, patient). `tool_timeout_s`: default for this agent's tools."""
+        name (phone, responsive, patient). `tool_timeout_s`: default for this agent's tools.
+        `mcp`: `telephony.mcp_tools.McpServer`s whose tools this agent gets (connected at
+        startup by `telephony serve`)."""
         if not _NAME.match(name):
             raise ValueError(f"agent name {name!r}: letters, digits, _ . - only")
         unknown = set(builtin_tools) - set(BUILTIN_TOOLS)
@@ -256,6 +259,7 @@ class Agent:
         self.builtin_tools = tuple(builtin_tools)
         self.tool_timeout_s = tool_timeout_s
         self.tools: dict[str, Tool] = {}
+        self.mcp_servers = tuple(mcp)
         for tool in tools:
             self.add_tool(tool)
 

@@ -68,6 +68,15 @@ class _ToolEntry(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0, le=300)
 
 
+class _McpEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(None, pattern=r"^https?://")
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    tools: list[str] | None = None
+
+
 class _AgentFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "default"
@@ -80,6 +89,7 @@ class _AgentFile(BaseModel):
     builtin_tools: list[str] = Field(default_factory=lambda: list(BUILTIN_TOOLS))
     tool_timeout_seconds: float | None = Field(None, gt=0, le=300)
     tools: list[_ToolEntry] = Field(default_factory=list)
+    mcp: list[_McpEntry] = Field(default_factory=list)
 
 
 def http_tool(entry: _ToolEntry, secret: bytes) -> Tool:
@@ -144,6 +154,13 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
         raise AgentLoadError(f"{path}: {where}: {first['msg']}{more}") from None
     if spec.tools and signing_secret is None:
         raise AgentLoadError(f"{path}: its tools are HTTP endpoints: set TELEPHONY_TOOL_SIGNING_SECRET so that they can check our requests")
+    from telephony.mcp_tools import McpServer
+
+    servers = []
+    for number, entry in enumerate(spec.mcp):
+        if bool(entry.url) == bool(entry.command):
+            raise AgentLoadError(f"{path}: mcp.{number}: give either a url or a command")
+        servers.append(McpServer(entry.url, entry.command, tuple(entry.args), entry.env, tuple(entry.tools) if entry.tools else None))
     try:
         tools = [http_tool(entry, signing_secret or b"") for entry in spec.tools]
         return Agent(
@@ -157,6 +174,7 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
             builtin_tools=spec.builtin_tools,
             tool_timeout_s=spec.tool_timeout_seconds,
             tools=tools,
+            mcp=servers,
         )
     except ValueError as exc:
         raise AgentLoadError(f"{path}: {exc}") from None

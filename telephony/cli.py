@@ -193,7 +193,14 @@ def serve(
     agents = agent_or_exit(settings)
 
     async def run() -> None:
+        from telephony.mcp_tools import McpError, mcp_tools_of
+
         async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(mcp_tools_of(agents))
+            except McpError as exc:
+                console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             if emulate_gemini:
                 require_test_kit()
                 from telephony.testing.gemini_live import GeminiLiveEmulator

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,42 @@ def _pitch(frame: bytes) -> float:
     if np.abs(pcm).max() < 200:
         return 0.0
     return np.count_nonzero(np.diff(np.sign(pcm)) != 0) / 2 / (len(pcm) / 8000)
+
+
+MCP_SERVER = Path(__file__).resolve().parent / "helpers" / "mcp_orders_server.py"
+
+
+@pytest.mark.parametrize(
+    "order,expected", [(42, {"result": "order 42 was shipped on Monday"}), (13, "order 13 is lost")], ids=["ok", "tool-error"]
+)
+async def test_an_mcp_servers_tool_is_offered_to_the_model_and_called_through_it(tmp_path, order, expected):
+    from telephony.mcp_tools import mcp_tools_of
+
+    path = tmp_path / "agent.toml"
+    path.write_text(f'name = "orders"\n[[mcp]]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}"]\ntools = ["order_status"]\n')
+    agent = load_agent(str(path))
+    model = ScriptedAgent([Reply(audio24k=tone24k(0.5), tool_calls=(EmulatedToolCall("order_status", {"order": order}),))])
+    async with mcp_tools_of(agent):
+        assert list(agent.tools) == ["order_status"], "only the tools the file asked for"
+        async with GeminiLiveEmulator(model, speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
+            await stack.replay("one_sentence")
+    (declared,) = [d for d in gemini.connections[0].setup["tools"][0]["function_declarations"] if d["name"] == "order_status"]
+    assert declared["description"] == "Look an order up by its number."
+    assert declared["parameters_json_schema"]["properties"]["order"]["type"] == "integer"
+    (response,) = gemini.connections[0].tool_responses
+    if isinstance(expected, dict):
+        assert response["response"] == expected
+    else:
+        assert expected in response["response"]["error"]
+
+
+async def test_an_mcp_server_that_cannot_start_is_one_line(tmp_path):
+    from telephony.mcp_tools import McpError, mcp_tools_of
+
+    path = tmp_path / "agent.toml"
+    path.write_text('name = "orders"\n[[mcp]]\ncommand = "/nonexistent/mcp-server"\n')
+    agent = load_agent(str(path))
+    with pytest.raises(McpError) as error:
+        async with mcp_tools_of(agent):
+            pass
+    assert str(error.value).startswith("MCP server /nonexistent/mcp-server: cannot connect") and "\n" not in str(error.value)
