@@ -30,7 +30,7 @@ from typing import Any
 from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.tones import hold_tone_mulaw
-from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
+from telephony.audio.transcode import CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.voice_activity import CallerVoice
 from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
@@ -507,7 +507,7 @@ class Call:
         if not self._agent_turn_open:
             self._agent_turn_open = True
             self._turn_audio_ms = 0.0
-            self._turn_start_position_ms = self.playout.ledger.sent_ms + self._held_ms()
+            self._turn_start_position_ms = self.playout.ledger.sent_ms + self.playout.held_agent_ms
             self._turn_line = None
         self._turn_audio_ms += len(pcm24k) / 48
         self.record.agent_audio_ms += len(pcm24k) / 48
@@ -539,7 +539,7 @@ class Call:
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
-        self.playout.hold([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)], Source.PROMPT)
+        self.playout.hold_mulaw(mulaw, Source.PROMPT)
         self.wait_heard(token, now)
 
     def start_hold(self, now: float) -> None:
@@ -555,8 +555,7 @@ class Call:
             self._end_hold()
 
     def _hold_more(self) -> None:
-        tone = hold_tone_mulaw()
-        self.playout.hold([tone[i : i + FRAME_BYTES] for i in range(0, len(tone), FRAME_BYTES)], Source.HOLD)
+        self.playout.hold_mulaw(hold_tone_mulaw(), Source.HOLD)
         self._hold_token = self._new_token()
         self.playout.hold_marker(self._hold_token)
         self._release()
@@ -693,12 +692,11 @@ class Call:
         if self._goodbye is not None:
             self._actions.append(Settle(self._goodbye.token, False))
             self._goodbye = None
-        audio = self.config.prompts.get(prompt, b"")
         self.record.say("system", prompt.replace("_", " "))
         self.record.end_turn()
         token = self._new_token()
         self._ending = _Ending(token, now + self.config.final_prompt_timeout_s, 1000, reason)
-        self.playout.hold([audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)], Source.PROMPT)
+        self.playout.hold_mulaw(self.config.prompts.get(prompt, b""), Source.PROMPT)
         self.playout.hold_marker(token)
         self._release()
 
@@ -757,9 +755,6 @@ class Call:
         token = self._own_tokens
         self._own_tokens -= 1
         return token
-
-    def _held_ms(self) -> float:
-        return self.playout.held_agent_ms
 
     def _malformed(self, kind: str, detail: str) -> None:
         self.record.malformed += 1

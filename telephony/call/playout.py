@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from telephony.audio.transcode import FRAME_BYTES
 from telephony.playback import BYTES_PER_MS, MarkOutcome, Playback
 
 
@@ -78,6 +79,10 @@ class Playout:
             self._held.append(_Frame(frame, source))
             if source is Source.AGENT:
                 self._held_agent_bytes += len(frame)
+
+    def hold_mulaw(self, mulaw: bytes, source: Source) -> None:
+        """Our own recorded audio (a prompt, tones), cut into Twilio's 20 ms frames."""
+        self.hold([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)], source)
 
     def hold_marker(self, token: int) -> None:
         """Settle `token` once everything held or sent before it has been played."""
