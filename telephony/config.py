@@ -186,7 +186,7 @@ class Settings(BaseSettings):
             try:
                 self.instructions = self.instructions_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"cannot read instructions_file {self.instructions_file}: {exc}") from exc
+                raise ValueError(f"TELEPHONY_INSTRUCTIONS_FILE: cannot read {self.instructions_file}: {exc.strerror or exc}") from exc
         return self
 
     @property
