@@ -481,3 +481,17 @@ def test_a_slow_tool_plays_the_hold_tone_until_it_is_done_and_never_over_the_cal
     for frame in speech_frames()[:10]:  # the caller talks: the hold tone stops
         script.media(frame)
     assert script.call._holds == 0
+
+
+def test_waiters_settled_with_the_closing_prompt_still_hear_about_it():
+    # Regression: when the last prompt's mark and another waiter's mark came back in one
+    # batch, the call closed and the other waiter was never settled.
+    script = Script(max_call_s=60.0, idle_timeout_s=1000.0)
+    script.start()
+    actions = script.tick(60.0)  # the closing prompt is queued
+    script.call.wait_heard(5, script.now)  # a tool waits for the same audio
+    (prompt_mark, sync_mark) = marks(actions + script.call.take_actions())
+    script.call.playout.ledger.mark_echoed(prompt_mark)  # Twilio echoes both in one go ...
+    script.call.playout.resolved.append((script.call._ending.token, True))  # type: ignore[union-attr]
+    actions = script.mark(sync_mark)
+    assert Settle(5, True) in actions and actions[-1] == CloseStream(1000, "call reached its 60 s limit")

@@ -625,9 +625,7 @@ class Call:
         if source == "caller" and self._agent_turn_open:
             self._discarding = True  # Gemini is still sending this reply
         heard_in_turn = max(0.0, self.playout.heard_ms - self._turn_start_position_ms)
-        self._twilio(clear_message(self.stream_sid), "clear")
-        dropped_ms = self.playout.clear()
-        self.to_caller.reset()
+        dropped_ms = self._silence_agent()
         if self._turn_audio_ms and self._turn_line is not None:
             self._turn_line.cut_to(min(1.0, heard_in_turn / self._turn_audio_ms))
         self._turn_line = None
@@ -642,6 +640,14 @@ class Call:
             self._goodbye = None
         self._release()  # our own prompts still held go out
 
+    def _silence_agent(self) -> float:
+        """Empty Twilio's buffer and drop what we hold of the agent, the resampler's tail
+        included; returns the ms of agent audio dropped here."""
+        self._twilio(clear_message(self.stream_sid), "clear")
+        dropped_ms = self.playout.clear()
+        self.to_caller.reset()
+        return dropped_ms
+
     def _release(self) -> None:
         for item in self.playout.release():
             if isinstance(item, MediaOut):
@@ -655,14 +661,16 @@ class Call:
 
     def _settle_resolved(self) -> None:
         resolved, self.playout.resolved = self.playout.resolved, []
+        last_prompt_heard = False
         for token, ok in resolved:
             if self._ending is not None and token == self._ending.token:
-                self._close(self._ending.code, self._ending.reason)
-                return
-            if token == self._hold_token and self._holds:
+                last_prompt_heard = True
+            elif token == self._hold_token and self._holds:
                 self._hold_more()  # still waiting: one more period of the hold tone
             elif token >= 0:
                 self._actions.append(Settle(token, ok))
+        if last_prompt_heard and self._ending is not None:
+            self._close(self._ending.code, self._ending.reason)
 
     def _after_playout_change(self, now: float) -> None:
         self._release()
@@ -684,8 +692,7 @@ class Call:
             return
         self._set_outcome(outcome, reason)
         if self.playout.agent_audible:
-            self._twilio(clear_message(self.stream_sid), "clear")
-            self.playout.clear()
+            self._silence_agent()
         self.to_caller.reset()
         self._move(CallState.ENDING)
         self._cancel_tools()
@@ -720,11 +727,9 @@ class Call:
         if self._goodbye is not None:
             self._actions.append(Settle(self._goodbye.token, False))
             self._goodbye = None
+        self._end_hold()
         self.playout.drop_all()
-        for token, ok in self.playout.resolved:
-            if token >= 0:
-                self._actions.append(Settle(token, ok))
-        self.playout.resolved.clear()
+        self._settle_resolved()  # every waiter still held learns it will not be heard
         self.record.agent_audio_heard_ms = self.playout.heard_ms
         self.record.end_reason = self.record.end_reason or "twilio socket closed"
         self._actions.append(CloseStream(code, reason.encode()[:120].decode(errors="ignore")))  # a close reason fits 123 bytes
