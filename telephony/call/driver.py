@@ -231,12 +231,16 @@ class CallDriver:
             method(*args, self._loop.time(), **kwargs)
         except Exception:  # a bug in one call must never take others down
             self._log.exception("call core failed")
-            self.core.record.end_reason = self.core.record.end_reason or "internal error"
-            self.core.outcome = "error"
-            self._close = CloseStream(1011, "internal error")
-            self._done.set()
+            self._fail()
             return
         self._execute()
+
+    def _fail(self) -> None:
+        """A bug in this call (the core or one of its tasks): end it with 1011, once."""
+        self.core.record.end_reason = self.core.record.end_reason or "internal error"
+        self.core.outcome = "error"
+        self._close = CloseStream(1011, "internal error")
+        self._done.set()
 
     def _execute(self) -> int:
         """Carry out the core's actions; returns how many media frames went to the writer."""
@@ -300,10 +304,7 @@ class CallDriver:
         if not task.cancelled() and task.exception() is not None:
             self._log.error("call task %s failed: %r", task.get_name(), task.exception())
             if not self.core.ended:
-                self.core.record.end_reason = self.core.record.end_reason or "internal error"
-                self.core.outcome = "error"
-                self._close = CloseStream(1011, "internal error")
-                self._done.set()
+                self._fail()
 
     async def _read_twilio(self) -> None:
         core = self.core
@@ -325,9 +326,7 @@ class CallDriver:
             await self.twilio.send(self._outbound.popleft())
 
     def _open_agent(self, parameters: dict[str, str]) -> None:
-        record = self.record
-        if record.call_sid and record.stream_sid:
-            self._log.bind(record.call_sid, record.stream_sid)
+        record = self.record  # the core has bound the call's logger to its SIDs at `start`
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
         # The agent the webhook chose travels by name; its tools are this call's tools.
