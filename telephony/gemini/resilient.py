@@ -106,7 +106,7 @@ class ResilientGeminiSession:
         self._unconfirmed: collections.deque[tuple[int, GeminiMessage]] = collections.deque()
         """Non-audio messages (audio too, with an index) sent since the last resumable handle."""
         self._unanswered: set[str] = set()
-        self._orphaned: dict[str, str] = {}  # tool call id -> name, from a lost conversation
+        self._orphaned: set[str] = set()  # ids of tool calls from a lost conversation
         self._events: asyncio.Queue[GeminiEvent | _Closed] = asyncio.Queue()
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
@@ -196,7 +196,7 @@ class ResilientGeminiSession:
                 return f"send failed: {exc} ({exc.code})"  # the message stays first in line
             self._outbox.popleft()
             if message is not queued and isinstance(queued, ToolResult):
-                self._orphaned.pop(queued.call_id, None)
+                self._orphaned.discard(queued.call_id)
             if isinstance(message, CallerAudio):
                 self._outbox_audio -= len(message.pcm16k)
             self._sent_index += 1
@@ -313,10 +313,7 @@ class ResilientGeminiSession:
                 self._outbox.appendleft(History(tuple(history)))
             # A fresh session knows nothing of the old one's tool calls: their results are
             # told to the model as text instead of a toolResponse it would refuse.
-            for message in self._outbox:
-                if isinstance(message, ToolResult) and message.call_id in self._unanswered:
-                    self._orphaned[message.call_id] = message.name
-            self._orphaned.update({call_id: "" for call_id in self._unanswered if call_id not in self._orphaned})
+            self._orphaned |= self._unanswered
             self._unanswered.clear()
         self._unconfirmed.clear()
         self._sent_index = 0
