@@ -257,7 +257,7 @@ def router(
         # The stream sits beside this webhook, whatever prefix the router is mounted under.
         stream_path = request.url.path.rsplit("/", 1)[0] + "/media-stream"
         body = connect_stream(websocket_url(public, stream_path), parameters)
-        log.info("incoming call answered", extra={"call_sid": call_sid, "direction": form.get("Direction")})
+        log.info("incoming call answered", extra={"call_sid": call_sid, "direction": incoming.direction, "agent": chosen.name})
         return Response(body, media_type="application/xml")
 
     @routes.websocket("/media-stream")

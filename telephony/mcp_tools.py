@@ -64,7 +64,6 @@ class _Connection:
 
     def __init__(self, server: McpServer) -> None:
         self.server = server
-        self.client: Client | None = None
         self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._own(), name=f"mcp:{server.label}")
@@ -83,12 +82,11 @@ class _Connection:
     async def connected(self) -> Client:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                self.client = await asyncio.shield(self._ready)
+                return await asyncio.shield(self._ready)
         except TimeoutError:
             raise McpError(f"MCP server {self.server.label}: no answer within {CONNECT_TIMEOUT_S:.0f} s") from None
         except Exception as exc:
             raise McpError(f"MCP server {self.server.label}: cannot connect ({_one_line(exc)})") from None
-        return self.client
 
     async def close(self) -> None:
         self._stop.set()
@@ -106,7 +104,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
-def _tool(connection: _Connection, client: Client, name: str, description: str, schema: dict[str, Any]) -> Tool:
+def _tool(client: Client, name: str, description: str, schema: dict[str, Any]) -> Tool:
     declaration = types.FunctionDeclaration(name=name, description=description or name, parameters_json_schema=schema)
 
     async def handler(call: CallHandle, tool_call: ToolCall) -> ToolOutcome:
@@ -141,7 +139,7 @@ class McpConnections:
                 for item in listed.tools:
                     if server.tools is not None and item.name not in server.tools:
                         continue
-                    agent.add_tool(_tool(connection, client, item.name, item.description or "", dict(item.input_schema)))
+                    agent.add_tool(_tool(client, item.name, item.description or "", dict(item.input_schema)))
         except BaseException:
             await self.__aexit__()
             raise
