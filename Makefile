@@ -6,18 +6,22 @@ BIN := $(VENV)/bin
 DEMO_INSTALLED := $(VENV)/.installed-demo
 DEV_INSTALLED := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench fixtures clean
+# Every dependency is pinned by constraints.txt (the Makefile, CI and the image install with
+# it); `make lock` re-pins to the newest releases pyproject.toml allows.
+CONSTRAINTS := constraints.txt
+
+.PHONY: demo test lint bench fixtures lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(DEMO_INSTALLED): pyproject.toml $(VENV)/bin/python
-	$(BIN)/python -m pip install -e '.[emulators]'
+$(DEMO_INSTALLED): pyproject.toml $(CONSTRAINTS) $(VENV)/bin/python
+	$(BIN)/python -m pip install --progress-bar on -c $(CONSTRAINTS) -e '.[emulators]'
 	touch $(DEMO_INSTALLED)
 
-$(DEV_INSTALLED): pyproject.toml $(VENV)/bin/python
-	$(BIN)/python -m pip install -e '.[dev]'
+$(DEV_INSTALLED): pyproject.toml $(CONSTRAINTS) $(VENV)/bin/python
+	$(BIN)/python -m pip install --progress-bar on -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_INSTALLED) $(DEMO_INSTALLED)
 
 demo: $(DEMO_INSTALLED)  ## a whole call, offline; writes what the caller heard under out/
@@ -37,6 +41,15 @@ bench: $(DEV_INSTALLED)  ## codec figures (printed, not asserted)
 
 fixtures: $(DEV_INSTALLED)  ## regenerate fixtures/*.jsonl (needs espeak-ng)
 	$(BIN)/python scripts/make_fixtures.py
+
+lock:  ## re-pin every dependency in constraints.txt (a scratch venv, newest allowed releases)
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install -e '.[dev]'
+	( echo "# Pins for every install (make, CI, infra/Dockerfile); refreshed by 'make lock'."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable ) > $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

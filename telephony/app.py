@@ -48,9 +48,13 @@ from telephony.twiml import busy, connect_stream, say_and_hang_up
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 64 * 1024
+WEBHOOK_BODY_TIMEOUT_S = 10.0
+"""A webhook body must arrive within this long (Twilio sends it at once; a slow client is cut)."""
 PER_CALL_PARAMETERS = ("voice", "instructions", "greeting", "vad")
 MAX_PARAMETER_CHARS = 4000
 RECENT_CALLS = 100
+STATUSES_PER_CALL = 50
+"""A call has a handful of status callbacks; more are replays, and are not kept."""
 
 
 class StarletteTwilioConnection:
@@ -94,9 +98,28 @@ class VoiceService:
         self.rest = rest
         self.metrics = services.metrics
         self.active_calls: set[CallDriver] = set()
+        """Every open media stream, admitted or not yet (for the drain)."""
+        self.live_call_sids: set[str] = set()
+        """CallSids of admitted streams: a second stream for one of them is refused."""
         self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
         self.call_statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
         self.draining = False
+        self.turning_away = False
+        """Past the drain deadline: a stream that still arrives hears the closing message."""
+
+    @property
+    def live_calls(self) -> int:
+        """Calls past a valid `start`: sockets that never send one do not hold a call slot."""
+        return len(self.live_call_sids)
+
+    def admit_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
+        """At `start`: one stream per CallSid, with a fresh single-use token (when signed)."""
+        if call_sid in self.live_call_sids:
+            return "duplicate_stream", "a stream for this CallSid is already live"
+        if tokens is not None and (problem := tokens.redeem(call_sid, token)):
+            return "bad_token", problem
+        self.live_call_sids.add(call_sid)
+        return None
 
     def remember(self, record: CallRecord) -> None:
         if record.call_sid:
@@ -108,7 +131,7 @@ class VoiceService:
         """None when a new call is welcome, else why not."""
         if self.draining:
             return "draining"
-        if len(self.active_calls) >= self.settings.max_concurrent_calls:
+        if self.live_calls >= self.settings.max_concurrent_calls:
             return "at_capacity"
         return None
 
@@ -144,7 +167,8 @@ def router(
                 "Set it, or for local development only set TELEPHONY_VALIDATE_SIGNATURES=false."
             )
         signatures = TwilioSignatures(auth_token)
-    tokens = CallTokens(secret_from(auth_token, secrets.token_bytes(32)))
+    tokens = CallTokens(secret_from(auth_token, secrets.token_bytes(32)), ttl_s=settings.stream_token_seconds)
+    stream_tokens = tokens if signatures is not None else None
     if open_gemini is None:
         client = gemini_client_from(settings)
 
@@ -162,13 +186,13 @@ def router(
     services = CallServices(
         open_gemini=open_gemini,
         agent_options=agent_options_from(settings),
-        call_config=call_config_from(settings, tokens.check if signatures is not None else None),
+        call_config=call_config_from(settings, lambda sid, token: service.admit_stream(sid, token, stream_tokens)),
         agents=agents,
         builtin_tools=control.tools,
         greeting=settings.greeting,
         metrics=metrics,
         retry_policy=RetryPolicy(
-            max_attempts=settings.gemini_reconnect_attempts,
+            open_timeout_s=settings.gemini_open_timeout_seconds,
             max_reconnects=settings.gemini_reconnects_per_call,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
@@ -182,21 +206,24 @@ def router(
     services.on_call_end = service.remember
     statuses = service.call_statuses
     recent = service.recent_calls
-    socket_cap = settings.max_concurrent_calls + max(5, settings.max_concurrent_calls // 10)
+    # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
+    # and capped so that a flood of them cannot exhaust descriptors.
+    pending_cap = max(20, 2 * settings.max_concurrent_calls)
     routes = VoiceRouter()
     routes.service = service
 
     def base_url(request: Request | WebSocket) -> str:
-        return public_base_url(settings.public_url, request.headers, request.url.scheme, request.url.netloc)
+        peer = request.client.host if request.client else None
+        return public_base_url(settings.public_url, request.headers, request.url.scheme, request.url.netloc, peer, settings.trusted_proxies)
 
     @routes.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": len(service.active_calls)}
+        return {"status": "ok", "active_calls": service.live_calls}
 
     @routes.get("/readyz")
     async def readyz() -> JSONResponse:
         reason = service.can_take_call()
-        body = {"ready": reason is None, "active_calls": len(service.active_calls), "reason": reason}
+        body = {"ready": reason is None, "active_calls": service.live_calls, "reason": reason}
         return JSONResponse(body, status_code=200 if reason is None else 503)
 
     @routes.get("/metrics")
@@ -212,10 +239,14 @@ def router(
         if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BYTES:
             raise HTTPException(413, f"{what} body too large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BYTES:
-                raise HTTPException(413, f"{what} body too large")
+        try:
+            async with asyncio.timeout(WEBHOOK_BODY_TIMEOUT_S):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_WEBHOOK_BYTES:
+                        raise HTTPException(413, f"{what} body too large")
+        except TimeoutError:
+            raise HTTPException(408, f"{what} body too slow") from None
         form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
         if signatures is not None:
             url = base_url(request) + request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -268,18 +299,22 @@ def router(
                 log.warning("media stream refused: bad or missing X-Twilio-Signature")
                 await websocket.close(code=1008)  # before accept: the client gets HTTP 403
                 return
-        if len(service.active_calls) >= socket_cap:
+        if len(service.active_calls) - service.live_calls >= pending_cap:
             metrics.refused.labels("socket_cap").inc()
-            log.warning("media stream refused: %d streams open", len(service.active_calls))
+            log.warning("media stream refused: %d streams open without a call", len(service.active_calls) - service.live_calls)
             await websocket.close(code=1013)
             return
         await websocket.accept()
         call = CallDriver(StarletteTwilioConnection(websocket), services)
+        if service.turning_away:
+            call.turn_away("server shutting down", prompt="apology_closing")
         service.active_calls.add(call)
         try:
             await call.run()
         finally:
             service.active_calls.discard(call)
+            if call.core.admitted and call.record.call_sid:
+                service.live_call_sids.discard(call.record.call_sid)
 
     @routes.post("/status")
     async def status_callback(request: Request) -> Response:
@@ -288,7 +323,11 @@ def router(
         if not call_sid:
             raise HTTPException(400, "CallSid is required")
         entry: dict[str, str] = {k: form[k] for k in ("CallStatus", "Timestamp", "CallDuration", "SequenceNumber") if k in form}
-        statuses.setdefault(call_sid, []).append(entry)
+        kept = statuses.setdefault(call_sid, [])
+        if len(kept) >= STATUSES_PER_CALL:
+            metrics.refused.labels("status_flood").inc()
+            return Response(status_code=204)
+        kept.append(entry)
         statuses.move_to_end(call_sid)
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
@@ -343,6 +382,7 @@ async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -
     deadline = time.monotonic() + drain_seconds
     while active and time.monotonic() < deadline:
         await asyncio.sleep(poll_s)
+    service.turning_away = True
     if active:
         log.warning("drain time over: ending %d call(s)", len(active))
         for call in list(active):

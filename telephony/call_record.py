@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
+MAX_TRANSCRIPT_LINES = 2000
+"""Per-call state is bounded: a very long call keeps its last 2000 lines (and counts the rest)."""
+MAX_LINE_CHARS = 8000
+
 
 @dataclass
 class TranscriptLine:
@@ -93,6 +97,8 @@ class CallRecord:
     interruptions: int = 0
     reconnects: int = 0
     malformed: int = 0
+    transcript_lines_dropped: int = 0
+    """Lines dropped from the start of a very long call's transcript (see MAX_TRANSCRIPT_LINES)."""
     agent_audio_ms: float = 0.0
     agent_audio_heard_ms: float = 0.0
     interrupted_to_clear_ms: LatencySamples = field(default_factory=LatencySamples)
@@ -114,12 +120,12 @@ class CallRecord:
         if not text:
             return None
         if self._open_speaker == speaker and self.transcript:
-            self.transcript[-1].text += text  # a lone " " between fragments is content
+            self.transcript[-1].text = (self.transcript[-1].text + text)[:MAX_LINE_CHARS]  # a lone " " is content
             return self.transcript[-1]
         if speaker == "caller" and self._caller_line is not None:
             # The caller's words are often transcribed after the agent's answer has begun:
             # they belong to the caller's turn before it, not in the middle of the answer.
-            self._caller_line.text += text
+            self._caller_line.text = (self._caller_line.text + text)[:MAX_LINE_CHARS]
             return self._caller_line
         if not text.strip():
             return None
@@ -132,6 +138,9 @@ class CallRecord:
             self._open_speaker = speaker
         if speaker == "caller":
             self._caller_line = line
+        if len(self.transcript) > MAX_TRANSCRIPT_LINES:  # a call of many hours: keep the recent part
+            del self.transcript[0]
+            self.transcript_lines_dropped += 1
         return line
 
     def end_turn(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,15 +27,19 @@ DEMO_CALL = Path(__file__).resolve().parent / "testing" / "calls" / "barge_in.js
 """The recorded call `telephony demo` plays; it ships inside the package."""
 
 
-def settings_or_exit(**overrides: Any) -> Settings:
+def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, **overrides: Any) -> Settings:
     """The settings, or every problem with them on its own line and exit code 2 (never a
-    traceback, never a value: it may be a secret)."""
+    traceback, never a value: it may be a secret). `for_serve`: also what would make the
+    server refuse to start (`Settings.serve_problems`)."""
     from telephony.config import ConfigError, load_settings
 
     try:
         settings = load_settings(**overrides)
+        problems = settings.serve_problems(gemini_emulated) if for_serve else []
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = exc.problems
+    if problems:
+        for problem in problems:
             console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     for warning in settings.startup_warnings():
@@ -164,6 +169,9 @@ def emulate_gemini(
         asyncio.run(run())
     except KeyboardInterrupt:
         console.print("emulator stopped")
+    except OSError as exc:
+        console.print(f"[red]cannot listen on {host}:{port}:[/red] {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -173,7 +181,10 @@ def serve(
     record: Path | None = typer.Option(None, "--record", help="Write every inbound Twilio message of each call here, as fixtures."),
     call_log: Path | None = typer.Option(None, "--call-log", help="Append one JSON line per call here."),
     emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
-    json_logs: bool = typer.Option(True, "--json-logs/--plain-logs", help="JSON lines (production) or plain text."),
+    log_level: str | None = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR [TELEPHONY_LOG_LEVEL, INFO]."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="auto (plain on a terminal, else JSON), plain or json [TELEPHONY_LOG_FORMAT]."
+    ),
     loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
     agent: str | None = typer.Option(None, "--agent", help="Your agent: module:attribute or agent.toml [TELEPHONY_AGENT]."),
 ) -> None:
@@ -181,15 +192,21 @@ def serve(
 
     from telephony.app import create_app
     from telephony.logs import configure_logging
-    from telephony.server import DrainingServer, uvicorn_config
+    from telephony.server import DrainingServer, listen_socket, uvicorn_config
 
-    configure_logging(json_lines=json_logs)
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in {"host": host, "port": port, "record_dir": record, "call_log_dir": call_log, "agent": agent}.items()
-        if v is not None
+    given = {
+        "host": host,
+        "port": port,
+        "record_dir": record,
+        "call_log_dir": call_log,
+        "agent": agent,
+        "log_level": log_level,
+        "log_format": log_format,
     }
-    settings = settings_or_exit(**overrides)
+    settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, **{k: v for k, v in given.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_level != "DEBUG":  # the built-in emulator speaks only when asked
+        logging.getLogger("telephony.testing").setLevel(logging.WARNING)
     agents = agent_or_exit(settings)
 
     async def run() -> None:
@@ -214,10 +231,22 @@ def serve(
             except ValueError as exc:
                 console.print(f"[red]cannot start:[/red] {exc}")
                 raise typer.Exit(2) from None
+            try:
+                listening = listen_socket(settings.host, settings.port)
+            except OSError as exc:
+                console.print(f"[red]cannot listen on {settings.host}:{settings.port}:[/red] {exc.strerror or exc}", highlight=False)
+                raise typer.Exit(1) from None
             public = settings.public_url or f"http://{settings.host}:{settings.port}"
             console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
-            config = uvicorn_config(app, settings.host, settings.port, log_level="info")
-            await DrainingServer(config, app, settings.drain_seconds).serve()
+            config = uvicorn_config(
+                app,
+                settings.host,
+                settings.port,
+                log_level=settings.log_level.lower(),
+                header_timeout_s=settings.header_timeout_seconds,
+                max_connections_per_client=settings.max_connections_per_client,
+            )
+            await DrainingServer(config, app, settings.drain_seconds).serve(sockets=[listening])
 
     run_event_loop(run(), loop)
 
@@ -237,7 +266,7 @@ def dial(
     """Call a phone number and connect it to the agent on your running server."""
     import asyncio
 
-    from telephony.dial import DialRequest, check_number, follow_call, place_call
+    from telephony.dial import DialRequest, FollowError, check_number, follow_call, place_call
     from telephony.gemini import catalog
     from telephony.gemini.config import VAD_PRESETS
     from telephony.twilio_rest import TwilioRestError
@@ -270,7 +299,11 @@ def dial(
         raise typer.Exit(1) from None
     console.print(f"calling {request.to} from {request.from_}: {call_sid}")
     if follow:
-        final = asyncio.run(follow_call(settings, public, call_sid, console))
+        try:
+            final = asyncio.run(follow_call(settings, public, call_sid, console))
+        except FollowError as exc:
+            console.print(f"[red]cannot follow the call:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         console.print(f"call {call_sid}: {final}")
 
 
@@ -316,7 +349,13 @@ def replay(
             replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console)
         )
     except (OSError, ValueError, httpx.HTTPError, websockets.exceptions.WebSocketException) as exc:
-        console.print(f"[red]replay failed:[/red] {exc}")
+        console.print(f"[red]replay failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        if _refused_403(exc) and not auth_token:
+            console.print(
+                "the server checks Twilio signatures: pass --auth-token (or set TWILIO_AUTH_TOKEN) with its auth token",
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(1) from None
     outcome.print(console)
 
@@ -326,6 +365,7 @@ def demo(
     fixture: Path = typer.Option(DEMO_CALL, help="Recorded call to play (default: the one shipped with the package)."),
     out: Path = typer.Option(Path("out"), help="Where the WAV files and transcript go."),
     speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
+    port: int = typer.Option(0, min=0, max=65535, help="Port for the demo's server (0: any free port)."),
 ) -> None:
     """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller."""
     import asyncio
@@ -336,8 +376,21 @@ def demo(
     if not fixture.is_file():
         console.print(f"[red]no recorded call at {fixture}[/red] (pass --fixture with a .jsonl recorded call)")
         raise typer.Exit(2)
-    outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console))
+    try:
+        outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console, port=port))
+    except OSError as exc:
+        console.print(f"[red]demo failed:[/red] {exc.strerror or exc} (port {port})", highlight=False)
+        raise typer.Exit(1) from None
     outcome.print(console)
+
+
+def _refused_403(exc: BaseException) -> bool:
+    import httpx
+    from websockets.exceptions import InvalidStatus
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code == 403
+    return isinstance(exc, InvalidStatus) and exc.response.status_code == 403
 
 
 def run_event_loop(coroutine, loop: str = "auto"):
@@ -445,6 +498,40 @@ def bench_quality(
     if json_out:
         json_out.write_text(json.dumps(scores_as_dicts(scores), indent=2) + "\n")
         console.print(f"scores written to {json_out}")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    calls: int = typer.Option(30, min=1, help="Concurrent calls, each replaced by a new one as it ends."),
+    minutes: float = typer.Option(5.0, min=0.05, help="How long the load lasts."),
+    call_seconds: float = typer.Option(20.0, min=8.0, help="Length of each call."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the samples as JSON."),
+) -> None:
+    """Calls for minutes against a server in its own process: RSS, descriptors and tasks over
+    time and after an idle pause (a leak shows as figures that do not come back)."""
+    from rich.progress import Progress
+
+    from telephony.bench.soak import run_soak, write_json
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{calls} calls for {minutes:g} min", total=minutes * 60)
+        figures = run_event_loop(
+            run_soak(calls, minutes, call_seconds, on_sample=lambda s: progress.update(task, completed=s.at_s)), "uvloop"
+        )
+    table = Table(title=f"bench soak: {calls} concurrent calls of {call_seconds:.0f} s for {minutes:g} min (server process)")
+    for column in ("at s", "RSS MB", "descriptors", "tasks", "live calls", "calls done"):
+        table.add_column(column, justify="right")
+    rows = [("before", figures.before), *((f"{s.at_s:.0f}", s) for s in figures.samples), ("after idle", figures.after_idle)]
+    for label, sample in rows:
+        if sample is not None:
+            table.add_row(
+                label, f"{sample.rss_mb:.1f}", str(sample.descriptors), str(sample.tasks), str(sample.live_calls), str(sample.calls_done)
+            )
+    console.print(table)
+    console.print(f"calls completed: {figures.calls_done}, failed: {figures.calls_failed}")
+    if json_out:
+        write_json(json_out, figures)
+        console.print(f"figures written to {json_out}")
 
 
 @bench_app.command("load")

@@ -55,11 +55,11 @@ def gemini_client_from(settings: Settings) -> genai.Client:
     )
 
 
-def call_config_from(settings: Settings, check_token: Callable[[str, str | None], bool] | None) -> CallConfig:
+def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None], tuple[str, str] | None] | None) -> CallConfig:
     """The per-call rules of the call core."""
     return CallConfig(
         prompts={name: load_prompt(name) for name in PROMPTS},
-        check_token=check_token,
+        admit_stream=admit_stream,
         caller_agc=settings.caller_agc,
         caller_block_bytes=settings.caller_audio_block_ms * 32,
         manual_activity=settings.vad_disabled,
@@ -69,4 +69,8 @@ def call_config_from(settings: Settings, check_token: Callable[[str, str | None]
         goodbye_grace_s=settings.goodbye_grace_seconds,
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,
+        log_phone_numbers=settings.log_phone_numbers,
+        # Production streams come from Twilio in real time; a development server (signatures
+        # off) is fed by replays at any speed.
+        media_rate_limit=settings.media_rate_limit if settings.validate_signatures else float("inf"),
     )

@@ -7,8 +7,10 @@ usual credentials, which keep their common names: `GEMINI_API_KEY` (or `GOOGLE_A
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,8 +22,11 @@ from telephony.gemini.config import EndSensitivity, StartSensitivity
 class Settings(BaseSettings):
     """Everything the service can be told. Defaults run a real call with only keys set."""
 
-    # populate_by_name: code (tests, embedding apps) may pass field names as well as the env aliases.
-    model_config = SettingsConfigDict(env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True)
+    # populate_by_name: code (tests, embedding apps) may pass field names as well as the env aliases;
+    # env_ignore_empty: `FOO=` in a shell or .env means unset, not an empty key.
+    model_config = SettingsConfigDict(
+        env_prefix="TELEPHONY_", env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     # --- Gemini Live -----------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(
@@ -58,10 +63,10 @@ class Settings(BaseSettings):
     )
     model: str | None = Field(
         None,
-        description=f"Gemini Live model; default per backend: {catalog.DEFAULT_MODEL['developer']} with an API key, "
-        f"{catalog.DEFAULT_MODEL['vertex']} on Vertex AI",
+        description=f"Gemini Live model (a native-audio one); default per backend: {catalog.DEFAULT_MODEL['developer']} "
+        f"with an API key, {catalog.DEFAULT_MODEL['vertex']} on Vertex AI; the other backend's ids are refused at startup",
     )
-    voice: str = Field("Kore", description="prebuilt voice: Kore, Puck, Charon, Aoede, Fenrir, ...")
+    voice: str = Field("Kore", description="prebuilt voice (case-sensitive; one of the 30 in telephony/gemini/catalog.py)")
     instructions: str = Field(
         "You are a friendly, concise phone assistant. Speak in short sentences; the caller is on a phone.",
         description="the agent's system instruction",
@@ -71,8 +76,10 @@ class Settings(BaseSettings):
     # Gemini's voice activity detection, tuned for phone audio: see VAD_PRESETS in
     # telephony/gemini/config.py for what each preset trades. The vad_* fields below are
     # used when vad_preset is "custom".
-    vad_preset: str = Field("phone", description="turn-taking preset: phone, responsive, patient or custom")
-    vad_disabled: bool = Field(False, description="True: send activityStart/activityEnd ourselves")
+    vad_preset: str = Field(
+        "phone", description='turn-taking preset: phone, responsive, patient or custom (see "Quiet callers and turn-taking")'
+    )
+    vad_disabled: bool = Field(False, description="True: Gemini's VAD is off; our local voice detection sends activityStart/activityEnd")
     vad_start_sensitivity: StartSensitivity = Field(StartSensitivity.HIGH, description="custom VAD: START_SENSITIVITY_HIGH or _LOW")
     vad_end_sensitivity: EndSensitivity = Field(EndSensitivity.LOW, description="custom VAD: END_SENSITIVITY_HIGH or _LOW")
     vad_prefix_padding_ms: int = Field(40, ge=0, le=2000, description="custom VAD: speech needed before a start is committed")
@@ -106,8 +113,12 @@ class Settings(BaseSettings):
         default_factory=list, description="numbers the agent may transfer callers to (comma-separated)"
     )
     greeting: str | None = Field(None, description="if set, the agent speaks first: a prompt such as 'Greet the caller.'")
-    public_url: str | None = Field(None, description="https://host as Twilio reaches us")
+    public_url: str | None = Field(None, description="https://host as Twilio reaches us (signatures are checked against it)")
     validate_signatures: bool = Field(True, description="False only for local development")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses whose X-Forwarded-Host/Proto are believed (comma-separated; * for any) when TELEPHONY_PUBLIC_URL is not set",
+    )
 
     # --- Server ----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
@@ -115,9 +126,25 @@ class Settings(BaseSettings):
     max_concurrent_calls: int = Field(
         40, ge=1, description="beyond this, callers hear the busy message (one process carries 30-40: bench load)"
     )
+    stream_token_seconds: float = Field(
+        30.0, ge=5, le=600, description="a media stream must open this soon after the webhook answered (its token is single-use)"
+    )
     max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
     drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
+    media_rate_limit: float = Field(
+        1.25,
+        ge=1.0,
+        le=100,
+        description="caller audio accepted at up to this multiple of real time; not checked with signatures off "
+        "(local replays run at --speed N)",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="a client must send its request headers (and a webhook its body) within this long"
+    )
+    max_connections_per_client: int = Field(
+        200, ge=1, description="open connections one client address may hold (Twilio's own come from a few addresses)"
+    )
     caller_audio_block_ms: int = Field(
         20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"
     )
@@ -134,17 +161,51 @@ class Settings(BaseSettings):
     gemini_reconnects_per_call: int = Field(
         10, ge=0, le=100, description="Gemini connections one call may go through before it apologises and ends"
     )
-    gemini_reconnect_attempts: int = Field(5, ge=0, le=20, description="tries per Gemini (re)connect, with backoff")
-    gemini_reconnect_buffer_seconds: float = Field(10.0, ge=0, le=60, description="caller audio held while reconnecting")
+    gemini_open_timeout_seconds: float = Field(
+        5.0, gt=0, le=30, description="how long a caller may wait for Gemini at call start (every try, set-up included): then the apology"
+    )
+    gemini_reconnect_buffer_seconds: float = Field(
+        10.0, ge=0, le=60, description="caller audio held while reconnecting, and how long a reconnect keeps trying"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field("auto", description="auto (plain on a terminal, JSON otherwise), plain or json")
+    log_phone_numbers: bool = Field(False, description="log callers' numbers in full (default: masked, e.g. +1******4567)")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 
-    @field_validator("transfer_numbers", "extra_voices", "extra_languages", mode="before")
+    @field_validator("transfer_numbers", "extra_voices", "extra_languages", "trusted_proxies", mode="before")
     @classmethod
     def _split_numbers(cls, value: object) -> object:
         if isinstance(value, str):
             return [n.strip() for n in value.split(",") if n.strip()]
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value.lower() not in ("auto", "plain", "json"):
+            raise ValueError("must be auto, plain or json")
+        return value.lower()
+
+    @field_validator("public_url")
+    @classmethod
+    def _usable_public_url(cls, value: str | None) -> str | None:
+        """https://host[/prefix]: a trailing slash would make Twilio call //twiml."""
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s):// address, e.g. https://voice.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment (Twilio signs the exact URL)")
+        return value.strip().rstrip("/")
 
     @field_validator("vad_preset")
     @classmethod
@@ -200,15 +261,50 @@ class Settings(BaseSettings):
         """The model calls use: the configured one, else the default of the backend in use."""
         return self.model or catalog.default_model(self.uses_vertex)
 
+    def serve_problems(self, gemini_emulated: bool = False) -> list[str]:
+        """What makes `telephony serve` refuse to start (and `check` fail), one line each."""
+        problems = []
+        if not gemini_emulated and self.gemini_api_key is None and not self.vertex_project:
+            problems.append(
+                "GEMINI_API_KEY: not set (nor GOOGLE_CLOUD_PROJECT for Vertex AI); set one, "
+                "or run offline with `telephony serve --emulate-gemini`"
+            )
+        if self.validate_signatures and self.twilio_auth_token is None:
+            problems.append(
+                "TWILIO_AUTH_TOKEN: not set, so Twilio's request signatures cannot be checked; set it, "
+                "or for local development only set TELEPHONY_VALIDATE_SIGNATURES=false"
+            )
+        if self.public_url and self.public_url.startswith("http://") and not _is_loopback(self.public_url):
+            problems.append(
+                f"TELEPHONY_PUBLIC_URL: {self.public_url} is plain http; Twilio opens media streams only over wss://, "
+                "so put the server behind HTTPS (a tunnel or proxy) and use its https:// address"
+            )
+        return problems
+
     def startup_warnings(self) -> list[str]:
         """What works, but probably not as meant; said once at startup and by `check`."""
         warnings = []
+        if not self.public_url and self.validate_signatures and not self.trusted_proxies:
+            warnings.append(
+                "TELEPHONY_PUBLIC_URL is not set: signatures are checked against the Host header of each request, "
+                "which fails behind a proxy or tunnel; set it to the https:// address Twilio calls"
+            )
         if self.gemini_api_key is not None and self.vertex_project:
             warnings.append(
                 "both GEMINI_API_KEY and GOOGLE_CLOUD_PROJECT are set: using the Gemini Developer API with the key "
                 "(unset GEMINI_API_KEY to use Vertex AI)"
             )
         return warnings
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):

@@ -57,22 +57,50 @@ async def place_call(settings: Settings, request: DialRequest) -> str:
     )
 
 
-async def follow_call(settings: Settings, server: str, call_sid: str, console: Console, timeout_s: float = 3600.0) -> str:
-    """Print the call's statuses as our server receives them; returns the final one."""
+class FollowError(Exception):
+    """Following the call cannot work: the server refuses us, or has never heard of it."""
+
+
+async def follow_call(
+    settings: Settings,
+    server: str,
+    call_sid: str,
+    console: Console,
+    timeout_s: float = 3600.0,
+    unknown_for_s: float = 60.0,
+    poll_s: float = 0.5,
+) -> str:
+    """Print the call's statuses as our server receives them; returns the final one.
+
+    Raises `FollowError` on a 401 (the server wants other credentials) and when the server
+    has known nothing of the call for `unknown_for_s` (Twilio's status callbacks do not
+    reach it, or reach another instance)."""
     auth = None
     if settings.twilio_account_sid and settings.twilio_auth_token is not None:
         auth = (settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
     seen = 0
     last = "unknown"
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    known = False
+    url = f"{server.rstrip('/')}/calls/{call_sid}"
     async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + timeout_s:
             try:
-                response = await client.get(f"{server.rstrip('/')}/calls/{call_sid}", auth=auth)
+                response = await client.get(url, auth=auth)
             except httpx.HTTPError as exc:
-                console.print(f"[yellow]cannot reach {server}: {exc}[/yellow]")
+                console.print(f"[yellow]cannot reach {server}: {type(exc).__name__} {exc}[/yellow]")
                 response = None
+            if response is not None and response.status_code == 401:
+                raise FollowError(
+                    f"{server} refused our credentials (HTTP 401): set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to the server's own"
+                )
+            if response is not None and response.status_code == 404 and not known and time.monotonic() > started + unknown_for_s:
+                raise FollowError(
+                    f"{server} has heard nothing of {call_sid} for {unknown_for_s:.0f} s (HTTP 404): Twilio's status callbacks "
+                    "go to TELEPHONY_PUBLIC_URL/status, so check that it is this server and reachable"
+                )
             if response is not None and response.status_code == 200:
+                known = True
                 body = response.json()
                 for entry in body.get("statuses", [])[seen:]:
                     last = entry.get("CallStatus", "?")
@@ -82,5 +110,5 @@ async def follow_call(settings: Settings, server: str, call_sid: str, console: C
                     if body.get("transcript_text"):
                         console.print(body["transcript_text"], markup=False)
                     return last
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(poll_s)
     return last

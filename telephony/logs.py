@@ -1,7 +1,9 @@
-"""Structured logs: one JSON object per line, with the call's SIDs on every line of a call.
+"""Logs: one JSON object per line in production, a short readable line on a terminal; the
+call's SIDs on every line of a call either way.
 
 Secrets and audio never reach a log: settings hold secrets as `SecretStr`, and the call
-logs sizes and counts, never payloads.
+logs sizes and counts, never payloads. Callers' phone numbers are masked (`mask_number`)
+unless `TELEPHONY_LOG_PHONE_NUMBERS` says otherwise.
 """
 
 from __future__ import annotations
@@ -36,13 +38,56 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
-    """Log to stderr, as JSON lines (production) or plain text (a developer's terminal)."""
+_LEVEL_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[31;1m"}
+_QUIET_EXTRAS = {"call_sid", "stream_sid", "taskName"}
+
+
+class DevFormatter(logging.Formatter):
+    """`12:04:31.207 INFO  …4f2a1c  message  key=value`: time, level, the call SID's tail,
+    the message and the extra fields, one line (tracebacks follow, indented)."""
+
+    def __init__(self, colour: bool = False) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
+        call_sid = getattr(record, "call_sid", None)
+        call = f"…{call_sid[-6:]}" if isinstance(call_sid, str) and call_sid else "-"
+        extras = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and key not in _QUIET_EXTRAS and not key.startswith("_") and value is not None
+        )
+        level = f"{record.levelname:<7}"
+        if self.colour:
+            level = f"{_LEVEL_COLOURS.get(record.levelname, '')}{level}\x1b[0m"
+        line = f"{stamp} {level} {call:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
+        if record.exc_info:
+            line += "\n" + "\n".join("    " + part for part in self.formatException(record.exc_info).splitlines())
+        return line
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Log to stderr: `json` lines (production), `plain` lines for a person, or `auto`:
+    plain on a terminal, JSON when stderr is a file or a pipe (a log collector)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    terminal = sys.stderr.isatty()
+    plain = log_format == "plain" or (log_format == "auto" and terminal)
+    handler.setFormatter(DevFormatter(colour=terminal) if plain else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def mask_number(number: str | None) -> str | None:
+    """+15551234567 -> +1******4567: enough to tell calls apart, not to call anyone back."""
+    if not number:
+        return number
+    digits = number.strip()
+    if len(digits) <= 6:
+        return "*" * len(digits)
+    return digits[:2] + "*" * (len(digits) - 6) + digits[-4:]
 
 
 class CallLogger(logging.LoggerAdapter):

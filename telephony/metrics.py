@@ -3,6 +3,9 @@ one process (tests, benchmarks) never share counters."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -33,5 +36,24 @@ class Metrics:
             registry=r,
         )
 
+        self.event_loop_tasks = Gauge("telephony_event_loop_tasks", "asyncio tasks alive in the server's event loop", registry=r)
+        self.event_loop_tasks.set_function(_tasks_alive)
+        self.open_descriptors = Gauge("telephony_open_descriptors", "File descriptors open in this process", registry=r)
+        self.open_descriptors.set_function(_descriptors_open)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _tasks_alive() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the event loop
+        return 0.0
+
+
+def _descriptors_open() -> float:
+    try:
+        return float(len(os.listdir("/proc/self/fd")))
+    except OSError:  # not Linux
+        return 0.0

@@ -9,6 +9,8 @@ API, your public URL) the way a call would, and says what to fix.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -114,9 +116,10 @@ async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             response = await client.get(url.rstrip("/") + "/healthz")
     except httpx.HTTPError as exc:
-        return Check(name, False, f"{url}: {type(exc).__name__}", "is `telephony serve` running, and the tunnel or proxy up?")
+        cause, fix = connection_failure(exc)
+        return Check(name, False, f"{url}: {cause}", fix)
     if response.status_code != 200:
-        return Check(name, False, f"{url}/healthz answered {response.status_code}", "another service answers there")
+        return Check(name, False, f"{url}/healthz answered HTTP {response.status_code}", "another service answers there")
     if not url.startswith("https://"):
         return Check(
             name,
@@ -127,7 +130,33 @@ async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
     return Check(name, True, f"{url} answers /healthz")
 
 
+def connection_failure(exc: httpx.HTTPError) -> tuple[str, str]:
+    """What went wrong reaching a URL, by cause (DNS, refused, TLS, timeout), and what to do."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out", "something accepts the connection but does not answer: a firewall, or a stopped tunnel"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc) or "certificate" in str(exc).lower():
+        return f"TLS failed ({exc})", "the certificate is not valid for this host (Twilio refuses it too)"
+    if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in str(exc) or "nodename" in str(exc):
+        return "DNS: the host name does not resolve", "check the host name in TELEPHONY_PUBLIC_URL (a tunnel's address changes on restart)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
+        return "connection refused", "nothing listens there: is `telephony serve` running, and the tunnel or proxy up?"
+    return f"{type(exc).__name__}: {exc}", "is `telephony serve` running, and the tunnel or proxy up?"
+
+
+def check_serve_settings(settings: Settings) -> Check:
+    """What would make `telephony serve` refuse to start with these settings."""
+    problems = settings.serve_problems()
+    if problems:
+        return Check("Server settings", False, "; ".join(problems), "telephony serve refuses to start until this is fixed")
+    return Check("Server settings", True, "telephony serve would start")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     """Every check, concurrently (each is one network round trip or a few)."""
     gemini, twilio, public = await asyncio.gather(check_gemini(settings), check_twilio(settings), check_public_url(settings))
-    return [gemini, *twilio, public]
+    return [check_serve_settings(settings), gemini, *twilio, public]

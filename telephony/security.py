@@ -6,16 +6,19 @@
   built from `TELEPHONY_PUBLIC_URL` when set.
 - The Media Streams WebSocket upgrade is signed the same way over its URL with no body; which
   scheme Twilio signs there is undocumented, so both wss:// and https:// forms are accepted.
-- Defence in depth: the TwiML we answer carries a per-call token, an HMAC of the CallSid, which
-  must come back in `start.customParameters` with that same CallSid. It needs no shared
-  state, so any instance behind a load balancer can check it.
+- Defence in depth: the TwiML we answer carries a per-call token, an HMAC of the CallSid and
+  the time, which must come back in `start.customParameters` with that same CallSid, within
+  seconds, once (`CallTokens`). The upgrade signature alone covers only the URL, so it can
+  be replayed; the token cannot.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
@@ -23,12 +26,23 @@ from twilio.request_validator import RequestValidator
 TOKEN_PARAMETER = "token"
 
 
-def public_base_url(configured: str | None, headers: Mapping[str, str], scheme: str, host: str) -> str:
-    """https://host[:port] as Twilio reaches us: the setting, else forwarded headers, else Host."""
+def public_base_url(
+    configured: str | None,
+    headers: Mapping[str, str],
+    scheme: str,
+    host: str,
+    peer: str | None = None,
+    trusted_proxies: Sequence[str] = (),
+) -> str:
+    """https://host[:port] as Twilio reaches us: the setting, else the forwarded headers of a
+    trusted proxy (`peer` in `trusted_proxies`, or "*"), else the Host header. Forwarded
+    headers from anyone else are ignored: a client could otherwise choose the URL its own
+    signature is checked against."""
     if configured:
         return configured.rstrip("/")
-    forwarded_proto = headers.get("x-forwarded-proto", "").split(",")[0].strip()
-    forwarded_host = headers.get("x-forwarded-host", "").split(",")[0].strip()
+    trusted = "*" in trusted_proxies or (peer is not None and peer in trusted_proxies)
+    forwarded_proto = headers.get("x-forwarded-proto", "").split(",")[0].strip() if trusted else ""
+    forwarded_host = headers.get("x-forwarded-host", "").split(",")[0].strip() if trusted else ""
     scheme = forwarded_proto or scheme
     if scheme in ("ws", "wss"):
         scheme = "https" if scheme == "wss" else "http"
@@ -66,16 +80,46 @@ class TwilioSignatures:
 
 
 class CallTokens:
-    """Per-call tokens: HMAC-SHA256 of the CallSid under a server secret."""
+    """Per-call stream tokens: `<issued>.<HMAC-SHA256 of CallSid and issued time>`.
 
-    def __init__(self, secret: bytes) -> None:
+    A token is good for one stream, for `ttl_s` after the webhook answered (Twilio opens the
+    stream within a second or two), and only with the CallSid it was issued for: a captured
+    upgrade signature plus a `start` message replayed later opens nothing. The signature
+    needs no shared state, so any instance can check it; "used" is remembered per process
+    (a replay to another instance inside the short lifetime is the remaining window).
+    """
+
+    def __init__(self, secret: bytes, ttl_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._used: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def _mac(self, call_sid: str, issued: int) -> str:
+        return hmac.new(self._secret, f"{call_sid}:{issued}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def issue(self, call_sid: str) -> str:
-        return hmac.new(self._secret, call_sid.encode(), hashlib.sha256).hexdigest()[:32]
+        issued = int(self._clock())
+        return f"{issued:x}.{self._mac(call_sid, issued)}"
 
-    def check(self, call_sid: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.issue(call_sid), token or "")
+    def redeem(self, call_sid: str, token: str | None) -> str | None:
+        """None when `token` opens this stream (and is now spent), else why not."""
+        issued_hex, _, mac = (token or "").partition(".")
+        try:
+            issued = int(issued_hex, 16)
+        except ValueError:
+            return "stream token missing or malformed"
+        if not hmac.compare_digest(self._mac(call_sid, issued), mac):
+            return "stream token does not match the CallSid of the signed webhook"
+        now = self._clock()
+        if not -5 <= now - issued <= self.ttl_s:  # a few seconds of clock skew between instances
+            return f"stream token expired ({now - issued:.0f} s old; Twilio connects within seconds)"
+        while self._used and next(iter(self._used.values())) < now:
+            self._used.popitem(last=False)
+        if token in self._used:
+            return "stream token already used (a replayed stream)"
+        self._used[token or ""] = issued + self.ttl_s + 5
+        return None
 
 
 def secret_from(auth_token: str | None, fallback: bytes) -> bytes:

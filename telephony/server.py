@@ -5,19 +5,95 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from telephony.twilio_protocol import MAX_MESSAGE_BYTES
 
+log = logging.getLogger("telephony.server")
 
-def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+
+class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol with two limits it lacks: request headers must arrive within
+    `header_timeout_s` (a client dribbling one byte a second holds a descriptor forever
+    otherwise), and one client address may hold at most `max_per_client` connections
+    (WebSockets included: the count is of live transports, upgraded or not)."""
+
+    header_timeout_s: float = 10.0
+    max_per_client: int = 200
+    _by_client: ClassVar[dict[str, set[asyncio.BaseTransport]]] = {}
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) and peer else "?"
+        live = self._by_client.setdefault(host, set())
+        for other in [t for t in live if t.is_closing()]:
+            live.discard(other)
+        if len(live) >= self.max_per_client:
+            log.warning("connection refused: %d connections open from one client", len(live))
+            transport.abort()
+            return
+        live.add(transport)
+        self._client_host = host
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and self._awaiting_headers():
+            self._arm_header_timer()  # a keep-alive connection starting its next request
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        live = self._by_client.get(getattr(self, "_client_host", ""), set())
+        live.discard(self.transport)
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        cycle = getattr(self, "cycle", None)
+        return cycle is None or bool(cycle.response_complete)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = asyncio.get_running_loop().call_later(self.header_timeout_s, self._headers_overdue)
+
+    def _headers_overdue(self) -> None:
+        self._header_timer = None
+        upgraded = self.transport.get_protocol() is not self
+        if not upgraded and self._awaiting_headers() and not self.transport.is_closing():
+            log.warning("connection closed: no complete request headers within %.0f s", self.header_timeout_s)
+            self.transport.abort()
+
+
+def uvicorn_config(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    header_timeout_s: float = 10.0,
+    max_connections_per_client: int = 200,
+) -> uvicorn.Config:
+    protocol = type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {"header_timeout_s": header_timeout_s, "max_per_client": max_connections_per_client, "_by_client": {}},
+    )
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol,
+        # Forwarded headers are believed only from TELEPHONY_TRUSTED_PROXIES, by the app
+        # (telephony.security.public_base_url): the client address stays the real peer.
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,  # after the drain, what is still open is cut, never waited on
         log_config=None,
         log_level=log_level,
         ws_max_size=MAX_MESSAGE_BYTES,  # bigger frames are refused by the server itself
@@ -49,8 +125,9 @@ class DrainingServer(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig, frame) -> None:
+        # The first signal is handled here, by draining: not re-raised at exit (uvicorn would),
+        # so a clean drain exits 0. A second one is uvicorn's: stop now, exit by the signal.
         if self._drain is None and self._loop is not None and not self.should_exit:
-            self._captured_signals.append(sig)
             self._loop.call_soon_threadsafe(self._start_drain)
             return
         super().handle_exit(sig, frame)
@@ -67,11 +144,28 @@ class DrainingServer(uvicorn.Server):
         self._drain = asyncio.create_task(drain_then_exit())
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so that a busy port is an OSError we can
+    report in one line (uvicorn would log it and exit the process)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 @contextlib.asynccontextmanager
-async def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve `app` in this event loop; yields its base URL (http://host:port)."""
-    server = uvicorn.Server(uvicorn_config(app, host, port))
-    task = asyncio.create_task(server.serve())
+async def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0, **limits: Any) -> AsyncIterator[str]:
+    """Serve `app` in this event loop; yields its base URL (http://host:port). A busy port
+    raises OSError. `limits`: `uvicorn_config`'s header timeout and per-client cap."""
+    server = uvicorn.Server(uvicorn_config(app, host, port, **limits))
+    listening = listen_socket(host, port)
+    task = asyncio.create_task(server.serve(sockets=[listening]))
     while not server.started:
         if task.done():
             task.result()

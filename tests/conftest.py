@@ -25,6 +25,7 @@ def emulator_settings(emulator: GeminiLiveEmulator, **overrides) -> Settings:
         gemini_base_url=emulator.base_url,
         gemini_ca_file=emulator.ca_file,
         validate_signatures=False,
+        media_rate_limit=20.0,  # replays run faster than real time
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

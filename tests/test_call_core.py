@@ -158,11 +158,12 @@ def test_start_opens_the_agent_with_the_streams_parameters_but_never_the_token()
 
 
 def test_a_bad_token_is_refused_before_any_agent_is_opened():
-    script = Script(check_token=lambda call_sid, token: token == "good")
+    script = Script(admit_stream=lambda call_sid, token: None if token == "good" else ("bad_token", "stream token does not match"))
     actions = script.start(token="forged")
     assert not any(isinstance(a, OpenAgent) for a in actions)
-    assert actions[-1] == CloseStream(1008, "stream token does not match the CallSid of the signed webhook")
-    assert script.call.record.end_reason.startswith("refused")
+    assert actions[-1] == CloseStream(1008, "stream token does not match")
+    assert script.call.record.end_reason.startswith("refused") and script.call.outcome == "bad_token"
+    assert not script.call.admitted
 
 
 def test_no_start_within_the_timeout_closes_the_socket():
@@ -208,6 +209,64 @@ def test_too_many_malformed_messages_close_the_socket_with_1008():
     script.call.twilio_frame(b"\x00binary", script.now)
     assert script.call.take_actions()[-1] == CloseStream(1008, "too many malformed messages")
     assert script.call.outcome == "malformed"
+
+
+def closed(actions: list[object]) -> CloseStream | None:
+    return next((a for a in actions if isinstance(a, CloseStream)), None)
+
+
+def test_a_burst_of_unknown_events_or_marks_is_cut_but_one_now_and_then_is_not():
+    script = Script()
+    script.start()
+    assert closed(script._twilio({"event": "newfeature", "streamSid": STREAM}, 0.5)) is None, "Twilio may add events"
+    assert closed(script.mark("never-sent", after=0.5)) is None
+    actions: list[object] = []
+    for _ in range(25):  # within one second
+        actions += script._twilio({"event": "newfeature", "streamSid": STREAM}, 0.001)
+    assert closed(actions) == CloseStream(1008, "too many malformed messages in one second")
+
+
+def test_keypad_floods_are_not_forwarded_and_count_as_malformed():
+    script = Script()
+    script.start()
+    forwarded = []
+    for _ in range(15):
+        forwarded += to_gemini(script.dtmf("1"), RealtimeText)
+    assert len(forwarded) == 10, "a person presses at most a few keys a second"
+    assert script.call.record.malformed == 5
+
+
+def test_caller_audio_faster_than_real_time_is_dropped_after_a_short_burst():
+    script = Script(media_rate_limit=1.25)
+    script.start()
+    sent = []
+    for _ in range(300):  # 6 s of audio in 0.3 s
+        sent += to_gemini(script.media(after=0.001), CallerAudio)
+    forwarded_ms = sum(len(m.pcm16k) for m in sent) / 32
+    assert 1900 <= forwarded_ms <= 2300, f"{forwarded_ms} ms forwarded: only the 2 s burst allowance"
+    assert script.call.ended and script.call.outcome == "malformed", "a sender that keeps it up is cut off"
+
+
+def test_a_stream_turned_away_plays_the_prompt_and_never_opens_an_agent():
+    script = Script()
+    script.call.turn_away("server shutting down", "apology_closing", script.now)
+    actions = script.start()
+    assert not any(isinstance(a, OpenAgent) for a in actions)
+    assert twilio(actions, "media"), "the closing message is played"
+    assert script.call.state is CallState.ENDING and script.call.outcome == "turned_away"
+    assert closed(script.play_all_marks(actions)) == CloseStream(1000, "server shutting down")
+
+
+def test_a_reconnect_that_cut_the_agent_off_asks_it_to_continue():
+    script = Script()
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(1000)))
+    script.gemini(OutputTranscript("Our opening hours are"))
+    actions = script.gemini(Reconnected(resumed=True, reason="1011", attempts=1))
+    (nudge,) = to_gemini(actions, RealtimeText)
+    assert "Continue your answer" in nudge.text and "Our opening hours are" in nudge.text
+    script.gemini(TurnComplete())
+    assert to_gemini(script.gemini(Reconnected(resumed=True, reason="1011", attempts=1)), RealtimeText) == [], "nothing was cut"
 
 
 # --- paced playout -----------------------------------------------------------------------------
@@ -458,6 +517,7 @@ def test_after_a_reconnect_an_unanswered_caller_turn_gets_an_answer():
     nudge = to_gemini(script.gemini(Reconnected(resumed=True, reason="closed 1011", attempts=1)), RealtimeText)
     assert nudge == [RealtimeText(RECONNECT_NUDGE)]
     script.gemini(AgentAudio(agent_pcm(200)))  # answered: the next reconnect needs no nudge
+    script.gemini(TurnComplete())
     assert to_gemini(script.gemini(Reconnected(resumed=True, reason="goAway", attempts=1)), RealtimeText) == []
 
 

@@ -113,3 +113,26 @@ async def test_a_tool_result_for_a_session_that_was_lost_is_told_to_the_fresh_on
     assert fresh.resumed_handle is None and fresh.tool_responses == []
     assert any("send_dtmf" in text and "pressed 1234" in text for text in fresh.texts), fresh.texts
     assert record.reconnects == 1 and record.end_reason == "caller hung up"
+
+
+async def test_the_log_of_a_call_has_its_turns_interruption_and_tool_with_sids_and_no_phone_number(caplog):
+    import logging
+
+    from telephony.testing.demo import DemoModel, demo_agent
+
+    caplog.set_level(logging.INFO, logger="telephony")
+    async with GeminiLiveEmulator(DemoModel(), speed=4.0, lead_s=60.0) as gemini:
+        async with offline_stack(gemini, agent=demo_agent) as stack:
+            await stack.replay("barge_in")
+            (record,) = stack.records()
+    lines = [r for r in caplog.records if r.name.startswith("telephony.call") and getattr(r, "call_sid", None) == record.call_sid]
+    messages = [r.getMessage() for r in lines]
+    assert all(getattr(r, "stream_sid", None) == record.stream_sid for r in lines)
+    assert any(m.startswith("caller turn: ") for m in messages), messages
+    assert any(m.startswith("agent turn: ") and "after the caller stopped" in m for m in messages), messages
+    assert any(m.startswith("agent turn: interrupted after") for m in messages), messages
+    assert any(m.startswith("interrupted (the caller spoke) -> clear sent") for m in messages), messages
+    assert any(m.startswith("tool opening_hours ok in") for m in messages), messages
+    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "+15550100001" not in everything and "0100001" not in everything, "the caller's number is masked"
+    assert "'caller': '+1******0001'" in everything, "masked, still telling calls apart"

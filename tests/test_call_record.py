@@ -31,3 +31,17 @@ def test_a_short_call_keeps_every_latency():
         record.interrupted_to_clear_ms.append(value)
     assert record.summary()["interrupted_to_clear_ms"] == {"n": 3, "p50": 2.0, "p95": 3.0, "max": 3.0, "mean": 2.0}
     assert CallRecord().summary()["interrupted_to_clear_ms"] is None
+
+
+def test_a_very_long_call_keeps_a_bounded_transcript():
+    from telephony.call_record import MAX_LINE_CHARS, MAX_TRANSCRIPT_LINES, CallRecord
+
+    record = CallRecord()
+    for n in range(MAX_TRANSCRIPT_LINES + 500):
+        record.say("caller" if n % 2 else "agent", f"line {n}")
+        record.end_turn()
+    assert len(record.transcript) == MAX_TRANSCRIPT_LINES and record.transcript_lines_dropped == 500
+    assert record.transcript[-1].text == f"line {MAX_TRANSCRIPT_LINES + 499}", "the newest lines are kept"
+    for _ in range(10_000):
+        record.say("agent", "word ")
+    assert len(record.transcript[-1].text) == MAX_LINE_CHARS

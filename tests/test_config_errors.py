@@ -32,3 +32,37 @@ def test_an_unreadable_instructions_file_is_one_line():
     done = start("serve", TELEPHONY_INSTRUCTIONS_FILE="/")
     assert done.returncode == 2
     assert (done.stdout + done.stderr).strip() == "config: TELEPHONY_INSTRUCTIONS_FILE: cannot read /: Is a directory"
+
+
+def test_serve_names_every_reason_it_cannot_start_at_once():
+    done = start("serve", GEMINI_API_KEY="", TWILIO_AUTH_TOKEN="", TELEPHONY_PUBLIC_URL="http://voice.example.com/")
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    lines = output.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["GEMINI_API_KEY", "TWILIO_AUTH_TOKEN", "TELEPHONY_PUBLIC_URL"], lines
+    assert "http://voice.example.com is plain http" in lines[2] and "wss://" in lines[2]  # the trailing slash dropped
+
+
+def test_bad_public_url_and_log_settings_are_one_line_each():
+    done = start("check", TELEPHONY_PUBLIC_URL="voice.example.com", TELEPHONY_LOG_LEVEL="loud", TELEPHONY_LOG_FORMAT="xml")
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2
+    assert lines == [
+        "config: TELEPHONY_PUBLIC_URL: must be an http(s):// address, e.g. https://voice.example.com",
+        "config: TELEPHONY_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR",
+        "config: TELEPHONY_LOG_FORMAT: must be auto, plain or json",
+    ], lines
+
+
+def test_a_trailing_slash_is_dropped_and_a_missing_public_url_is_warned_about():
+    from telephony.config import load_settings
+
+    settings = load_settings(_env_file=None, public_url="https://voice.example.com/")
+    assert settings.public_url == "https://voice.example.com"
+    assert load_settings(_env_file=None, public_url="http://127.0.0.1:8080").serve_problems(gemini_emulated=True) == [
+        "TWILIO_AUTH_TOKEN: not set, so Twilio's request signatures cannot be checked; set it, "
+        "or for local development only set TELEPHONY_VALIDATE_SIGNATURES=false"
+    ]
+    warnings = load_settings(_env_file=None).startup_warnings()
+    assert any(w.startswith("TELEPHONY_PUBLIC_URL is not set") for w in warnings)
+    assert not load_settings(_env_file=None, trusted_proxies="10.0.0.1").startup_warnings()

@@ -52,3 +52,17 @@ def test_the_demo_call_shipped_in_the_package_is_the_repository_fixture():
     from telephony.cli import DEMO_CALL
 
     assert DEMO_CALL.read_bytes() == (README.parent / "fixtures" / "barge_in.jsonl").read_bytes()
+
+
+def test_the_settings_reference_is_current():
+    """README's table and .env.example are made from Settings: `python -m telephony.settings_reference`."""
+    from telephony.settings_reference import env_example, with_table
+
+    readme = README.read_text(encoding="utf-8")
+    assert with_table(readme) == readme, "run: python -m telephony.settings_reference"
+    example = (README.parent / ".env.example").read_text(encoding="utf-8")
+    assert example == env_example(), "run: python -m telephony.settings_reference"
+    for name in Settings.model_fields:
+        from telephony.config import env_name
+
+        assert f"# {env_name(name)}=" in example

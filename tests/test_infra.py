@@ -200,3 +200,32 @@ async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: 
         assert result.heard_seconds > 1.0
     finally:
         subprocess.run([*compose, "down", "-v"], capture_output=True, env=env)
+
+
+GOODBYE_S = (Path(__file__).resolve().parent.parent / "telephony" / "assets" / "apology_closing.ulaw").stat().st_size / 8000
+
+
+def _dockerfile_drain() -> float:
+    for line in (INFRA / "Dockerfile").read_text().splitlines():
+        if "TELEPHONY_DRAIN_SECONDS=" in line:
+            return float(line.split("TELEPHONY_DRAIN_SECONDS=", 1)[1].split()[0])
+    raise AssertionError("the Dockerfile sets no TELEPHONY_DRAIN_SECONDS")
+
+
+def _seconds(value: str) -> float:
+    return float(value[:-1]) * (60 if value.endswith("m") else 1) if value[-1] in "sm" else float(value)
+
+
+def test_every_deployment_lets_the_drain_and_the_goodbye_finish_before_the_kill():
+    """drain + the spoken goodbye + 1 s must fit in each platform's time between SIGTERM and SIGKILL."""
+    spec = kind("Deployment")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    platforms = {"kubernetes": (float(env_of(container)["TELEPHONY_DRAIN_SECONDS"]), float(spec["terminationGracePeriodSeconds"]))}
+    (service,) = load(INFRA / "cloudrun" / "service.yaml")
+    (run,) = service["spec"]["template"]["spec"]["containers"]
+    platforms["cloud run"] = (float(env_of(run)["TELEPHONY_DRAIN_SECONDS"]), 10.0)  # Cloud Run's fixed SIGTERM -> SIGKILL time
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]["telephony"]
+    drain = float((compose.get("environment") or {}).get("TELEPHONY_DRAIN_SECONDS", _dockerfile_drain()))
+    platforms["compose"] = (drain, _seconds(compose["stop_grace_period"]))
+    for name, (drain, kill) in platforms.items():
+        assert drain + GOODBYE_S + 1 <= kill, f"{name}: drain {drain} s + goodbye {GOODBYE_S:.1f} s does not fit in {kill} s"

@@ -85,3 +85,26 @@ def test_the_command_exits_non_zero_and_shows_the_table_when_a_check_fails(monke
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 1, result.output
     assert "Gemini Live" in result.output and "GEMINI_API_KEY" in result.output
+
+
+async def test_an_unreachable_public_url_names_its_cause():
+    import asyncio
+
+    from telephony.preflight import check_public_url, check_serve_settings
+
+    async def never_answers(reader, writer):
+        await asyncio.sleep(30)
+
+    silent = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    async with GeminiLiveEmulator() as gemini, silent:
+        refused = await check_public_url(emulator_settings(gemini, public_url="http://127.0.0.1:9"))
+        dns = await check_public_url(emulator_settings(gemini, public_url="https://no-such-host.invalid"))
+        tls = await check_public_url(emulator_settings(gemini, public_url=gemini.base_url))  # a certificate we do not trust
+        slow = await check_public_url(emulator_settings(gemini, public_url=f"http://127.0.0.1:{port}"), timeout_s=0.5)
+        unsigned = check_serve_settings(emulator_settings(gemini, validate_signatures=True))
+    assert "connection refused" in refused.detail
+    assert "DNS" in dns.detail
+    assert "TLS" in tls.detail, tls
+    assert "timed out" in slow.detail
+    assert unsigned.ok is False and "TWILIO_AUTH_TOKEN" in unsigned.detail

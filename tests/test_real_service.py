@@ -147,7 +147,7 @@ def test_model_defaults_and_checks_per_backend():
         "on Vertex AI use 'gemini-live-2.5-flash-native-audio'"
     ]
     both = load_settings(_env_file=None, vertex_project="my-project", gemini_api_key="k")
-    assert not both.uses_vertex and "using the Gemini Developer API" in both.startup_warnings()[0]
+    assert not both.uses_vertex and any("using the Gemini Developer API" in w for w in both.startup_warnings())
 
 
 def test_voice_and_language_are_checked_at_startup_with_every_problem_at_once():

@@ -63,10 +63,10 @@ async def test_go_away_switches_connection_at_the_end_of_the_sentence():
 
 async def test_failed_recovery_plays_the_apology_and_ends_the_call():
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, refuse_after_connections=1))
-    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=2) as stack:
+    async with gemini, offline_stack(gemini, gemini_reconnect_buffer_seconds=1.0, gemini_open_timeout_seconds=1.0) as stack:
         result = await stack.replay("barge_in")
         (record,) = stack.records()
-    assert gemini.refused == 2
+    assert gemini.refused >= 2, "tried again, with backoff, for as long as the caller's audio is held"
     assert record.end_reason.startswith("gemini failed")
     assert any(line.speaker == "system" and "apology" in line.text for line in record.transcript)
     apology_s = len(media_after(result, 4.6)) * 0.02
@@ -77,7 +77,7 @@ async def test_failed_recovery_plays_the_apology_and_ends_the_call():
 
 async def test_reconnects_switched_off_end_the_call_with_the_apology_at_the_first_drop():
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, close_code=1011))
-    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=0) as stack:
+    async with gemini, offline_stack(gemini, gemini_reconnects_per_call=0) as stack:
         result = await stack.replay("barge_in")
         (record,) = stack.records()
     assert len(gemini.connections) == 1, "no reconnect was tried"
@@ -87,17 +87,17 @@ async def test_reconnects_switched_off_end_the_call_with_the_apology_at_the_firs
 
 
 @pytest.mark.parametrize(
-    "gemini_kwargs,attempts",
-    [({"faults": Faults(refuse_after_connections=0)}, 2), ({"api_key": "the-right-key"}, 1)],
+    "gemini_kwargs,retried",
+    [({"faults": Faults(refuse_after_connections=0)}, True), ({"api_key": "the-right-key"}, False)],
     ids=["gemini-down", "bad-api-key"],
 )
-async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kwargs, attempts):
+async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kwargs, retried):
     gemini = GeminiLiveEmulator(speed=4.0, **gemini_kwargs)
-    async with gemini, offline_stack(gemini, gemini_reconnect_attempts=2) as stack:
+    async with gemini, offline_stack(gemini, gemini_open_timeout_seconds=1.0) as stack:
         result = await stack.replay("one_sentence")
         (record,) = stack.records()
     assert record.end_reason.startswith("gemini unavailable")
-    assert gemini.refused == attempts and gemini.connections == [], "a bad key (403) is not retried"
+    assert (gemini.refused > 1) is retried and gemini.connections == [], "a bad key (403) is not retried"
     assert result.heard_seconds >= 5.0, "the whole spoken apology was played before hanging up"
     assert not result.caller_hung_up and result.close_code == 1000
 
@@ -108,7 +108,7 @@ async def test_a_refused_handle_gives_a_fresh_session_with_the_same_configuratio
         settings = emulator_settings(gemini)
         options = agent_options_from(settings).with_overrides(instructions="You are the same agent.")
         client = gemini_client_from(settings)
-        session = ResilientGeminiSession(lambda: GeminiLiveSession(client, options), RetryPolicy(max_attempts=3, first_delay_s=0.01))
+        session = ResilientGeminiSession(lambda: GeminiLiveSession(client, options), RetryPolicy(first_delay_s=0.01))
         await session.open()
         outcome = None
         async with contextlib.aclosing(session.events()) as events:
@@ -184,7 +184,8 @@ async def test_fuzzed_sockets_never_hurt_a_concurrent_good_call(caplog):
     async with offline_stack(validate_signatures=False) as stack:
         url = stack.base_url.replace("http", "ws") + "/media-stream"
 
-        async def fuzz(batch: list, with_start: bool) -> None:
+        async def fuzz(batch: list, with_start: bool) -> bool:
+            """True when the server cut the socket before the whole batch was sent."""
             start_lines = [line.text for line in read_fixture(FIXTURES / "hang_up.jsonl")[:2]]
             try:
                 async with websockets.connect(url) as ws:
@@ -194,13 +195,16 @@ async def test_fuzzed_sockets_never_hurt_a_concurrent_good_call(caplog):
                     for message in batch:
                         await ws.send(message)
                         await asyncio.sleep(0)
+                    await asyncio.sleep(0.2)
+                    await ws.send("{}")  # the server closed in the meantime?
             except websockets.exceptions.ConnectionClosed:
-                pass
+                return True
+            return False
 
         good_call = asyncio.create_task(stack.replay("one_sentence", speed=4))
         batches = [messages[i : i + 150] for i in range(0, len(messages), 150)]
         with caplog.at_level(logging.WARNING):
-            await asyncio.gather(*(fuzz(batch, i % 4 != 0) for i, batch in enumerate(batches)))
+            cut = await asyncio.gather(*(fuzz(batch, i % 4 != 0) for i, batch in enumerate(batches)))
             result = await good_call
             async with httpx.AsyncClient() as client:
                 health = await client.get(stack.base_url + "/healthz")
@@ -212,7 +216,8 @@ async def test_fuzzed_sockets_never_hurt_a_concurrent_good_call(caplog):
     assert "telephony_malformed_messages_total" in metrics
     assert not [r for r in caplog.records if r.getMessage() == "call failed"], "an exception escaped a call"
     malformed = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("telephony_malformed_messages_total"))
-    assert malformed > 2000, "the fuzz messages reached the bridge and were counted"
+    assert malformed >= len(batches), "the fuzz messages reached the bridge and were counted"
+    assert all(cut), "every flood of bad messages was cut off (a burst over the per-second limit closes the socket)"
 
 
 async def test_metrics_count_calls_frames_and_latencies(stack):
@@ -299,3 +304,4 @@ async def test_sigterm_drains_live_calls(drain_seconds, expect, tmp_path):
     if expect == "server shutting down":
         assert any(line["speaker"] == "system" for line in entry["transcript"])
     assert result.heard_seconds > 1.0
+    assert server.returncode == 0, "a clean drain exits 0, not by the signal (143)"

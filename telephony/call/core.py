@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ from telephony.gemini.messages import (
     RealtimeText,
     ToolResult,
 )
+from telephony.logs import mask_number
 from telephony.metrics import Metrics
+from telephony.playback import MarkOutcome
 from telephony.security import TOKEN_PARAMETER
 from telephony.twilio_protocol import (
     Dtmf,
@@ -75,6 +78,20 @@ from telephony.twilio_protocol import (
 log = logging.getLogger(__name__)
 
 DTMF_TEXT = "The caller pressed the keypad key {digit}."
+PHONE_PARAMETERS = ("caller", "called")
+"""Stream parameters that hold phone numbers (masked in the log)."""
+MEDIA_BURST_MS = 2000
+"""Caller audio may run this far ahead of real time (network jitter delivers bursts)."""
+MAX_TOOL_RECORDS = 500
+"""Tool calls kept in a call's record (the transcript keeps a line for every one)."""
+MALFORMED_LOGGED = 20
+"""Bad messages logged one by one per stream; then every 100th, and a summary at the end."""
+CONTINUE_NUDGE = (
+    "(Our connection dropped while you were speaking{heard}. Continue your answer from where it broke off, "
+    "briefly and without starting over.)"
+)
+"""Sent after a reconnect that cut the agent's reply off: the rest of the sentence is lost
+with the old connection, and without a nudge the caller would sit in silence."""
 RECONNECT_NUDGE = (
     "(Our connection dropped for a moment just after the caller finished speaking, so their last words may not "
     "have reached you. Answer them if you can; otherwise briefly ask them to repeat.)"
@@ -170,8 +187,9 @@ class CallConfig:
 
     prompts: Mapping[str, bytes] = field(default_factory=dict)
     """Recorded mu-law 8 kHz prompts by name: `apology_trouble`, `apology_closing`."""
-    check_token: Callable[[str, str | None], bool] | None = None
-    """When set, `start.customParameters.token` must pass it for the start's CallSid."""
+    admit_stream: Callable[[str, str | None], tuple[str, str] | None] | None = None
+    """When set, asked at `start` with the CallSid and `customParameters.token`: None admits
+    the stream, else (kind, reason) refuses it (1008) before any agent is opened."""
     caller_agc: bool = True
     caller_block_bytes: int = 640
     """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
@@ -191,7 +209,16 @@ class CallConfig:
     max_call_s: float = 3600.0
     max_payload_bytes: int = 8000
     malformed_limit: int = 200
+    """Bad messages (unparseable, unknown events or marks, floods) a stream may send in all..."""
+    malformed_per_second: int = 20
+    """...and in any one second, before it is closed with 1008. Twilio itself sends none."""
+    media_rate_limit: float = 1.25
+    """Caller audio is accepted at up to this multiple of real time (after a 2 s burst);
+    Twilio sends real time, a replay at --speed N needs N (inf: unchecked)."""
+    max_dtmf_per_second: int = 10
     final_prompt_timeout_s: float = 10.0
+    log_phone_numbers: bool = False
+    """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
 
 
 @dataclass
@@ -232,6 +259,13 @@ class Call:
         self.metrics = metrics
         self.record = record or CallRecord()
         self.state = CallState.AWAITING_START
+        self.admitted = False
+        """The stream passed `admit_stream` (its CallSid is this call's until it ends)."""
+        self._turn_away: tuple[str, str] | None = None
+        self._media_in_ms = 0.0
+        self._dtmf_times: deque[float] = deque()
+        self._malformed_second = -1
+        self._malformed_in_second = 0
         self.stream_sid = ""
         self.outcome = "completed"
         self.playout = Playout(config.playout_lead_ms, config.playout_batch_ms)
@@ -257,6 +291,9 @@ class Call:
         self._turn_line: TranscriptLine | None = None
         self._caller_spoke_last = False
         """The caller's speech ended after the last agent audio: an answer is due."""
+        self._caller_turn_from: float | None = None
+        self._caller_stopped_at: float | None = None
+        self._turn_latency_ms: float | None = None
         self._tools_running: set[str] = set()
         self._goodbye: _GoodbyeWatch | None = None
         self._ending: _Ending | None = None
@@ -309,6 +346,14 @@ class Call:
                 self._twilio_message(message, now)
         if not self.ended and self.record.malformed > self.config.malformed_limit:
             self._end_now("malformed", "too many malformed messages", 1008)
+        elif not self.ended and self._malformed_in_second > self.config.malformed_per_second:
+            self._end_now("malformed", "too many malformed messages in one second", 1008)
+
+    def turn_away(self, reason: str, prompt: str, now: float) -> None:
+        """Take no call on this stream (the server is shutting down): once it starts, the
+        caller hears `prompt` and the stream closes; no agent is opened."""
+        if self.state is CallState.AWAITING_START:
+            self._turn_away = (reason, prompt)
 
     def twilio_closed(self, now: float) -> None:
         """The socket closed under us (the caller's side went away)."""
@@ -320,13 +365,16 @@ class Call:
             if self.state is CallState.AWAITING_START:
                 self._malformed("before_start", "media before start")
             else:
-                self._caller_media(message)
+                self._caller_media(message, now)
         elif isinstance(message, Mark):
-            self.playout.mark_echoed(message.mark.name)
+            if self.playout.mark_echoed(message.mark.name) is MarkOutcome.UNKNOWN:
+                self._malformed("unknown_mark", "a mark we never sent")
             self._after_playout_change(now)
         elif isinstance(message, Dtmf):
             if self.state is CallState.AWAITING_START:
                 self._malformed("before_start", "dtmf before start")
+            elif self._dtmf_flood(now):
+                self._malformed("dtmf_flood", f"more than {self.config.max_dtmf_per_second} keypad digits in a second")
             else:
                 digit = message.dtmf.digit
                 self.record.say("keypad", digit)
@@ -343,8 +391,8 @@ class Call:
             else:
                 self._end_now("completed", "caller hung up", 1000)
         elif isinstance(message, UnknownEvent):
-            if self.metrics is not None:
-                self.metrics.malformed.labels("unknown_event").inc()
+            # Twilio may add events; one now and then is skipped, a stream of them is abuse.
+            self._malformed("unknown_event", f"unknown event {message.event[:40]!r}")
 
     def _start(self, start: Start, now: float) -> None:
         details = start.start
@@ -359,16 +407,24 @@ class Call:
         except TwilioProtocolError as exc:
             self._refuse(str(exc), 1003, "refused")
             return
-        check = self.config.check_token
-        if check is not None and not check(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)):
-            self._refuse("stream token does not match the CallSid of the signed webhook", 1008, "bad_token")
+        admit = self.config.admit_stream
+        refusal = admit(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)) if admit is not None else None
+        if refusal is not None:
+            kind, reason = refusal
+            self._refuse(reason, 1008, kind)
             return
+        self.admitted = True
         self._started_at = now
         self._move(CallState.CONNECTING)
-        self.log.info("call started", extra={"parameters": params})
+        if self._turn_away is not None:
+            reason, prompt = self._turn_away
+            self._finish_with_prompt("turned_away", reason, prompt, now)
+            return
+        logged = params if self.config.log_phone_numbers else {k: mask_number(v) if k in PHONE_PARAMETERS else v for k, v in params.items()}
+        self.log.info("call started", extra={"parameters": logged})
         self._actions.append(OpenAgent(params))
 
-    def _caller_media(self, message: Media) -> None:
+    def _caller_media(self, message: Media, now: float) -> None:
         payload = message.media.payload
         if message.stream_sid != self.stream_sid:
             self._malformed("wrong_stream", "media for another stream")
@@ -376,6 +432,11 @@ class Call:
         if not payload or len(payload) > self.config.max_payload_bytes:
             self._malformed("bad_payload_size", f"media payload of {len(payload)} bytes")
             return
+        rate = self.config.media_rate_limit
+        if math.isfinite(rate) and self._media_in_ms > MEDIA_BURST_MS + (now - self._started_at) * 1000 * rate:
+            self._malformed("media_too_fast", f"caller audio faster than {self.config.media_rate_limit:g}x real time")
+            return
+        self._media_in_ms += len(payload) / 8
         self.record.frames_in += 1
         if self.metrics is not None:
             self.metrics.frames_in.inc()
@@ -387,12 +448,23 @@ class Call:
         else:
             self._send_caller_audio(pcm16k)
         for update in updates:
+            if update.started and self.voice is not None:
+                self._caller_turn_from = now - self.voice.onset_ms / 1000
             if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
                 self._barge_in("caller")
             if update.ended:
                 self._caller_spoke_last = True
+                self._caller_turn_ended(now)
             if update.started and self._holds:
                 self._end_hold()
+
+    def _caller_turn_ended(self, now: float) -> None:
+        silence_s = self.voice.silence_ms / 1000 if self.voice is not None else 0.0
+        self._caller_stopped_at = now - silence_s
+        if self._caller_turn_from is not None:
+            took_s = max(0.0, self._caller_stopped_at - self._caller_turn_from)
+            self.log.info("caller turn: %.1f s of speech", took_s, extra={"turn": "caller", "duration_ms": round(took_s * 1000)})
+        self._caller_turn_from = None
 
     def _send_caller_audio(self, pcm16k: bytes, flush: bool = False) -> None:
         self._caller_pcm += pcm16k
@@ -453,6 +525,8 @@ class Call:
             self._agent_turn_open = False
         elif isinstance(event, TurnComplete):
             self._discarding = False
+            if self._agent_turn_open and self._turn_audio_ms:
+                self._log_agent_turn("complete")
             if self.state is not CallState.ENDING:
                 self.playout.hold(self.to_caller.flush(), Source.AGENT)
             self._agent_turn_open = False
@@ -481,11 +555,17 @@ class Call:
             if self.state is not CallState.ENDING:
                 self.playout.hold(self.to_caller.flush(), Source.AGENT)
                 self._release()
+            cut_off = self._agent_turn_open and not self._discarding and self._turn_audio_ms > 0
+            heard = self._turn_line.text if cut_off and self._turn_line is not None else ""
             self._discarding = False
+            self._agent_turn_open = False
             self.record.end_turn()
             self.record.reconnects += 1
-            if self._caller_spoke_last and self.state is CallState.ACTIVE:
+            if self.state is CallState.ACTIVE and self._caller_spoke_last:
                 self._gemini(RealtimeText(RECONNECT_NUDGE))
+            elif self.state is CallState.ACTIVE and cut_off:
+                said = f'; the caller last heard you say: "{heard[-300:]}"' if heard else ""
+                self._gemini(RealtimeText(CONTINUE_NUDGE.format(heard=said)))
             if self.metrics is not None:
                 self.metrics.gemini_reconnects.labels("resumed" if event.resumed else "fresh").inc()
             self.log.warning(
@@ -501,11 +581,14 @@ class Call:
     def _agent_audio(self, pcm24k: bytes, now: float) -> None:
         if self._discarding or self.state is CallState.ENDING:
             return
+        answering = self._caller_spoke_last and self._caller_stopped_at is not None
         self._caller_spoke_last = False
         if self._holds:
             self._end_hold()  # the agent speaks: no more waiting music
         if not self._agent_turn_open:
             self._agent_turn_open = True
+            # Our side of the caller's wait: from the end of their speech to the reply's first audio here.
+            self._turn_latency_ms = (now - self._caller_stopped_at) * 1000 if answering and self._caller_stopped_at is not None else None
             self._turn_audio_ms = 0.0
             self._turn_start_position_ms = self.playout.ledger.sent_ms + self.playout.held_agent_ms
             self._turn_line = None
@@ -528,7 +611,8 @@ class Call:
         if self.state in (CallState.ENDING, CallState.ENDED):
             return False
         self._gemini(ToolResult(call.id, call.name, response))
-        self.record.tool_calls.append(ToolRecord(call.name, dict(call.args), response, self.record.elapsed_ms()))
+        if len(self.record.tool_calls) < MAX_TOOL_RECORDS:
+            self.record.tool_calls.append(ToolRecord(call.name, dict(call.args), response, self.record.elapsed_ms()))
         arguments = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
         self.record.say("tool", f"{call.name}({arguments}) -> {json.dumps(response, default=str)[:300]}")
         self.record.end_turn()
@@ -620,11 +704,25 @@ class Call:
 
     # --- decisions ------------------------------------------------------------------------
 
+    def _log_agent_turn(self, how: str, heard_ms: float | None = None) -> None:
+        extra: dict[str, Any] = {"turn": "agent", "duration_ms": round(self._turn_audio_ms), "ended": how}
+        if self._turn_latency_ms is not None:
+            extra["latency_ms"] = round(self._turn_latency_ms)
+        after = f", {self._turn_latency_ms / 1000:.2f} s after the caller stopped" if self._turn_latency_ms is not None else ""
+        if heard_ms is not None:
+            extra["heard_ms"] = round(heard_ms)
+            self.log.info("agent turn: interrupted after %.1f of %.1f s%s", heard_ms / 1000, self._turn_audio_ms / 1000, after, extra=extra)
+        else:
+            self.log.info("agent turn: %.1f s%s", self._turn_audio_ms / 1000, after, extra=extra)
+        self._turn_latency_ms = None
+
     def _barge_in(self, source: str) -> None:
         """The caller took the turn: empty Twilio's buffer now, drop what we hold of the reply."""
         if source == "caller" and self._agent_turn_open:
             self._discarding = True  # Gemini is still sending this reply
         heard_in_turn = max(0.0, self.playout.heard_ms - self._turn_start_position_ms)
+        if self._turn_audio_ms:
+            self._log_agent_turn("interrupted", min(heard_in_turn, self._turn_audio_ms))
         dropped_ms = self._silence_agent()
         if self._turn_audio_ms and self._turn_line is not None:
             self._turn_line.cut_to(min(1.0, heard_in_turn / self._turn_audio_ms))
@@ -632,7 +730,12 @@ class Call:
         self.record.interruptions += 1
         self.record.end_turn()
         self._turn_audio_ms = 0.0
-        self.log.info("barge-in: playback cleared", extra={"source": source, "held_dropped_ms": round(dropped_ms)})
+        self.log.info(
+            "interrupted (%s) -> clear sent, %.0f ms of held agent audio dropped",
+            "the caller spoke" if source == "caller" else "Gemini",
+            dropped_ms,
+            extra={"source": source, "held_dropped_ms": round(dropped_ms)},
+        )
         if self.metrics is not None:
             self.metrics.barge_ins.labels(source).inc()
         if self._goodbye is not None:  # "Bye!" - "Wait, one more thing": no hang-up
@@ -732,6 +835,9 @@ class Call:
         self._settle_resolved()  # every waiter still held learns it will not be heard
         self.record.agent_audio_heard_ms = self.playout.heard_ms
         self.record.end_reason = self.record.end_reason or "twilio socket closed"
+        if self.record.malformed > MALFORMED_LOGGED:  # the lines in between were not logged
+            skipped = self.record.malformed
+            self.log.warning("%d bad messages skipped on this stream in all", skipped, extra={"malformed": skipped})
         self._actions.append(CloseStream(code, reason.encode()[:120].decode(errors="ignore")))  # a close reason fits 123 bytes
 
     def _cancel_tools(self) -> None:
@@ -761,9 +867,20 @@ class Call:
         self._own_tokens -= 1
         return token
 
+    def _dtmf_flood(self, now: float) -> bool:
+        window = self._dtmf_times
+        window.append(now)
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        return len(window) > self.config.max_dtmf_per_second
+
     def _malformed(self, kind: str, detail: str) -> None:
+        second = int(self._last_twilio_at)
+        if second != self._malformed_second:
+            self._malformed_second, self._malformed_in_second = second, 0
+        self._malformed_in_second += 1
         self.record.malformed += 1
         if self.metrics is not None:
             self.metrics.malformed.labels(kind).inc()
-        if self.record.malformed <= 20 or self.record.malformed % 100 == 0:  # never flood the log
+        if self.record.malformed <= MALFORMED_LOGGED or self.record.malformed % 100 == 0:  # never flood the log
             self.log.warning("bad message skipped (%s): %s", kind, detail[:200], extra={"malformed": self.record.malformed})

@@ -192,6 +192,10 @@ class CallDriver:
             self.metrics.active_calls.dec()
         return self.record
 
+    def turn_away(self, reason: str, prompt: str) -> None:
+        """Take no call on this stream: the caller hears `prompt`, then it closes."""
+        self._feed(self.core.turn_away, reason, prompt)
+
     def end_call(self, reason: str, prompt: str | None = None) -> None:
         """End the call from the server's side (drain, shutdown), after `prompt` if given."""
         self._feed(self.core.request_end, "ended_by_server", reason, prompt=prompt)

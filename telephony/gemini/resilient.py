@@ -56,13 +56,23 @@ ORPHANED_RESULT_TEXT = "(The result of your earlier {name} request, which was in
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    """How hard a call tries to reach Gemini: budgets in time, as the caller lives them.
+
+    At the start of a call the caller hears nothing until the session is up, so every try
+    (TCP, TLS, the upgrade and the set-up answer) must fit in `open_timeout_s`. Mid-call the
+    caller's speech is held for `buffer_seconds`, so reconnecting goes on, with backoff, for
+    as long as that buffer lasts; past either budget the caller hears the apology.
+    """
+
+    open_timeout_s: float = 5.0
+    """The caller's wait at call start, and the most one connection try may take."""
     first_delay_s: float = 0.1
     max_delay_s: float = 2.0
     buffer_seconds: float = 10.0
-    """Caller audio held during a reconnect (16 kHz PCM: 32 kB a second)."""
+    """Caller audio held during a reconnect (16 kHz PCM: 32 kB a second); also how long a
+    reconnect keeps trying."""
     max_reconnects: int = 10
-    """Connections one call may go through before it gives up (and apologises)."""
+    """Connections one call may go through before it gives up (and apologises); 0: none."""
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: 0.1, 0.2, 0.4 ... capped."""
@@ -115,7 +125,7 @@ class ResilientGeminiSession:
 
     async def open(self) -> None:
         """Open the first connection (retrying what is worth a retry), then supervise it."""
-        self._session, _ = await self._connect(max(1, self.policy.max_attempts))
+        self._session, _ = await self._connect(self.policy.open_timeout_s)
         self._supervisor = asyncio.create_task(self._supervise(), name="gemini-supervisor")
 
     def send(self, message: GeminiMessage) -> None:
@@ -253,53 +263,64 @@ class ResilientGeminiSession:
 
     # --- connecting -----------------------------------------------------------------------
 
-    async def _connect(self, attempts: int) -> tuple[GeminiLiveSession, int]:
-        """A new connection, resumed with the latest handle if there is one; returns it and
-        how many connections it tried.
+    async def _connect(self, budget_s: float) -> tuple[GeminiLiveSession, int]:
+        """A new connection, resumed with the latest handle if there is one, within
+        `budget_s` seconds; returns it and how many connections it tried.
 
-        Failures worth a retry (1006 drop, 1011 internal, HTTP 503) are retried with backoff.
-        A resumption the server refuses (1007, 1008, or 1011 after a backend error, when the
-        same handle often fails again) is not insisted on: the handle is forgotten and the
-        next try, which does not count as an attempt, starts a fresh session with the same
-        configuration. Any other refusal (a bad key's 403, a bad model or voice at setup) is
-        raised at once, as is the last failure when the attempts run out.
+        Each try is bounded (a server that accepts the socket but never answers the set-up,
+        or never speaks TLS, costs one try, not the call). Failures worth a retry (1006 drop,
+        1011 internal, HTTP 503, no answer) are retried with backoff until the budget is
+        spent. A resumption the server refuses (1007, 1008, or 1011 after a backend error,
+        when the same handle often fails again) is not insisted on: the handle is forgotten
+        and the next try starts a fresh session with the same configuration. Any other
+        refusal (a bad key's 403, a bad model or voice at setup) is raised at once.
         """
-        if attempts < 1:
-            raise GeminiSessionError("reconnecting is switched off (TELEPHONY_GEMINI_RECONNECT_ATTEMPTS=0)", code=1011)
-        attempt = tries = 0
+        deadline = time.monotonic() + budget_s
+        failures = tries = 0
         while True:
             tries += 1
             if self._closed:
                 raise GeminiSessionError("the call ended while connecting", code=1000)
             handle = self.handle
             session = self._new_session()
+            limit = max(0.05, min(self.policy.open_timeout_s, deadline - time.monotonic()))
             try:
-                await session.open(resume_handle=handle)
-            except GeminiSessionError as exc:
+                async with asyncio.timeout(limit):
+                    await session.open(resume_handle=handle)
+            except (GeminiSessionError, TimeoutError) as raised:
+                if isinstance(raised, TimeoutError):
+                    await session.close()
+                    exc = GeminiSessionError(f"no answer from Gemini within {limit:.1f} s (connect and set-up)", code=1006)
+                else:
+                    exc = raised
                 failure = SessionClosed(exc.code, "")
                 if handle and failure.refused_by_server:
                     self.log.warning("resuming the Gemini session was refused (%s, %s): starting a fresh one", exc, exc.code)
                     self.handle = None
                     continue
                 if not failure.retryable:
-                    raise
-                attempt += 1
-                if attempt >= attempts:
-                    raise
-                self.log.warning("connecting to Gemini failed, attempt %d of %d: %s (%s)", attempt, attempts, exc, exc.code)
-                await asyncio.sleep(self.policy.delay(attempt - 1))
+                    raise exc from None
+                delay = self.policy.delay(failures)
+                failures += 1
+                left = deadline - time.monotonic()
+                if left <= delay:
+                    raise GeminiSessionError(f"{exc} (gave up after {tries} tries in {budget_s:.1f} s)", exc.code) from None
+                self.log.warning("connecting to Gemini failed (try %d, %.1f s left): %s (%s)", tries, left, exc, exc.code)
+                await asyncio.sleep(delay)
                 continue
             return session, tries
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
         await old.close()  # before resuming with its handle
+        if self.policy.max_reconnects == 0:
+            return SessionClosed(code=1011, reason=f"reconnecting is switched off (TELEPHONY_GEMINI_RECONNECTS_PER_CALL=0); {reason}")
         if self.reconnects >= self.policy.max_reconnects:
             self.log.error("Gemini session lost (%s) after %d reconnects: giving up", reason, self.reconnects)
             return SessionClosed(code=1011, reason=f"gave up after {self.reconnects} reconnects; last: {reason}")
         self.log.warning("Gemini session lost (%s): reconnecting", reason)
         resuming = self.handle is not None
         try:
-            session, attempts = await self._connect(self.policy.max_attempts)
+            session, attempts = await self._connect(max(self.policy.buffer_seconds, self.policy.open_timeout_s))
         except GeminiSessionError as exc:
             return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {exc} ({exc.code})")
         resumed = resuming and self.handle is not None

@@ -407,6 +407,7 @@ class GeminiLiveEmulator:
         self._counter = itertools.count(1)
         self._server: Server | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -423,16 +424,35 @@ class GeminiLiveEmulator:
             self._tmp = tempfile.TemporaryDirectory(prefix="gemini-emulator-")
             self.ca_file = Path(self._tmp.name) / "ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
+        self._ssl = server_ctx
+        await self._listen()
+        return self
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
-            ssl=server_ctx,
+            ssl=self._ssl,
             process_request=self._check_request,
             max_size=self.max_message_bytes,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        return self
+
+    async def outage(self, seconds: float) -> None:
+        """The service goes away: every live connection drops without a close frame (the
+        client sees 1006), the port refuses connections for `seconds`, then the service
+        is back on the same port (resumption handles issued before still work)."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("start the emulator first")
+        self._server = None
+        server.close(close_connections=False)
+        for connection in list(server.connections):
+            connection.transport.abort()
+        await server.wait_closed()
+        await asyncio.sleep(seconds)
+        await self._listen()
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -108,7 +108,7 @@ async def replay_call(
     return ReplayOutcome(result, write_outputs(result, fixture, out_dir, fixture.stem, record), record)
 
 
-async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Console) -> ReplayOutcome:
+async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Console, port: int = 0) -> ReplayOutcome:
     """Gemini emulator + our server (signatures on, as in production) + a replayed caller."""
     from telephony.app import create_app
     from telephony.config import Settings
@@ -125,9 +125,10 @@ async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Cons
             gemini_ca_file=gemini.ca_file,
             twilio_account_sid="AC" + "0" * 32,
             twilio_auth_token=auth_token,
+            media_rate_limit=max(1.25, speed * 1.25),
         )
         app = create_app(settings, agent=demo_agent)
-        async with running_server(app) as base_url:
+        async with running_server(app, port=port) as base_url:
             settings.public_url = base_url
             console.print(f"server on {base_url}, Gemini emulator (echo agent with a tool) on {gemini.base_url}")
             emulator = TwilioMediaEmulator(fixture, speed=speed, auth_token=auth_token)
