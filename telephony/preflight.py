@@ -110,7 +110,7 @@ async def check_public_url(settings: Settings, timeout_s: float = 5.0) -> Check:
     url = settings.public_url
     if not url:
         return Check(
-            name, None, "TELEPHONY_PUBLIC_URL not set", "set it to the https:// address Twilio reaches (signatures are checked against it)"
+            name, False, "TELEPHONY_PUBLIC_URL not set", "set it to the https:// address Twilio reaches (signatures are checked against it)"
         )
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
