@@ -28,6 +28,8 @@ PROMPTS = {
     "apology_trouble": "Sorry, we are having technical trouble. Please call again in a moment. Goodbye.",
     # Played to calls still up when a server shuts down after its drain time.
     "apology_closing": "Sorry, this line has to close now. Please call again. Goodbye.",
+    # Played first when recordings are on and TELEPHONY_RECORDING_NOTICE asks for it.
+    "recording_notice": "This call may be recorded.",
 }
 PARAMS = {"caller": "+15550100001", "called": "+15550100002"}
 

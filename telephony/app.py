@@ -6,8 +6,13 @@
     GET  /readyz         readiness: 503 while draining (SIGTERM) or at capacity
     GET  /metrics        Prometheus metrics
     POST /status         Twilio call status callback (dial-out progress)
-    GET  /calls/{sid}    a recent call's record (transcript, timings) and its statuses; needs
-                         the Twilio credentials as HTTP basic auth unless signature checks are off
+    GET  /calls          the calls dashboard (HTML): live calls and the history
+    GET  /calls/{sid}    one call: a page for a browser, else JSON (record and statuses)
+    GET  /calls/{sid}/recording.wav   its stereo recording, when recordings are on
+    GET  /api/calls      the history as JSON (?number=&since=&until=&page=)
+    GET  /api/calls/{sid}  one call as JSON
+                         (call history needs the dashboard credentials, or the Twilio account
+                         SID and auth token, as HTTP basic auth unless the request is local)
 
 Requests from Twilio are signature-checked unless `validate_signatures` is switched off for
 local development; refusals are a 403 and one log line.
@@ -16,17 +21,18 @@ local development; refusals are a 403 and one log line.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import hmac
+import datetime
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.websockets import WebSocketState
 
@@ -37,11 +43,17 @@ from telephony.call_control import CallControl
 from telephony.call_record import CallRecord
 from telephony.composition import agent_options_from, call_config_from, gemini_client_from
 from telephony.config import Settings
+from telephony.dashboard import pages
+from telephony.dashboard.access import basic_credentials, credentials_match, is_local
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.resilient import RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
+from telephony.pricing import estimated_cost_usd, prices
+from telephony.recording_file import delete_old_recordings
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
+from telephony.store import CallQuery, CallStore, StoreWriter, default_url
+from telephony.store.database import PAGE_SIZE
 from telephony.twilio_rest import TwilioRest
 from telephony.twiml import busy, connect_stream, say_and_hang_up
 
@@ -92,8 +104,11 @@ class VoiceService:
     """What one server holds across calls: the calls in progress, recent records and
     statuses, and whether it is draining. One per `router()`."""
 
-    def __init__(self, settings: Settings, services: CallServices, rest: TwilioRest | None) -> None:
+    def __init__(self, settings: Settings, services: CallServices, rest: TwilioRest | None, writer: StoreWriter | None = None) -> None:
         self.settings = settings
+        self.writer = writer
+        """Call history writes (never awaited by a call); None: memory only."""
+        self._last_cleanup = 0.0
         self.services = services
         self.rest = rest
         self.metrics = services.metrics
@@ -126,6 +141,22 @@ class VoiceService:
             self.recent_calls[record.call_sid] = record
             while len(self.recent_calls) > RECENT_CALLS:
                 self.recent_calls.popitem(last=False)
+            if self.writer is not None and record.parameters:
+                self.writer.put_call(record, record.outcome or "completed")
+        self._clean_up_recordings()
+
+    def call_started(self, record: CallRecord) -> None:
+        if self.writer is not None:
+            self.writer.put_call(record, None)
+
+    def _clean_up_recordings(self) -> None:
+        directory = self.services.recordings_dir
+        if directory is None or time.monotonic() - self._last_cleanup < 3600:
+            return
+        self._last_cleanup = time.monotonic()
+        days = self.settings.recording_retention_days
+        task = asyncio.get_running_loop().run_in_executor(None, delete_old_recordings, directory, days * 86400)
+        task.add_done_callback(lambda done: done.exception())  # a full disk is logged by the next write
 
     def can_take_call(self) -> str | None:
         """None when a new call is welcome, else why not."""
@@ -196,14 +227,19 @@ def router(
             max_reconnects=settings.gemini_reconnects_per_call,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
         ),
+        recordings_dir=(settings.recordings_dir or settings.data_dir / "recordings") if settings.record_audio else None,
         tool_timeout_s=settings.tool_timeout_seconds,
         tool_filler_s=settings.tool_filler_seconds,
         extra_voices=tuple(settings.extra_voices),
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
     )
-    service = VoiceService(settings, services, rest)
+    database_url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
+    writer = StoreWriter(CallStore(database_url), metrics, statuses_per_call=STATUSES_PER_CALL)
+    writer.prices = prices(settings.token_prices)
+    service = VoiceService(settings, services, rest, writer)
     services.on_call_end = service.remember
+    services.on_call_start = service.call_started
     statuses = service.call_statuses
     recent = service.recent_calls
     # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
@@ -328,23 +364,124 @@ def router(
             metrics.refused.labels("status_flood").inc()
             return Response(status_code=204)
         kept.append(entry)
+        writer.put_status(call_sid, entry)
         statuses.move_to_end(call_sid)
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
         return Response(status_code=204)
 
-    @routes.get("/calls/{call_sid}")
-    async def call_record(call_sid: str, request: Request) -> JSONResponse:
-        if signatures is not None and not _basic_auth_ok(request, settings.twilio_account_sid or "", auth_token or ""):
-            return JSONResponse({"detail": "Twilio account SID and auth token required"}, 401, {"WWW-Authenticate": "Basic"})
+    accepted_credentials: list[tuple[str, str]] = []
+    if settings.dashboard_credentials is not None:
+        user, _, password = settings.dashboard_credentials.get_secret_value().partition(":")
+        accepted_credentials.append((user, password))
+    if settings.twilio_account_sid and auth_token:
+        accepted_credentials.append((settings.twilio_account_sid, auth_token))
+
+    def may_see_history(request: Request) -> bool:
+        peer = request.client.host if request.client else None
+        if is_local(peer, request.headers, settings.trusted_proxies):
+            return True
+        return credentials_match(basic_credentials(request.headers), accepted_credentials)
+
+    def refused() -> JSONResponse:
+        metrics.refused.labels("dashboard_auth").inc()
+        return JSONResponse({"detail": "dashboard credentials required"}, 401, {"WWW-Authenticate": 'Basic realm="telephony"'})
+
+    def base_path(request: Request, marker: str) -> str:
+        return request.url.path.rsplit(marker, 1)[0]
+
+    async def one_call(call_sid: str) -> dict[str, object] | None:
+        """This instance's own record first (complete the moment the call ends), else the store."""
         record = recent.get(call_sid)
-        if record is None and call_sid not in statuses:
-            raise HTTPException(404, "no recent call with that SID")
-        body: dict[str, object] = {"call_sid": call_sid, "statuses": statuses.get(call_sid, [])}
+        stored: dict[str, object] | None = None
+        try:
+            stored = await writer.store.call(call_sid)
+        except Exception as exc:  # the store is down: what this instance knows still answers
+            log.warning("call store unavailable for a read: %s", type(exc).__name__)
+        statuses_here = statuses.get(call_sid, [])
+        if record is None and stored is None and not statuses_here:
+            return None
+        body: dict[str, object] = dict(stored or {"call_sid": call_sid})
         if record is not None:
             body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": True}
-        return JSONResponse(body)
+            body |= {"cost_usd": estimated_cost_usd(record.usage, writer.prices)}
+        seen = {(s.get("CallStatus"), s.get("SequenceNumber")) for s in statuses_here}
+        from_store: list[dict[str, str]] = list((stored or {}).get("statuses") or [])  # type: ignore[call-overload]
+        merged = list(statuses_here) + [s for s in from_store if (s.get("CallStatus"), s.get("SequenceNumber")) not in seen]
+        body["statuses"] = merged
+        body.setdefault("call_sid", call_sid)
+        return body
+
+    @routes.get("/calls/{call_sid}")
+    async def call_record(call_sid: str, request: Request) -> Response:
+        if not may_see_history(request):
+            return refused()
+        body = await one_call(call_sid)
+        if body is None:
+            raise HTTPException(404, "no call with that SID")
+        if "text/html" in request.headers.get("accept", ""):
+            base = base_path(request, f"/calls/{call_sid}")
+            recording = f"{base}/calls/{call_sid}/recording.wav" if body.get("recording") else None
+            return HTMLResponse(pages.call_page(body, recording, base))
+        return JSONResponse(jsonable_encoder(body))
+
+    @routes.get("/api/calls/{call_sid}")
+    async def api_call(call_sid: str, request: Request) -> Response:
+        if not may_see_history(request):
+            return refused()
+        body = await one_call(call_sid)
+        if body is None:
+            raise HTTPException(404, "no call with that SID")
+        return JSONResponse(jsonable_encoder(body))
+
+    @routes.get("/calls/{call_sid}/recording.wav")
+    async def recording(call_sid: str, request: Request) -> Response:
+        if not may_see_history(request):
+            return refused()
+        body = await one_call(call_sid)
+        path = Path(str(body.get("recording"))) if body and body.get("recording") else None
+        directory = services.recordings_dir
+        if path is None or directory is None or not path.is_file() or directory.resolve() not in path.resolve().parents:
+            raise HTTPException(404, "no recording of that call here")
+        return FileResponse(path, media_type="audio/wav")
+
+    async def history(request: Request) -> tuple[list[dict[str, object]], int, dict[str, str], int]:
+        query = {k: v for k, v in request.query_params.items() if k in ("number", "since", "until") and v}
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+            since = _day(query.get("since"))
+            until = _day(query.get("until"), next_day=True)
+        except ValueError:
+            raise HTTPException(400, "since/until are dates (YYYY-MM-DD), page a number") from None
+        rows, total = await writer.store.calls(CallQuery(number=query.get("number"), since=since, until=until, page=page))
+        return rows, total, query, page
+
+    @routes.get("/api/calls")
+    async def api_calls(request: Request) -> Response:
+        if not may_see_history(request):
+            return refused()
+        rows, total, _, page = await history(request)
+        return JSONResponse(jsonable_encoder({"calls": rows, "total": total, "page": page, "page_size": PAGE_SIZE}))
+
+    @routes.get("/calls")
+    async def calls_dashboard(request: Request) -> Response:
+        if not may_see_history(request):
+            return refused()
+        rows, total, query, page = await history(request)
+        now = time.time()
+        live = [
+            {
+                "call_sid": call.record.call_sid,
+                "from_number": call.record.parameters.get("caller"),
+                "to_number": call.record.parameters.get("called"),
+                "agent": call.record.parameters.get("agent"),
+                "seconds": now - call.record.started_at,
+            }
+            for call in list(service.active_calls)
+            if call.core.admitted
+        ]
+        return HTMLResponse(pages.calls_page(rows, total, live, query, page, PAGE_SIZE, base_path(request, "/calls")))
 
     return routes
 
@@ -392,12 +529,11 @@ async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -
             await asyncio.sleep(poll_s)
 
 
-def _basic_auth_ok(request: Request, user: str, password: str) -> bool:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("basic ") or not password:
-        return False
-    try:
-        given_user, _, given_password = base64.b64decode(header[6:]).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return hmac.compare_digest(given_user, user) and hmac.compare_digest(given_password, password)
+def _day(value: str | None, next_day: bool = False) -> float | None:
+    """A YYYY-MM-DD date as a UTC epoch (the start of the day, or of the next)."""
+    if not value:
+        return None
+    day = datetime.date.fromisoformat(value)
+    if next_day:
+        day += datetime.timedelta(days=1)
+    return datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp()

@@ -22,6 +22,8 @@ class TranscriptLine:
     text: str
     interrupted: bool = False
     """For an agent line: the caller talked over it; `text` is cut to what they heard."""
+    end_ms: int | None = None
+    """When the turn ended (its last words, or the end of the exchange)."""
 
     def cut_to(self, heard_fraction: float) -> None:
         """The caller talked over this line: keep the part of it they heard."""
@@ -41,6 +43,8 @@ class ToolRecord:
     arguments: dict[str, Any]
     response: dict[str, Any]
     at_ms: int
+    duration_ms: float | None = None
+    error: str | None = None
 
 
 class LatencySamples:
@@ -91,6 +95,8 @@ class CallRecord:
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_reason: str = ""
+    outcome: str = ""
+    """How it ended: completed, gemini_failed, time_limit, bad_token, ... (set at the end)."""
     transcript: list[TranscriptLine] = field(default_factory=list)
     frames_in: int = 0
     frames_out: int = 0
@@ -105,6 +111,10 @@ class CallRecord:
     chunk_to_frame_ms: LatencySamples = field(default_factory=LatencySamples)
     errors: list[str] = field(default_factory=list)
     tool_calls: list[ToolRecord] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
+    recording: str | None = None
+    """The call's stereo recording (caller left, agent right), when recordings are on."""
     _open_speaker: str | None = None
     _caller_line: TranscriptLine | None = None
     """The caller's line of the exchange still going on (until the agent's turn ends)."""
@@ -143,7 +153,15 @@ class CallRecord:
             self.transcript_lines_dropped += 1
         return line
 
+    def add_usage(self, counts: dict[str, int | None]) -> None:
+        """Add one turn's token counts (each `usageMetadata` covers the turn it follows)."""
+        for key, value in counts.items():
+            if value:
+                self.usage[key] = self.usage.get(key, 0) + int(value)
+
     def end_turn(self) -> None:
+        if self._open_speaker is not None and self.transcript and self.transcript[-1].end_ms is None:
+            self.transcript[-1].end_ms = self.elapsed_ms()
         self._open_speaker = None
         self._caller_line = None
 

@@ -27,7 +27,7 @@ DEMO_CALL = Path(__file__).resolve().parent / "testing" / "calls" / "barge_in.js
 """The recorded call `telephony demo` plays; it ships inside the package."""
 
 
-def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, **overrides: Any) -> Settings:
+def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, warn: bool = False, **overrides: Any) -> Settings:
     """The settings, or every problem with them on its own line and exit code 2 (never a
     traceback, never a value: it may be a secret). `for_serve`: also what would make the
     server refuse to start (`Settings.serve_problems`)."""
@@ -42,7 +42,7 @@ def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, **o
         for problem in problems:
             console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    for warning in settings.startup_warnings():
+    for warning in settings.startup_warnings() if (warn or for_serve) else []:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     return settings
 
@@ -194,7 +194,7 @@ def serve(
     from telephony.logs import configure_logging
     from telephony.server import DrainingServer, listen_socket, uvicorn_config
 
-    given = {
+    given: dict[str, Any] = {
         "host": host,
         "port": port,
         "record_dir": record,
@@ -307,13 +307,90 @@ def dial(
         console.print(f"call {call_sid}: {final}")
 
 
+db_app = typer.Typer(help="The call history database (SQLite by default, or TELEPHONY_DATABASE_URL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _store(settings: Settings) -> Any:
+    from telephony.store import CallStore, default_url
+
+    url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
+    return CallStore(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the call history tables (servers also do it on first use)."""
+    settings = settings_or_exit()
+    store = _store(settings)
+
+    async def run() -> None:
+        try:
+            await store.ensure_schema()
+        finally:
+            await store.close()
+
+    try:
+        run_event_loop(run())
+    except Exception as exc:  # a database that cannot be reached: one line, no URL (it may hold a password)
+        console.print(f"[red]cannot upgrade the {store.kind} database:[/red] {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        raise typer.Exit(1) from None
+    console.print(f"call history schema is current ({store.kind})")
+
+
+@app.command()
+def calls(
+    number: str | None = typer.Option(None, help="Only calls from or to a number containing this."),
+    limit: int = typer.Option(20, min=1, max=500, help="How many, newest first."),
+) -> None:
+    """Recent calls from the call history, as a table."""
+    import datetime as dt
+
+    from telephony.store import CallQuery
+
+    settings = settings_or_exit()
+    store = _store(settings)
+
+    async def run() -> tuple[list[dict[str, Any]], int]:
+        try:
+            return await store.calls(CallQuery(number=number, page_size=limit))
+        finally:
+            await store.close()
+
+    try:
+        rows, total = run_event_loop(run())
+    except Exception as exc:
+        console.print(f"[red]cannot read the call history:[/red] {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"calls: {len(rows)} of {total}")
+    for column in ("started (UTC)", "CallSid", "direction", "from", "to", "agent", "length", "outcome", "cost"):
+        table.add_column(column, justify="right" if column in ("length", "cost") else "left")
+    for row in rows:
+        started = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        length = "" if row["duration_s"] is None else f"{row['duration_s']:.0f} s"
+        cost = "" if row["cost_usd"] is None else f"${row['cost_usd']:.4f}"
+        outcome = row["outcome"] or ("live" if row["ended_at"] is None else "")
+        table.add_row(
+            started,
+            row["call_sid"],
+            row["direction"] or "",
+            row["from_number"] or "",
+            row["to_number"] or "",
+            row["agent"] or "",
+            length,
+            outcome,
+            cost,
+        )
+    console.print(table)
+
+
 @app.command()
 def check() -> None:
     """Before the phone rings: Gemini key and agent settings, Twilio credentials, where your
     number's webhook points, and whether TELEPHONY_PUBLIC_URL reaches a running server."""
     from telephony.preflight import run_checks
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(warn=True)
     results = run_event_loop(run_checks(settings))
     table = Table(title="telephony check")
     for column in ("", "check", "finding", "what to do"):

@@ -16,7 +16,7 @@ from telephony.call.driver import load_prompt
 from telephony.config import Settings
 from telephony.gemini.config import AgentOptions, make_client
 
-PROMPTS = ("apology_trouble", "apology_closing")
+PROMPTS = ("apology_trouble", "apology_closing", "recording_notice")
 
 
 def agent_options_from(settings: Settings) -> AgentOptions:
@@ -70,6 +70,8 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,
         log_phone_numbers=settings.log_phone_numbers,
+        record_audio=settings.record_audio,
+        recording_notice=settings.recording_notice,
         # Production streams come from Twilio in real time; a development server (signatures
         # off) is fed by replays at any speed.
         media_rate_limit=settings.media_rate_limit if settings.validate_signatures else float("inf"),

@@ -170,6 +170,18 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("auto", description="auto (plain on a terminal, JSON otherwise), plain or json")
     log_phone_numbers: bool = Field(False, description="log callers' numbers in full (default: masked, e.g. +1******4567)")
+    data_dir: Path = Field(Path("data"), description="where the default SQLite call history (and recordings) live")
+    database_url: SecretStr | None = Field(
+        None, description="call history database: sqlite:///path.db or postgresql://user:pass@host/db (default: DATA_DIR/telephony.db)"
+    )
+    record_audio: bool = Field(False, description="keep a stereo WAV of every call (caller left, agent right)")
+    recordings_dir: Path | None = Field(None, description="where recordings go (default: DATA_DIR/recordings)")
+    recording_retention_days: float = Field(30.0, gt=0, description="recordings older than this are deleted")
+    recording_notice: bool = Field(False, description='with recordings on, callers first hear "This call may be recorded."')
+    dashboard_credentials: SecretStr | None = Field(
+        None, description="user:password for /calls, /api/calls and /phone from anywhere but this machine"
+    )
+    token_prices: str | None = Field(None, description="JSON of USD per million tokens by kind (see telephony/pricing.py)")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 

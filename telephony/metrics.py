@@ -36,6 +36,8 @@ class Metrics:
             registry=r,
         )
 
+        self.store_errors = Counter("telephony_store_errors", "Call store writes that failed (and were retried)", registry=r)
+        self.store_dropped = Counter("telephony_store_dropped", "Call store records dropped (backlog full)", registry=r)
         self.event_loop_tasks = Gauge("telephony_event_loop_tasks", "asyncio tasks alive in the server's event loop", registry=r)
         self.event_loop_tasks.set_function(_tasks_alive)
         self.open_descriptors = Gauge("telephony_open_descriptors", "File descriptors open in this process", registry=r)

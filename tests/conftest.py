@@ -26,6 +26,7 @@ def emulator_settings(emulator: GeminiLiveEmulator, **overrides) -> Settings:
         gemini_ca_file=emulator.ca_file,
         validate_signatures=False,
         media_rate_limit=20.0,  # replays run faster than real time
+        database_url="sqlite:///:memory:",  # call history per app, gone with it
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

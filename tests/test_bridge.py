@@ -13,7 +13,7 @@ import websockets
 from telephony.testing.gemini_live import REALISTIC, GeminiLiveEmulator
 from telephony.testing.twilio_media import StreamTarget, TwilioMediaEmulator
 
-from conftest import AUTH_TOKEN, FIXTURES, offline_stack
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
 
 
 @pytest.mark.parametrize("fixture", ["one_sentence", "barge_in", "dtmf", "hang_up"])
@@ -151,16 +151,20 @@ async def test_call_log_gets_one_json_line_per_call(tmp_path):
     assert "token" not in entry["parameters"]
 
 
-async def test_call_record_endpoint_needs_twilio_credentials(stack):
+async def test_call_history_needs_credentials_unless_the_request_is_local(stack):
     import httpx
 
     result = await stack.replay("hang_up", speed=8)
-    url = f"{stack.base_url}/calls/{result.call_sid}"
+    proxied = {"X-Forwarded-For": "203.0.113.9"}  # as through a tunnel on this host: not local
     async with httpx.AsyncClient() as client:
-        anonymous = await client.get(url)
-        allowed = await client.get(url, auth=(stack.settings.twilio_account_sid, AUTH_TOKEN))
-    assert anonymous.status_code == 401
+        for path in (f"/calls/{result.call_sid}", f"/api/calls/{result.call_sid}", "/api/calls", "/calls"):
+            anonymous = await client.get(stack.base_url + path, headers=proxied)
+            wrong = await client.get(stack.base_url + path, headers=proxied, auth=(stack.settings.twilio_account_sid, "guess"))
+            assert (anonymous.status_code, wrong.status_code) == (401, 401), path
+        allowed = await client.get(f"{stack.base_url}/calls/{result.call_sid}", headers=proxied, auth=(ACCOUNT_SID, AUTH_TOKEN))
+        local = await client.get(f"{stack.base_url}/calls/{result.call_sid}")
     assert allowed.status_code == 200 and allowed.json()["call_sid"] == result.call_sid
+    assert local.status_code == 200, "a request from this machine needs no credentials"
 
 
 async def test_twiml_answer_connects_a_stream_with_parameters(stack):

@@ -555,3 +555,15 @@ def test_waiters_settled_with_the_closing_prompt_still_hear_about_it():
     script.call.playout.resolved.append((script.call._ending.token, True))  # type: ignore[union-attr]
     actions = script.mark(sync_mark)
     assert Settle(5, True) in actions and actions[-1] == CloseStream(1000, "call reached its 60 s limit")
+
+
+def test_with_recording_on_the_notice_is_played_before_the_agent_and_both_sides_are_kept():
+    script = Script(record_audio=True, recording_notice=True, prompts={"recording_notice": b"\x20" * 800})
+    actions = script.start()
+    assert twilio(actions, "media"), "the notice goes out at once"
+    assert actions.index(next(a for a in actions if isinstance(a, OpenAgent))) > 0
+    script.media(after=0.02)
+    stereo = np.frombuffer(script.call.take_recording(), dtype="<i2").reshape(-1, 2)
+    assert len(stereo) == 160, "20 ms of both sides per caller frame"
+    assert np.abs(stereo[:, 1]).max() > 0, "the right channel carries what the caller was hearing"
+    assert Script().call.take_recording() == b"", "nothing is kept when recording is off"

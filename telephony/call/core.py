@@ -33,6 +33,7 @@ from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.tones import hold_tone_mulaw
 from telephony.audio.transcode import CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
+from telephony.call.recording import StereoTimeline
 from telephony.call.voice_activity import CallerVoice
 from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
 from telephony.gemini.events import (
@@ -47,6 +48,7 @@ from telephony.gemini.events import (
     ToolCall,
     ToolCallCancelled,
     TurnComplete,
+    Usage,
 )
 from telephony.gemini.messages import (
     ActivityEnd,
@@ -218,6 +220,10 @@ class CallConfig:
     max_dtmf_per_second: int = 10
     final_prompt_timeout_s: float = 10.0
     log_phone_numbers: bool = False
+    record_audio: bool = False
+    """Keep both sides on the call's timeline (`take_recording`), for a stereo recording."""
+    recording_notice: bool = False
+    """With recording on: play the `recording_notice` prompt before the agent speaks."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
 
 
@@ -274,6 +280,7 @@ class Call:
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:
             self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
+        self.stereo = StereoTimeline() if config.record_audio else None
         self._actions: list[Action] = []
         self._created_at = now
         self._started_at = now
@@ -302,6 +309,10 @@ class Call:
         self._hold_token: int | None = None
 
     # --- what the driver reads ------------------------------------------------------------
+
+    def take_recording(self) -> bytes:
+        """Stereo PCM16 8 kHz (caller left, agent right) since the last take; b"" if off."""
+        return self.stereo.take() if self.stereo is not None else b""
 
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
@@ -422,6 +433,10 @@ class Call:
             return
         logged = params if self.config.log_phone_numbers else {k: mask_number(v) if k in PHONE_PARAMETERS else v for k, v in params.items()}
         self.log.info("call started", extra={"parameters": logged})
+        notice = self.config.prompts.get("recording_notice") if self.config.record_audio and self.config.recording_notice else None
+        if notice:
+            self.playout.hold_mulaw(notice, Source.PROMPT)  # before anything the agent says
+            self._release()
         self._actions.append(OpenAgent(params))
 
     def _caller_media(self, message: Media, now: float) -> None:
@@ -441,6 +456,8 @@ class Call:
         if self.metrics is not None:
             self.metrics.frames_in.inc()
         pcm8k = decode_mulaw(payload)
+        if self.stereo is not None:
+            self.stereo.caller(pcm8k)
         pcm16k = self.to_gemini.process_pcm8k(pcm8k)
         updates = self.voice.feed(pcm8k) if self.voice is not None else []
         if self.config.manual_activity:
@@ -571,6 +588,15 @@ class Call:
             self.log.warning(
                 "Gemini session reconnected", extra={"resumed": event.resumed, "reason": event.reason, "attempts": event.attempts}
             )
+        elif isinstance(event, Usage):
+            counts: dict[str, int | None] = {
+                "prompt_tokens": event.prompt_tokens,
+                "response_tokens": event.response_tokens,
+                "total_tokens": event.total_tokens,
+            }
+            counts |= {f"prompt_{m.lower()}": n for m, n in event.prompt_by_modality}
+            counts |= {f"response_{m.lower()}": n for m, n in event.response_by_modality}
+            self.record.add_usage(counts)
         elif isinstance(event, GoAway):
             self.log.info("Gemini goAway: switching connection (%.1f s left)", event.time_left_s)
         elif isinstance(event, SessionClosed):
@@ -602,7 +628,7 @@ class Call:
 
     # --- inputs: tools and waiters ----------------------------------------------------------
 
-    def tool_finished(self, call: ToolCall, response: dict[str, Any], now: float) -> bool:
+    def tool_finished(self, call: ToolCall, response: dict[str, Any], now: float, duration_ms: float | None = None) -> bool:
         """A tool's result. Returns False when it is no longer wanted (cancelled, call over),
         in which case nothing is sent and whatever the tool meant to do next must not run."""
         if call.id not in self._tools_running:
@@ -612,7 +638,17 @@ class Call:
             return False
         self._gemini(ToolResult(call.id, call.name, response))
         if len(self.record.tool_calls) < MAX_TOOL_RECORDS:
-            self.record.tool_calls.append(ToolRecord(call.name, dict(call.args), response, self.record.elapsed_ms()))
+            error = response.get("error")
+            self.record.tool_calls.append(
+                ToolRecord(
+                    call.name,
+                    dict(call.args),
+                    response,
+                    self.record.elapsed_ms(),
+                    None if duration_ms is None else round(duration_ms, 1),
+                    str(error) if error else None,
+                )
+            )
         arguments = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
         self.record.say("tool", f"{call.name}({arguments}) -> {json.dumps(response, default=str)[:300]}")
         self.record.end_turn()
@@ -747,6 +783,8 @@ class Call:
         """Empty Twilio's buffer and drop what we hold of the agent, the resampler's tail
         included; returns the ms of agent audio dropped here."""
         self._twilio(clear_message(self.stream_sid), "clear")
+        if self.stereo is not None:
+            self.stereo.cleared()
         dropped_ms = self.playout.clear()
         self.to_caller.reset()
         return dropped_ms
@@ -755,6 +793,8 @@ class Call:
         for item in self.playout.release():
             if isinstance(item, MediaOut):
                 self._twilio(media_message(self.stream_sid, item.mulaw), "media")
+                if self.stereo is not None:
+                    self.stereo.agent_sent(decode_mulaw(item.mulaw))
                 self.record.frames_out += 1
                 if self.metrics is not None:
                     self.metrics.frames_out.inc()

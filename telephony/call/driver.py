@@ -44,6 +44,7 @@ from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.logs import CallLogger
 from telephony.metrics import Metrics
+from telephony.recording_file import WavAppender, recording_path
 
 log = logging.getLogger("telephony.call")
 
@@ -112,7 +113,11 @@ class CallServices:
     """Voice names accepted per call beyond `gemini.catalog.VOICES`."""
     call_log_dir: Path | None = None
     record_dir: Path | None = None
+    on_call_start: Callable[[CallRecord], None] | None = None
+    """A call was admitted (its SIDs and parameters are known): e.g. the store's first row."""
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
+    recordings_dir: Path | None = None
+    """Stereo WAV per call here when the core records (CallConfig.record_audio)."""
 
 
 def options_for_call(
@@ -172,6 +177,7 @@ class CallDriver:
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
+        self._wav: WavAppender | None = None
 
     @property
     def record(self) -> CallRecord:
@@ -333,6 +339,16 @@ class CallDriver:
         record = self.record  # the core has bound the call's logger to its SIDs at `start`
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
+        if self.core.stereo is not None and self.services.recordings_dir is not None and record.call_sid:
+            path = recording_path(self.services.recordings_dir, record.call_sid, record.started_at)
+            try:
+                self._wav = WavAppender(path)
+                record.recording = str(path)
+                self._spawn(self._write_recording(), "recording")
+            except OSError as exc:
+                self._log.error("cannot record the call: %s", exc)
+        if self.services.on_call_start is not None:
+            self.services.on_call_start(record)
         # The agent the webhook chose travels by name; its tools are this call's tools.
         directory = self.services.agents
         self.agent = agent = directory.named(parameters.get("agent")) if directory is not None else _SettingsAgent()
@@ -376,6 +392,21 @@ class CallDriver:
             if self.core.ended:
                 return
 
+    async def _write_recording(self, every_s: float = 1.0) -> None:
+        """Append what the core collected, once a second, off the event loop."""
+        while True:
+            await asyncio.sleep(every_s)
+            await self._flush_recording()
+
+    async def _flush_recording(self) -> None:
+        pcm = self.core.take_recording()
+        if pcm and self._wav is not None:
+            try:
+                await asyncio.to_thread(self._wav.append, pcm)
+            except OSError as exc:
+                self._log.error("recording stopped: %s", exc)
+                self._wav = None
+
     async def _run_tool(self, call: ToolCall) -> None:
         tool = self._call_tools.get(call.name)
         timeout_s = (tool.timeout_s if tool else None) or self.agent.tool_timeout_s or self.services.tool_timeout_s
@@ -410,7 +441,7 @@ class CallDriver:
         error = outcome.response.get("error")
         level = logging.WARNING if error else logging.INFO
         self._log.log(level, "tool %s %s in %.0f ms", call.name, "failed" if error else "ok", took_ms, extra={"tool_error": error})
-        accepted = self.core.tool_finished(call, outcome.response, self._loop.time())
+        accepted = self.core.tool_finished(call, outcome.response, self._loop.time(), duration_ms=took_ms)
         self._execute()
         if accepted and outcome.then is not None:
             try:
@@ -460,6 +491,11 @@ class CallDriver:
         record.ended_at = time.time()
         record.agent_audio_heard_ms = self.core.playout.heard_ms
         record.end_reason = record.end_reason or "twilio socket closed"
+        record.outcome = self.core.outcome
+        if self._wav is not None:
+            await self._flush_recording()
+            if self._wav is not None:
+                await asyncio.to_thread(self._wav.close)
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)
         if self.services.call_log_dir is not None and record.call_sid:

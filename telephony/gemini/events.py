@@ -78,11 +78,14 @@ class ResumptionHandle:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts so far."""
+    """Token counts of one model turn (Gemini sends `usageMetadata` after each); the
+    `*_by_modality` maps give them per modality (AUDIO, TEXT), where the server says."""
 
     total_tokens: int | None
     prompt_tokens: int | None
     response_tokens: int | None
+    prompt_by_modality: tuple[tuple[str, int], ...] = ()
+    response_by_modality: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,14 @@ def parse_duration_s(value: str | None) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def _by_modality(details: list[types.ModalityTokenCount] | None) -> tuple[tuple[str, int], ...]:
+    counts = []
+    for item in details or []:
+        modality = item.modality.value if item.modality is not None else "UNSPECIFIED"
+        counts.append((str(modality), int(item.token_count or 0)))
+    return tuple(counts)
+
+
 def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
     """Split one server message into the call's events, interruptions first."""
     events: list[GeminiEvent] = []
@@ -189,6 +200,8 @@ def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
                 total_tokens=usage.total_token_count,
                 prompt_tokens=usage.prompt_token_count,
                 response_tokens=usage.response_token_count,
+                prompt_by_modality=_by_modality(usage.prompt_tokens_details),
+                response_by_modality=_by_modality(usage.response_tokens_details),
             )
         )
     return events

@@ -126,6 +126,7 @@ async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Cons
             twilio_account_sid="AC" + "0" * 32,
             twilio_auth_token=auth_token,
             media_rate_limit=max(1.25, speed * 1.25),
+            database_url="sqlite:///:memory:",
         )
         app = create_app(settings, agent=demo_agent)
         async with running_server(app, port=port) as base_url:

@@ -1,0 +1,1 @@
+"""The calls dashboard (server-rendered pages) and who may see it."""

@@ -1,0 +1,74 @@
+"""The call history tables (SQLAlchemy Core). Changes go through an alembic revision in
+`telephony/store/migrations/versions/`, never straight into these definitions alone."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("stream_sid", String(64)),
+    Column("direction", String(32)),
+    Column("from_number", String(32)),
+    Column("to_number", String(32)),
+    Column("agent", String(128)),
+    Column("started_at", Float, nullable=False, index=True),
+    Column("ended_at", Float),
+    Column("outcome", String(32)),
+    Column("end_reason", Text),
+    Column("duration_s", Float),
+    Column("interruptions", Integer, nullable=False, default=0),
+    Column("reconnects", Integer, nullable=False, default=0),
+    Column("prompt_tokens", Integer),
+    Column("response_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("recording", Text),
+    # The whole record as the API shows it (timings, errors, usage by modality, ...).
+    Column("summary", JSON, nullable=False),
+    Column("instance", String(64)),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), ForeignKey("calls.call_sid", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("speaker", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("at_ms", Integer, nullable=False),
+    Column("end_ms", Integer),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Index("ix_turns_call", "call_sid", "seq"),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), ForeignKey("calls.call_sid", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("at_ms", Integer, nullable=False),
+    Column("duration_ms", Float),
+    Column("error", Text),
+    Index("ix_tool_calls_call", "call_sid", "seq"),
+)
+
+call_statuses = Table(
+    "call_statuses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    Column("sequence", String(16)),
+    Column("timestamp", String(64)),
+    Column("call_duration", String(16)),
+    Column("received_at", Float, nullable=False),
+)

@@ -1,0 +1,147 @@
+"""Call history that lasts: SQLite and a real PostgreSQL, restarts, two instances, a database
+outage mid-call, and the stereo recording's channels against what the emulators sent."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+
+import httpx
+import numpy as np
+import pytest
+from helpers.postgres import PostgresServer, unavailable
+
+from telephony.audio.mulaw import decode_mulaw
+from telephony.testing.call_fixture import caller_audio
+from telephony.testing.demo import DemoModel, demo_agent
+from telephony.testing.gemini_live import GeminiLiveEmulator, Realism
+from telephony.testing.twilio_media import TwilioMediaEmulator
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
+
+USAGE_ONLY = Realism(
+    lead_s=60.0,
+    fragment_transcripts=False,
+    late_input_transcript=False,
+    tool_speech_delay_s=(0.0, 0.0),
+    check_setup=False,
+    unknown_message=False,
+)
+
+
+async def get(stack, path: str, **kwargs) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(stack.base_url + path, **kwargs)
+
+
+async def flushed(stack) -> None:
+    assert await stack.app.state.voice.writer.flush(), "the store caught up"
+
+
+async def demo_call(stack):
+    return await stack.replay("barge_in")
+
+
+@pytest.fixture
+def postgres():
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer().init()
+    yield server
+    server.destroy()
+
+
+async def test_a_call_its_turns_tools_and_usage_outlive_the_server(tmp_path):
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    gemini = GeminiLiveEmulator(DemoModel(), speed=4.0, realism=USAGE_ONLY)
+    async with gemini:
+        async with offline_stack(gemini, agent=demo_agent, database_url=url) as stack:
+            result = await demo_call(stack)
+            await flushed(stack)
+        async with offline_stack(gemini, agent=demo_agent, database_url=url) as restarted:  # a new process, same file
+            call = (await get(restarted, f"/api/calls/{result.call_sid}")).json()
+            listing = (await get(restarted, "/api/calls", params={"number": "0100001"})).json()
+            page = await get(restarted, f"/calls/{result.call_sid}", headers={"accept": "text/html"})
+            dashboard = await get(restarted, "/calls")
+    assert call["finished"] and call["outcome"] == "completed" and call["agent"] == "demo"
+    speakers = [line["speaker"] for line in call["transcript"]]
+    assert "caller" in speakers and "agent" in speakers and "tool" in speakers
+    assert any(line["interrupted"] for line in call["transcript"]), "the barge-in is kept"
+    (tool,) = call["tool_calls"]
+    assert tool["name"] == "opening_hours" and tool["arguments"] == {"day": "weekend"} and tool["duration_ms"] is not None
+    assert call["usage"]["prompt_tokens"] > 0 and call["usage"]["response_tokens"] > 0 and call["cost_usd"] > 0
+    assert listing["total"] == 1 and listing["calls"][0]["call_sid"] == result.call_sid
+    assert page.status_code == 200 and "opening_hours" in page.text and "<svg" in page.text
+    assert dashboard.status_code == 200 and result.call_sid in dashboard.text
+
+
+async def test_two_instances_on_one_postgresql_see_every_call_and_status(postgres):
+    async with GeminiLiveEmulator(speed=4.0) as gemini:
+        async with offline_stack(gemini, database_url=postgres.url) as first, offline_stack(gemini, database_url=postgres.url) as second:
+            result = await first.replay("hang_up")
+            status = {"CallSid": result.call_sid, "CallStatus": "completed", "SequenceNumber": "3"}
+            from telephony.security import TwilioSignatures
+
+            url = second.base_url + "/status"
+            async with httpx.AsyncClient() as client:  # Twilio's callback reached the other instance
+                await client.post(url, data=status, headers={"X-Twilio-Signature": TwilioSignatures(AUTH_TOKEN).sign(url, status)})
+            await flushed(first)
+            await flushed(second)
+            on_second = (await get(second, f"/calls/{result.call_sid}", auth=(ACCOUNT_SID, AUTH_TOKEN))).json()
+            on_first = (await get(first, f"/calls/{result.call_sid}")).json()
+    assert on_second["finished"] and on_second["end_reason"] == "caller hung up", "the other instance's call"
+    assert [s["CallStatus"] for s in on_first["statuses"]] == ["completed"], "the other instance's status callback"
+
+
+async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_later(postgres):
+    async with GeminiLiveEmulator(speed=4.0) as gemini:
+        async with offline_stack(gemini, database_url=postgres.url) as stack:
+            await get(stack, "/api/calls")  # the schema is in place
+            call = asyncio.create_task(stack.replay("barge_in"))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(postgres.stop, "immediate")
+            result = await call
+            writer = stack.app.state.voice.writer
+            assert writer.backlog >= 1, "the record waits for the database"
+            errors_during = await get(stack, "/metrics")
+            await asyncio.to_thread(postgres.start)
+            await flushed(stack)
+            stored = (await get(stack, f"/api/calls/{result.call_sid}")).json()
+    assert result.close_code == 1000 and result.caller_hung_up and len(result.clears) == 1, "the call went on as normal"
+    assert "telephony_store_errors_total" in errors_during.text
+    assert stored["finished"] and stored["interruptions"] == 1
+
+
+async def test_the_recording_has_the_caller_left_and_the_agent_right_on_the_calls_timeline(tmp_path):
+    async with GeminiLiveEmulator(speed=1.0) as gemini:
+        async with offline_stack(gemini, record_audio=True, recordings_dir=tmp_path) as stack:
+            emulator = TwilioMediaEmulator(FIXTURES / "barge_in.jsonl", speed=1.0, auth_token=AUTH_TOKEN)
+            result = await emulator.call(stack.webhook)
+            (record,) = stack.records()
+            wav = await get(stack, f"/calls/{result.call_sid}/recording.wav")
+    with wave.open(record.recording) as file:
+        assert (file.getnchannels(), file.getframerate(), file.getsampwidth()) == (2, 8000, 2)
+        stereo = np.frombuffer(file.readframes(file.getnframes()), dtype="<i2").reshape(-1, 2).astype(np.float64)
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF"
+    said = np.frombuffer(decode_mulaw(caller_audio(FIXTURES / "barge_in.jsonl")), dtype="<i2").astype(np.float64)
+    heard = np.frombuffer(result.heard_pcm(), dtype="<i2").astype(np.float64)
+    left, right = stereo[:, 0], stereo[:, 1]
+    n = min(len(left), len(said))
+    assert np.allclose(left[:n], said[:n], atol=2), "the left channel is exactly what the caller said, from the start"
+    lag_ms = best_lag_ms(right, heard)
+    assert abs(lag_ms) < 120, f"the agent channel is {lag_ms:.0f} ms off what the caller heard"
+    assert energy(right) > 0 and energy(left) > 0
+
+
+def energy(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(signal**2))) if len(signal) else 0.0
+
+
+def best_lag_ms(recorded: np.ndarray, reference: np.ndarray, max_lag_ms: int = 500) -> float:
+    """Where `reference` sits in `recorded`, by cross-correlation (positive: recorded later)."""
+    n = min(len(recorded), len(reference))
+    a, b = recorded[:n] - recorded[:n].mean(), reference[:n] - reference[:n].mean()
+    spectrum = np.fft.irfft(np.fft.rfft(a, 2 * n) * np.conj(np.fft.rfft(b, 2 * n)))
+    lags = np.concatenate([spectrum[-max_lag_ms * 8 :], spectrum[: max_lag_ms * 8 + 1]])
+    return (int(np.argmax(lags)) - max_lag_ms * 8) / 8
