@@ -45,6 +45,14 @@ def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
+def test_every_pod_migrates_the_shared_call_history_before_it_serves():
+    spec = kind("Deployment")["spec"]["template"]["spec"]
+    (migrate,) = spec["initContainers"]
+    assert migrate["args"] == ["db", "upgrade"] and migrate["envFrom"] == spec["containers"][0]["envFrom"]
+    assert kind("Secret")["stringData"]["TELEPHONY_DATABASE_URL"].startswith("postgresql://")
+    assert kind("StatefulSet")["spec"]["template"]["spec"]["containers"][0]["image"].startswith("postgres:")
+
+
 def test_deployment_drains_calls_and_probes_the_right_endpoints():
     spec = kind("Deployment")["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -92,7 +100,7 @@ def test_compose_runs_the_server_against_the_emulator():
 
 def test_dockerfile_passes_hadolint_and_has_the_runtime_essentials():
     hadolint = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(hadolint), str(INFRA / "Dockerfile")], capture_output=True, text=True)
+    result = subprocess.run([str(hadolint), str(INFRA / "Dockerfile"), str(INFRA / "postgres.Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (INFRA / "Dockerfile").read_text()
     assert "USER 10001" in text and "STOPSIGNAL SIGTERM" in text and "/healthz" in text
@@ -235,7 +243,9 @@ async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: 
     file = "compose.yaml" if _bridge_available() else "compose.host-network.yaml"
     port = 8080 if file == "compose.yaml" else _free_port()
     compose = [*(_compose_command() or []), "-f", str(INFRA / file), "-p", "telephony-test"]
-    env = dict(os.environ, PYTHON_IMAGE=BASE_IMAGE, TELEPHONY_PORT=str(port), GEMINI_PORT=str(_free_port()))
+    env = dict(
+        os.environ, PYTHON_IMAGE=BASE_IMAGE, TELEPHONY_PORT=str(port), GEMINI_PORT=str(_free_port()), POSTGRES_PORT=str(_free_port())
+    )
     up = subprocess.run([*compose, "up", "-d", "--build"], capture_output=True, text=True, env=env)
     try:
         assert up.returncode == 0, up.stderr[-3000:]
@@ -246,6 +256,18 @@ async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: 
         # TLS (an unreachable Gemini would give the apology, no clear).
         assert len(result.clears) == 1
         assert result.heard_seconds > 1.0
+        # The record went to the stack's PostgreSQL (the writer is asynchronous: give it a moment).
+        count = ""
+        for _ in range(40):
+            port_flag = f"-p {env['POSTGRES_PORT']} -h 127.0.0.1" if file != "compose.yaml" else ""
+            psql = "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null || dirname $(which psql))/psql"
+            query = f"{psql} {port_flag} -U telephony -tAc 'select count(*) from calls'"
+            done = subprocess.run([*compose, "exec", "-T", "postgres", "sh", "-c", query], capture_output=True, text=True, env=env)
+            count = done.stdout.strip()
+            if count == "1":
+                break
+            time.sleep(0.25)
+        assert count == "1", f"the call is in PostgreSQL: {done.stdout} {done.stderr}"
     finally:
         subprocess.run([*compose, "down", "-v"], capture_output=True, env=env)
 
