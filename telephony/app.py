@@ -54,6 +54,7 @@ from telephony.recording_file import delete_old_recordings
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
 from telephony.store import CallQuery, CallStore, StoreWriter, default_url
 from telephony.store.database import PAGE_SIZE
+from telephony.store.writer import call_row
 from telephony.twilio_rest import TwilioRest
 from telephony.twiml import busy, connect_stream, say_and_hang_up
 
@@ -235,8 +236,11 @@ def router(
         record_dir=settings.record_dir,
     )
     database_url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
-    writer = StoreWriter(CallStore(database_url), metrics, statuses_per_call=STATUSES_PER_CALL)
-    writer.prices = prices(settings.token_prices)
+    price_table = prices(settings.token_prices)
+    writer: StoreWriter | None = None
+    if database_url != "off":  # off: memory only (the last 100 calls of this process)
+        writer = StoreWriter(CallStore(database_url), metrics, statuses_per_call=STATUSES_PER_CALL)
+        writer.prices = price_table
     service = VoiceService(settings, services, rest, writer)
     services.on_call_end = service.remember
     services.on_call_start = service.call_started
@@ -364,7 +368,8 @@ def router(
             metrics.refused.labels("status_flood").inc()
             return Response(status_code=204)
         kept.append(entry)
-        writer.put_status(call_sid, entry)
+        if writer is not None:
+            writer.put_status(call_sid, entry)
         statuses.move_to_end(call_sid)
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
@@ -396,7 +401,7 @@ def router(
         record = recent.get(call_sid)
         stored: dict[str, object] | None = None
         try:
-            stored = await writer.store.call(call_sid)
+            stored = await writer.store.call(call_sid) if writer is not None else None
         except Exception as exc:  # the store is down: what this instance knows still answers
             log.warning("call store unavailable for a read: %s", type(exc).__name__)
         statuses_here = statuses.get(call_sid, [])
@@ -405,7 +410,7 @@ def router(
         body: dict[str, object] = dict(stored or {"call_sid": call_sid})
         if record is not None:
             body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": True}
-            body |= {"cost_usd": estimated_cost_usd(record.usage, writer.prices)}
+            body |= {"cost_usd": estimated_cost_usd(record.usage, price_table)}
         seen = {(s.get("CallStatus"), s.get("SequenceNumber")) for s in statuses_here}
         from_store: list[dict[str, str]] = list((stored or {}).get("statuses") or [])  # type: ignore[call-overload]
         merged = list(statuses_here) + [s for s in from_store if (s.get("CallStatus"), s.get("SequenceNumber")) not in seen]
@@ -454,6 +459,11 @@ def router(
             until = _day(query.get("until"), next_day=True)
         except ValueError:
             raise HTTPException(400, "since/until are dates (YYYY-MM-DD), page a number") from None
+        if writer is None:  # memory only: this process's recent calls
+            found = [call_row(r, r.outcome, price_table)[0] for r in reversed(recent.values())]
+            number = query.get("number")
+            found = [row for row in found if not number or number in f"{row['from_number']} {row['to_number']}"]
+            return found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(found), query, page
         rows, total = await writer.store.calls(CallQuery(number=query.get("number"), since=since, until=until, page=page))
         return rows, total, query, page
 

@@ -111,6 +111,9 @@ class CallRecord:
     chunk_to_frame_ms: LatencySamples = field(default_factory=LatencySamples)
     errors: list[str] = field(default_factory=list)
     tool_calls: list[ToolRecord] = field(default_factory=list)
+    speech: list[tuple[str, int, int, bool]] = field(default_factory=list)
+    """Who was heard when: (caller|agent, start ms, end ms, cut off) from the audio itself
+    (voice detection for the caller, playout for the agent): the dashboard's timeline."""
     usage: dict[str, int] = field(default_factory=dict)
     """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
     recording: str | None = None
@@ -152,6 +155,11 @@ class CallRecord:
             del self.transcript[0]
             self.transcript_lines_dropped += 1
         return line
+
+    def heard(self, who: str, start_ms: float, end_ms: float, cut_off: bool = False) -> None:
+        self.speech.append((who, int(max(0, start_ms)), int(max(0, end_ms)), cut_off))
+        if len(self.speech) > MAX_TRANSCRIPT_LINES:
+            del self.speech[0]
 
     def add_usage(self, counts: dict[str, int | None]) -> None:
         """Add one turn's token counts (each `usageMetadata` covers the turn it follows)."""

@@ -315,6 +315,9 @@ def _store(settings: Settings) -> Any:
     from telephony.store import CallStore, default_url
 
     url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
+    if url == "off":
+        console.print("call history is off (TELEPHONY_DATABASE_URL=off)")
+        raise typer.Exit(1)
     return CallStore(url)
 
 
@@ -617,6 +620,10 @@ def bench_load(
     seconds: float = typer.Option(20.0, min=8.0, help="Length of each call (each caller interrupts once, at ~5.4 s)."),
     loop: str = typer.Option("uvloop", help="Event loop of the server under test: uvloop or asyncio."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="The server's call history: default a fresh SQLite file; off; or postgresql://..."
+    ),
+    record_audio: bool = typer.Option(False, "--record-audio", help="The server keeps a stereo recording of every call."),
 ) -> None:
     """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
     from rich.progress import Progress
@@ -635,7 +642,15 @@ def bench_load(
             task = progress.add_task(f"{n} calls x {seconds:.0f} s", total=seconds)
             results.append(
                 run_event_loop(
-                    run_load(n, seconds, loop, on_progress=lambda t, done, task=task: progress.update(task, completed=t)), "uvloop"
+                    run_load(
+                        n,
+                        seconds,
+                        loop,
+                        on_progress=lambda t, done, task=task: progress.update(task, completed=t),
+                        database_url=database_url,
+                        record_audio=record_audio,
+                    ),
+                    "uvloop",
                 )
             )
     table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")

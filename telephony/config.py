@@ -172,7 +172,9 @@ class Settings(BaseSettings):
     log_phone_numbers: bool = Field(False, description="log callers' numbers in full (default: masked, e.g. +1******4567)")
     data_dir: Path = Field(Path("data"), description="where the default SQLite call history (and recordings) live")
     database_url: SecretStr | None = Field(
-        None, description="call history database: sqlite:///path.db or postgresql://user:pass@host/db (default: DATA_DIR/telephony.db)"
+        None,
+        description="call history database: sqlite:///path.db, postgresql://user:pass@host/db, or off "
+        "(memory only; default: DATA_DIR/telephony.db)",
     )
     record_audio: bool = Field(False, description="keep a stereo WAV of every call (caller left, agent right)")
     recordings_dir: Path | None = Field(None, description="where recordings go (default: DATA_DIR/recordings)")

@@ -4,6 +4,7 @@ outage mid-call, and the stereo recording's channels against what the emulators 
 from __future__ import annotations
 
 import asyncio
+import os
 import wave
 
 import httpx
@@ -145,3 +146,32 @@ def best_lag_ms(recorded: np.ndarray, reference: np.ndarray, max_lag_ms: int = 5
     spectrum = np.fft.irfft(np.fft.rfft(a, 2 * n) * np.conj(np.fft.rfft(b, 2 * n)))
     lags = np.concatenate([spectrum[-max_lag_ms * 8 :], spectrum[: max_lag_ms * 8 + 1]])
     return (int(np.argmax(lags)) - max_lag_ms * 8) / 8
+
+
+async def test_the_dashboard_renders_in_a_real_browser(tmp_path):
+    from helpers.browser import chromium, keep_screenshot
+    from helpers.browser import unavailable as no_browser
+
+    if reason := no_browser():
+        pytest.skip(reason)
+    speed = 1.0 if os.environ.get("TELEPHONY_UPDATE_SCREENSHOTS") else 4.0  # the README's picture: a call in real time
+    gemini = GeminiLiveEmulator(DemoModel(), speed=speed, realism=USAGE_ONLY)
+    async with gemini, offline_stack(gemini, agent=demo_agent, record_audio=True, recordings_dir=tmp_path) as stack:
+        result = await stack.replay("barge_in", speed=speed)
+        await flushed(stack)
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1100, "height": 1000})
+            await page.goto(stack.base_url + "/calls")
+            listed = await page.get_by_role("link", name=result.call_sid).count()
+            await page.get_by_role("link", name=result.call_sid).click()
+            await page.wait_for_selector("svg[aria-label='call timeline']")
+            transcript = await page.locator("table").nth(0).inner_text()
+            audio_ok = await page.evaluate("document.querySelector('audio') !== null")
+            png = await page.screenshot(full_page=True)
+            keep_screenshot(png, "dashboard-call.png")
+            stranger = await browser.new_page(extra_http_headers={"X-Forwarded-For": "203.0.113.9"})
+            response = await stranger.request.get(stack.base_url + "/calls")
+    assert listed == 1
+    assert "opening_hours" in transcript and "(interrupted)" in transcript
+    assert audio_ok, "the recording is on the page"
+    assert response.status == 401, "from anywhere else, the dashboard needs its credentials"

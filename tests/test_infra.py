@@ -259,7 +259,7 @@ async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: 
         # The record went to the stack's PostgreSQL (the writer is asynchronous: give it a moment).
         count = ""
         for _ in range(40):
-            port_flag = f"-p {env['POSTGRES_PORT']} -h 127.0.0.1" if file != "compose.yaml" else ""
+            port_flag = f"-p {env['POSTGRES_PORT']} -h 127.0.0.1 -d postgres" if file != "compose.yaml" else "-d telephony"
             psql = "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null || dirname $(which psql))/psql"
             query = f"{psql} {port_flag} -U telephony -tAc 'select count(*) from calls'"
             done = subprocess.run([*compose, "exec", "-T", "postgres", "sh", "-c", query], capture_output=True, text=True, env=env)

@@ -165,12 +165,27 @@ class _Server:
                 self.process.kill()
 
 
-async def run_load(calls: int, seconds: float, loop: str = "uvloop", block_ms: int = 20, on_progress=None) -> LoadFigures:
-    """One load point: `calls` concurrent calls of `seconds` each against a fresh server."""
+async def run_load(
+    calls: int,
+    seconds: float,
+    loop: str = "uvloop",
+    block_ms: int = 20,
+    on_progress=None,
+    database_url: str | None = None,
+    record_audio: bool = False,
+) -> LoadFigures:
+    """One load point: `calls` concurrent calls of `seconds` each against a fresh server
+    (its call history in a fresh SQLite file unless `database_url` says otherwise)."""
+    import tempfile
+
     messages = bench_fixture(seconds)
+    scratch = tempfile.TemporaryDirectory(prefix="bench-load-")
+    extra = {"TELEPHONY_DATA_DIR": scratch.name, "TELEPHONY_RECORD_AUDIO": "true" if record_audio else "false"}
+    if database_url:
+        extra["TELEPHONY_DATABASE_URL"] = database_url
     async with GeminiLiveEmulator() as gemini:
         gemini.record_timings = True
-        server = _Server(gemini, calls, loop, block_ms)
+        server = _Server(gemini, calls, loop, block_ms, extra_env=extra)
         try:
             await server.wait_ready()
             pid = server.process.pid
@@ -200,8 +215,10 @@ async def run_load(calls: int, seconds: float, loop: str = "uvloop", block_ms: i
             _, peak_rss = _proc_memory_mb(pid)
         finally:
             server.stop()
+            scratch.cleanup()
         figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
         figures.caller_block_ms = block_ms
+        figures.notes.append(f"call history: {database_url or 'sqlite file'}; recordings: {'on' if record_audio else 'off'}")
         return figures
 
 

@@ -301,6 +301,8 @@ class Call:
         self._caller_turn_from: float | None = None
         self._caller_stopped_at: float | None = None
         self._turn_latency_ms: float | None = None
+        self._turn_heard_from_ms = 0.0
+        self._turn_log_pending = False
         self._tools_running: set[str] = set()
         self._goodbye: _GoodbyeWatch | None = None
         self._ending: _Ending | None = None
@@ -480,6 +482,8 @@ class Call:
         self._caller_stopped_at = now - silence_s
         if self._caller_turn_from is not None:
             took_s = max(0.0, self._caller_stopped_at - self._caller_turn_from)
+            ended_ms = self.record.elapsed_ms() - silence_s * 1000
+            self.record.heard("caller", ended_ms - took_s * 1000, ended_ms)
             self.log.info("caller turn: %.1f s of speech", took_s, extra={"turn": "caller", "duration_ms": round(took_s * 1000)})
         self._caller_turn_from = None
 
@@ -543,7 +547,8 @@ class Call:
         elif isinstance(event, TurnComplete):
             self._discarding = False
             if self._agent_turn_open and self._turn_audio_ms:
-                self._log_agent_turn("complete")
+                # Generated is not heard: the turn is logged once played out, or cut by a barge-in.
+                self._turn_log_pending = True
             if self.state is not CallState.ENDING:
                 self.playout.hold(self.to_caller.flush(), Source.AGENT)
             self._agent_turn_open = False
@@ -612,11 +617,15 @@ class Call:
         if self._holds:
             self._end_hold()  # the agent speaks: no more waiting music
         if not self._agent_turn_open:
+            self._finish_turn_log()
             self._agent_turn_open = True
             # Our side of the caller's wait: from the end of their speech to the reply's first audio here.
             self._turn_latency_ms = (now - self._caller_stopped_at) * 1000 if answering and self._caller_stopped_at is not None else None
             self._turn_audio_ms = 0.0
             self._turn_start_position_ms = self.playout.ledger.sent_ms + self.playout.held_agent_ms
+            # Heard from when what is ahead of it has played (sent and held audio of earlier turns).
+            ahead_ms = max(0.0, self._turn_start_position_ms - self.playout.heard_ms)
+            self._turn_heard_from_ms = self.record.elapsed_ms() + ahead_ms
             self._turn_line = None
         self._turn_audio_ms += len(pcm24k) / 48
         self.record.agent_audio_ms += len(pcm24k) / 48
@@ -740,7 +749,16 @@ class Call:
 
     # --- decisions ------------------------------------------------------------------------
 
+    def _finish_turn_log(self) -> None:
+        """The last reply was played to its end: its turn line and heard span."""
+        if self._turn_log_pending:
+            self._turn_log_pending = False
+            self._log_agent_turn("complete")
+            self._turn_audio_ms = 0.0
+
     def _log_agent_turn(self, how: str, heard_ms: float | None = None) -> None:
+        span_ms = self._turn_audio_ms if heard_ms is None else heard_ms
+        self.record.heard("agent", self._turn_heard_from_ms, self._turn_heard_from_ms + span_ms, heard_ms is not None)
         extra: dict[str, Any] = {"turn": "agent", "duration_ms": round(self._turn_audio_ms), "ended": how}
         if self._turn_latency_ms is not None:
             extra["latency_ms"] = round(self._turn_latency_ms)
@@ -759,6 +777,7 @@ class Call:
         heard_in_turn = max(0.0, self.playout.heard_ms - self._turn_start_position_ms)
         if self._turn_audio_ms:
             self._log_agent_turn("interrupted", min(heard_in_turn, self._turn_audio_ms))
+        self._turn_log_pending = False
         dropped_ms = self._silence_agent()
         if self._turn_audio_ms and self._turn_line is not None:
             self._turn_line.cut_to(min(1.0, heard_in_turn / self._turn_audio_ms))
@@ -817,6 +836,8 @@ class Call:
 
     def _after_playout_change(self, now: float) -> None:
         self._release()
+        if self._turn_log_pending and not self.playout.agent_audible:
+            self._finish_turn_log()
         if self.state is not CallState.ENDED:
             self._check_goodbye(now)
 
@@ -866,6 +887,7 @@ class Call:
         if self.state is CallState.ENDED:
             return
         self._move(CallState.ENDED)
+        self._finish_turn_log()
         self._cancel_tools()
         if self._goodbye is not None:
             self._actions.append(Settle(self._goodbye.token, False))

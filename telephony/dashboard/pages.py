@@ -149,6 +149,7 @@ def timeline_svg(call: dict[str, Any], width: int = 1000) -> str:
     total_ms = max(
         [1000.0, (call.get("duration_s") or 0) * 1000]
         + [float(line.get("end_ms") or line["at_ms"]) for line in transcript]
+        + [float(span[2]) for span in call.get("speech") or []]
         + [float(t["at_ms"]) for t in call.get("tool_calls", [])]
     )
     lanes = {"caller": 20, "agent": 50, "tool": 80}
@@ -161,19 +162,26 @@ def timeline_svg(call: dict[str, Any], width: int = 1000) -> str:
     for name, y in lanes.items():
         parts.append(f"<text x='4' y='{y + 12}' font-size='12'>{name}</text>")
     colours = {"caller": "#1f5fbf", "agent": "#a34a00"}
-    for line in transcript:
-        speaker = line["speaker"]
+    # Spans of audio (voice detection, playout) where the record has them, else the transcript's times.
+    spans = [(w, float(a), float(b), bool(c)) for w, a, b, c in call.get("speech") or []]
+    if not spans:
+        spans = [
+            (line["speaker"], float(line["at_ms"]), float(line.get("end_ms") or line["at_ms"] + 600), bool(line.get("interrupted")))
+            for line in transcript
+            if line["speaker"] in colours
+        ]
+    words = {who: [line for line in transcript if line["speaker"] == who] for who in colours}
+    for speaker, start, end, cut_off in spans:
         if speaker not in colours:
             continue
-        start = float(line["at_ms"])
-        end = float(line.get("end_ms") or start + 600)
         y = lanes[speaker]
+        said = next((line["text"] for line in words[speaker] if abs(float(line["at_ms"]) - start) < 4000), "")
         parts.append(
             f"<rect x='{x(start):.1f}' y='{y}' width='{max(2.0, (end - start) * scale):.1f}' height='16' "
             f"fill='{colours[speaker]}' opacity='0.75'>"
-            f"<title>{_e(speaker)} {start / 1000:.1f}-{end / 1000:.1f} s: {_e(line['text'][:120])}</title></rect>"
+            f"<title>{_e(speaker)} {start / 1000:.1f}-{end / 1000:.1f} s: {_e(said[:120])}</title></rect>"
         )
-        if line.get("interrupted"):
+        if cut_off:
             parts.append(
                 f"<line x1='{x(end):.1f}' x2='{x(end):.1f}' y1='14' y2='72' stroke='#c00' stroke-width='2'>"
                 "<title>interrupted</title></line>"
