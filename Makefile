@@ -33,9 +33,11 @@ lint: $(DEV_INSTALLED)  ## ruff (lint + format), mypy, and the import contracts 
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The image and compose tests need a Docker engine: infra/docker-engine.sh uses a running one,
-# or starts its own (root + apt-get) and stops it afterwards; elsewhere they skip, saying why.
+# Some tests drive real components: chromium and PostgreSQL (infra/test-packages.sh installs
+# them with apt-get where allowed) and a Docker engine (infra/docker-engine.sh uses a running
+# one, or starts its own and stops it afterwards); elsewhere those tests skip, saying why.
 test: lint  ## lint, then the whole suite (real sockets on 127.0.0.1, no network, no keys)
+	@infra/test-packages.sh
 	@eval "$$(infra/docker-engine.sh up)"; $(BIN)/python -m pytest; status=$$?; infra/docker-engine.sh down; exit $$status
 
 bench: $(DEV_INSTALLED)  ## codec figures (printed, not asserted)
