@@ -34,10 +34,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSoc
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.websockets import WebSocketState
 
 from telephony import __version__
 from telephony.agent import Agent, AgentBook, AgentSelector, IncomingCall, Refuse
+from telephony.browser_phone import add_browser_phone
 from telephony.call.driver import CallDriver, CallServices
 from telephony.call_control import CallControl
 from telephony.call_record import CallRecord
@@ -52,6 +52,7 @@ from telephony.metrics import Metrics
 from telephony.pricing import estimated_cost_usd, prices
 from telephony.recording_file import delete_old_recordings
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
+from telephony.socket_adapter import StarletteTwilioConnection
 from telephony.store import CallQuery, CallStore, StoreWriter, default_url
 from telephony.store.database import PAGE_SIZE
 from telephony.store.writer import call_row
@@ -68,37 +69,6 @@ MAX_PARAMETER_CHARS = 4000
 RECENT_CALLS = 100
 STATUSES_PER_CALL = 50
 """A call has a handful of status callbacks; more are replays, and are not kept."""
-
-
-class StarletteTwilioConnection:
-    """Adapts Starlette's WebSocket to the call driver's `TwilioConnection`."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        self.closed = False
-
-    async def receive(self) -> str | bytes | None:
-        if self.closed:
-            return None
-        message = await self.websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            self.closed = True
-            return None
-        text = message.get("text")
-        return text if text is not None else message.get("bytes")
-
-    async def send(self, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            await self.websocket.send_text(text)
-        except Exception:  # the caller hung up mid-send: the receive side will see it
-            self.closed = True
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        if self.websocket.client_state == WebSocketState.CONNECTED and self.websocket.application_state == WebSocketState.CONNECTED:
-            self.closed = True
-            await self.websocket.close(code, reason)
 
 
 class VoiceService:
@@ -200,6 +170,7 @@ def router(
             )
         signatures = TwilioSignatures(auth_token)
     tokens = CallTokens(secret_from(auth_token, secrets.token_bytes(32)), ttl_s=settings.stream_token_seconds)
+    phone_secret = secrets.token_bytes(32)
     stream_tokens = tokens if signatures is not None else None
     if open_gemini is None:
         client = gemini_client_from(settings)
@@ -398,7 +369,9 @@ def router(
 
     async def one_call(call_sid: str) -> dict[str, object] | None:
         """This instance's own record first (complete the moment the call ends), else the store."""
-        record = recent.get(call_sid)
+        record = recent.get(call_sid) or next(
+            (c.record for c in list(service.active_calls) if c.core.admitted and c.record.call_sid == call_sid), None
+        )
         stored: dict[str, object] | None = None
         try:
             stored = await writer.store.call(call_sid) if writer is not None else None
@@ -409,7 +382,8 @@ def router(
             return None
         body: dict[str, object] = dict(stored or {"call_sid": call_sid})
         if record is not None:
-            body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": True}
+            finished = record.ended_at is not None
+            body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": finished}
             body |= {"cost_usd": estimated_cost_usd(record.usage, price_table)}
         seen = {(s.get("CallStatus"), s.get("SequenceNumber")) for s in statuses_here}
         from_store: list[dict[str, str]] = list((stored or {}).get("statuses") or [])  # type: ignore[call-overload]
@@ -417,6 +391,17 @@ def router(
         body["statuses"] = merged
         body.setdefault("call_sid", call_sid)
         return body
+
+    add_browser_phone(
+        routes,
+        services=services,
+        agent_names=lambda: list(agents.by_name) or [agents.default.name],
+        may_use=may_see_history,
+        refused=refused,
+        live_call_sids=service.live_call_sids,
+        active_calls=service.active_calls,
+        secret=secret_from(auth_token, phone_secret),
+    )
 
     @routes.get("/calls/{call_sid}")
     async def call_record(call_sid: str, request: Request) -> Response:

@@ -200,13 +200,22 @@ def parse_message(raw: str | bytes) -> Connected | Start | Media | Mark | Dtmf |
         raise TwilioProtocolError(f"malformed Media Streams message at {where}: {first['msg']}") from None
 
 
-def check_media_format(start: Start) -> None:
-    """Refuse a stream that is not 8 kHz mono mu-law (Twilio documents only that format)."""
+WIDEBAND_ENCODING = "audio/x-l16"
+"""16 kHz mono PCM16, little-endian: what the browser phone's "wideband" switch sends (never Twilio)."""
+WIDEBAND_RATE = 16000
+
+
+def check_media_format(start: Start, allow_wideband: bool = False) -> bool:
+    """Refuse a stream that is not 8 kHz mono mu-law (Twilio documents only that format);
+    with `allow_wideband`, 16 kHz linear PCM too. Returns True for wideband."""
     fmt = start.start.media_format
+    if allow_wideband and (fmt.encoding, fmt.sample_rate, fmt.channels) == (WIDEBAND_ENCODING, WIDEBAND_RATE, 1):
+        return True
     if (fmt.encoding, fmt.sample_rate, fmt.channels) != (MULAW_ENCODING, MULAW_RATE, 1):
         raise TwilioProtocolError(
             f"unsupported media format {fmt.encoding} {fmt.sample_rate} Hz x{fmt.channels}; expected {MULAW_ENCODING} {MULAW_RATE} Hz mono"
         )
+    return False
 
 
 # --- outbound ----------------------------------------------------------------------------

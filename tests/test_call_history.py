@@ -10,7 +10,6 @@ import wave
 import httpx
 import numpy as np
 import pytest
-from helpers.postgres import PostgresServer, unavailable
 
 from telephony.audio.mulaw import decode_mulaw
 from telephony.testing.call_fixture import caller_audio
@@ -19,6 +18,7 @@ from telephony.testing.gemini_live import GeminiLiveEmulator, Realism
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
+from helpers.postgres import PostgresServer, unavailable
 
 USAGE_ONLY = Realism(
     lead_s=60.0,

@@ -28,3 +28,9 @@ def decode_mulaw(data: bytes) -> bytes:
 def encode_mulaw(pcm16: bytes) -> bytes:
     """Encode 16-bit little-endian PCM into mu-law (one byte out per sample in)."""
     return audioop.lin2ulaw(pcm16, 2)
+
+
+def halve_rate(pcm16k: bytes, state: object = None) -> tuple[bytes, object]:
+    """16 kHz PCM16 -> 8 kHz, streaming (pass the returned state back in): the browser
+    phone's wideband audio, for voice detection and the recording."""
+    return audioop.ratecv(pcm16k, 2, 1, 16000, 8000, state)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Any
 
 from telephony.audio.agc import CallerLevel
-from telephony.audio.mulaw import decode_mulaw
+from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.tones import hold_tone_mulaw
 from telephony.audio.transcode import CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
@@ -218,6 +218,8 @@ class CallConfig:
     """Caller audio is accepted at up to this multiple of real time (after a 2 s burst);
     Twilio sends real time, a replay at --speed N needs N (inf: unchecked)."""
     max_dtmf_per_second: int = 10
+    accept_wideband: bool = False
+    """Also take 16 kHz linear PCM (the browser phone's wideband switch; never from Twilio)."""
     final_prompt_timeout_s: float = 10.0
     log_phone_numbers: bool = False
     record_audio: bool = False
@@ -269,6 +271,8 @@ class Call:
         """The stream passed `admit_stream` (its CallSid is this call's until it ends)."""
         self._turn_away: tuple[str, str] | None = None
         self._media_in_ms = 0.0
+        self._wideband = False
+        self._halving: Any = None
         self._dtmf_times: deque[float] = deque()
         self._malformed_second = -1
         self._malformed_in_second = 0
@@ -416,7 +420,7 @@ class Call:
         if hasattr(self.log, "bind"):
             self.log.bind(details.call_sid, start.stream_sid)
         try:
-            check_media_format(start)
+            self._wideband = check_media_format(start, self.config.accept_wideband)
         except TwilioProtocolError as exc:
             self._refuse(str(exc), 1003, "refused")
             return
@@ -453,14 +457,20 @@ class Call:
         if math.isfinite(rate) and self._media_in_ms > MEDIA_BURST_MS + (now - self._started_at) * 1000 * rate:
             self._malformed("media_too_fast", f"caller audio faster than {self.config.media_rate_limit:g}x real time")
             return
-        self._media_in_ms += len(payload) / 8
+        self._media_in_ms += len(payload) / (32 if self._wideband else 8)
         self.record.frames_in += 1
         if self.metrics is not None:
             self.metrics.frames_in.inc()
-        pcm8k = decode_mulaw(payload)
+        if self._wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
+            pcm16k = payload[: len(payload) & ~1]
+            pcm8k, self._halving = halve_rate(pcm16k, self._halving)
+        else:
+            pcm8k = decode_mulaw(payload)
+            pcm16k = b""
         if self.stereo is not None:
             self.stereo.caller(pcm8k)
-        pcm16k = self.to_gemini.process_pcm8k(pcm8k)
+        if not self._wideband:
+            pcm16k = self.to_gemini.process_pcm8k(pcm8k)
         updates = self.voice.feed(pcm8k) if self.voice is not None else []
         if self.config.manual_activity:
             self._manual_activity(pcm16k, updates)
