@@ -46,6 +46,7 @@ from telephony.config import Settings
 from telephony.dashboard import pages
 from telephony.dashboard.access import basic_credentials, credentials_match, is_local
 from telephony.gemini.config import AgentOptions
+from telephony.gemini.ephemeral import mint_token
 from telephony.gemini.resilient import RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
@@ -392,6 +393,22 @@ def router(
         body.setdefault("call_sid", call_sid)
         return body
 
+    minting_client: list[object] = []
+
+    async def mint_for_browser(agent_name: str | None) -> dict[str, object]:
+        if not minting_client:
+            minting_client.append(gemini_client_from(settings))
+        agent = agents.named(agent_name)
+        options = agent.options(services.agent_options)
+        token = await mint_token(minting_client[0], options)  # type: ignore[arg-type]
+        return {
+            "token": token.name,
+            "model": token.model,
+            "expiresAt": token.expires_at.isoformat(),
+            "baseUrl": settings.gemini_base_url,
+            "agent": agent.name,
+        }
+
     add_browser_phone(
         routes,
         services=services,
@@ -401,6 +418,7 @@ def router(
         live_call_sids=service.live_call_sids,
         active_calls=service.active_calls,
         secret=secret_from(auth_token, phone_secret),
+        mint_gemini_token=None if settings.uses_vertex else mint_for_browser,
     )
 
     @routes.get("/calls/{call_sid}")

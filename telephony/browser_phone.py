@@ -19,8 +19,9 @@ a way around Twilio's signatures: the Twilio stream endpoint is untouched.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -29,6 +30,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from telephony.call.driver import CallDriver, CallServices
 from telephony.security import CallTokens
 from telephony.socket_adapter import StarletteTwilioConnection
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = "telephony-phone"
 SESSION_SECONDS = 60.0
@@ -54,6 +57,7 @@ def add_browser_phone(
     live_call_sids: set[str],
     active_calls: set[CallDriver],
     secret: bytes,
+    mint_gemini_token: Callable[[str | None], Awaitable[dict[str, object]]] | None = None,
 ) -> None:
     """The softphone's routes, on the voice router (they follow its prefix)."""
     tokens = CallTokens(b"telephony-browser-phone:" + secret, ttl_s=SESSION_SECONDS)
@@ -93,6 +97,20 @@ def add_browser_phone(
             },
             headers={"Cache-Control": "no-store"},
         )
+
+    @routes.post("/api/gemini-token")
+    async def gemini_token(request: Request) -> Response:
+        """A single-use ephemeral Gemini token for the page's "Direct to Gemini" mode."""
+        if not may_use(request):
+            return refused()
+        if mint_gemini_token is None:
+            return JSONResponse({"detail": "ephemeral tokens need the Gemini Developer API (an API key), not Vertex AI"}, 400)
+        try:
+            body = await mint_gemini_token(request.query_params.get("agent"))
+        except Exception as exc:  # the service refused or is unreachable: say which, never the key
+            log.warning("minting an ephemeral Gemini token failed: %s", type(exc).__name__)
+            return JSONResponse({"detail": f"the Gemini service did not mint a token ({type(exc).__name__})"}, 502)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @routes.websocket("/phone/socket")
     async def phone_socket(websocket: WebSocket) -> None:

@@ -99,3 +99,71 @@ async def test_the_phone_socket_refuses_a_missing_reused_or_foreign_token_before
     assert refused == [403, 403] and reused.value.response.status_code == 403, "single-use"
     assert proxied.status_code == 401 and page.status_code == 401, "from elsewhere: the dashboard credentials"
     assert gemini.connections == [], "nothing opened a Gemini session"
+
+
+async def test_direct_to_gemini_with_an_ephemeral_token_never_sees_the_key(browser_flags, caplog):
+    async with GeminiLiveEmulator(speed=1.0, auth_tokens=True, api_key="the-server-key") as gemini:
+        async with offline_stack(gemini, gemini_api_key="the-server-key") as stack:
+            async with chromium([*browser_flags, "--ignore-certificate-errors"]) as browser:  # the emulator's own CA
+                page = await browser.new_page()
+                await page.goto(stack.base_url + "/phone")
+                await page.get_by_label("Direct to Gemini").check()
+                await page.get_by_role("button", name="Call").click()
+                heard = await wait_for(page, "window.telephonyStats.played > 48000 && window.telephonyStats.peak > 0.01", 25)
+                transcript = await page.locator("#transcript").inner_text()
+                page_source = await page.content()
+                await page.get_by_role("button", name="Hang up").click()
+    (connection,) = gemini.connections
+    assert connection.token is not None and "Constrained" in connection.path, "the browser used the constrained endpoint"
+    token = gemini.tokens[connection.token]
+    assert token.used == 1 and token.uses == 1 and token.setup["model"].endswith(stack.settings.gemini_model)
+    assert heard["mode"] == "direct" and "agent:" in transcript
+    assert "the-server-key" not in page_source
+    assert connection.token not in caplog.text and "the-server-key" not in caplog.text, "neither the key nor the token is logged"
+
+
+async def test_ephemeral_tokens_are_single_use_locked_and_expire():
+    import datetime as dt
+
+    from google.genai import types
+
+    from telephony.composition import agent_options_from, gemini_client_from
+    from telephony.gemini.config import make_client
+    from telephony.gemini.ephemeral import mint_token
+    from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+
+    from conftest import emulator_settings
+
+    async with GeminiLiveEmulator(auth_tokens=True, api_key="key") as gemini:
+        settings = emulator_settings(gemini, gemini_api_key="key")
+        options = agent_options_from(settings)
+        client = gemini_client_from(settings)
+
+        def session_with(name: str) -> GeminiLiveSession:
+            browser_like = make_client(api_key=name, base_url=gemini.base_url, ca_file=gemini.ca_file)
+            browser_like._api_client._http_options.api_version = "v1alpha"
+            return GeminiLiveSession(browser_like, options)
+
+        fresh = await mint_token(client, options)
+        first = session_with(fresh.name)
+        await first.open()
+        await first.close()
+        outcomes = {}
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+        expired = await mint_token(client, options, now=past)
+        unconstrained = await client.aio.auth_tokens.create(
+            config=types.CreateAuthTokenConfig(uses=1, http_options={"api_version": "v1alpha"})
+        )
+        for label, name in (
+            ("reused", fresh.name),
+            ("expired", expired.name),
+            ("unconstrained", unconstrained.name),
+            ("forged", "auth_tokens/x"),
+        ):
+            try:
+                await session_with(name).open()
+                outcomes[label] = "opened"
+            except GeminiSessionError as exc:
+                outcomes[label] = exc.code
+    assert outcomes == {"reused": 401, "expired": 401, "unconstrained": 403, "forged": 401}
+    assert len(gemini.connections) == 1

@@ -31,9 +31,11 @@ import json
 import logging
 import random
 import re
+import secrets
 import ssl
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +56,7 @@ INPUT_RATE = 16000
 OUTPUT_RATE = 24000
 OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
 _PATH = re.compile(
-    r"^/ws/(google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\.BidiGenerateContent(Constrained)?"
+    r"^/+ws/(google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\.BidiGenerateContent(Constrained)?"
     r"|google\.cloud\.aiplatform\.[A-Za-z0-9]+\.LlmBidiService/BidiGenerateContent)(\?.*)?$"
 )
 # User data that must keep its keys as written (tool arguments and results, schemas).
@@ -160,6 +162,26 @@ class ScriptedAgent:
 
 
 @dataclass
+class EphemeralToken:
+    """One token minted by `POST /v1alpha/auth_tokens`."""
+
+    name: str
+    uses: int
+    expire_at: float
+    new_session_until: float
+    setup: dict[str, Any] | None
+    used: int = 0
+
+
+def _rfc3339(value: Any) -> float | None:
+    if not value:
+        return None
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
 class Faults:
     """Misbehaviour to inject, counted in seconds from a connection's setupComplete.
 
@@ -239,6 +261,8 @@ class ConnectionLog:
     path: str
     websocket_extensions: str = ""
     """The client's Sec-WebSocket-Extensions offer (e.g. permessage-deflate), "" for none."""
+    token: str | None = None
+    """The ephemeral token a constrained session was opened with."""
     setup: dict[str, Any] = field(default_factory=dict)
     resumed_handle: str | None = None
     audio_in_bytes: int = 0
@@ -378,9 +402,18 @@ class GeminiLiveEmulator:
         hostnames: tuple[str, ...] = (),
         ca_out: Path | None = None,
         realism: Realism | None = None,
+        auth_tokens: bool = False,
     ) -> None:
-        """`realism`: behave like the real service (`REALISTIC`), or kindly (None)."""
+        """`realism`: behave like the real service (`REALISTIC`), or kindly (None).
+        `auth_tokens`: also serve `POST /v1alpha/auth_tokens` (ephemeral tokens, as
+        `client.aio.auth_tokens.create` makes them) and accept them on the constrained
+        endpoint; a small front on the port then passes every other request on."""
         self.realism = realism
+        self.auth_tokens = auth_tokens
+        self.tokens: dict[str, EphemeralToken] = {}
+        self._token_of: dict[int, EphemeralToken] = {}
+        self._front: asyncio.Server | None = None
+        self._inner_port = 0
         if realism is not None:
             lead_s = max(lead_s, realism.lead_s)
         self._rng = random.Random(realism.seed if realism is not None else 0)
@@ -429,6 +462,12 @@ class GeminiLiveEmulator:
         return self
 
     async def _listen(self) -> None:
+        if self.auth_tokens:  # TLS and the REST route in front, WebSockets behind it on loopback
+            self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request, max_size=self.max_message_bytes)
+            self._inner_port = self._server.sockets[0].getsockname()[1]
+            self._front = await asyncio.start_server(self._front_door, self.host, self.port, ssl=self._ssl)
+            self.port = self._front.sockets[0].getsockname()[1]
+            return
         self._server = await serve(
             self._handle,
             self.host,
@@ -438,6 +477,79 @@ class GeminiLiveEmulator:
             max_size=self.max_message_bytes,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    # --- ephemeral tokens -------------------------------------------------------------------
+
+    async def _front_door(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        line, _, rest = head.decode("latin-1").partition("\r\n")
+        method, _, target = line.partition(" ")
+        path = target.split(" ", 1)[0]
+        if method == "POST" and path.split("?", 1)[0].endswith("/auth_tokens"):
+            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in rest.split("\r\n") if h)}
+            body = await reader.readexactly(int(headers.get("content-length") or 0))
+            status, payload = self._mint_token(headers, body)
+            data = json.dumps(payload).encode()
+            writer.write(
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(data)}\r\nconnection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+            writer.close()
+            return
+        inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", self._inner_port)
+        inner_writer.write(head)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            with contextlib.suppress(Exception):
+                sink.close()
+
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
+
+    def _mint_token(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.api_key is not None and headers.get("x-goog-api-key") != self.api_key:
+            self.refused += 1
+            return 403, {"error": {"code": 403, "message": "API key not valid", "status": "PERMISSION_DENIED"}}
+        try:
+            request = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return 400, {"error": {"code": 400, "message": "invalid JSON", "status": "INVALID_ARGUMENT"}}
+        now = time.time()
+        token = EphemeralToken(
+            name=f"auth_tokens/{secrets.token_hex(16)}",
+            uses=int(request.get("uses") or 1),
+            expire_at=_rfc3339(request.get("expireTime")) or now + 30 * 60,
+            new_session_until=_rfc3339(request.get("newSessionExpireTime")) or now + 60,
+            setup=normalize_keys(request["bidiGenerateContentSetup"]) if request.get("bidiGenerateContentSetup") else None,
+        )
+        self.tokens[token.name] = token
+        return 200, {"name": token.name}
+
+    def _redeem_token(self, request: Request) -> tuple[int, str] | EphemeralToken:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.path).query))
+        auth = request.headers.get("authorization", "")
+        name = query.get("access_token") or (auth[6:] if auth.startswith("Token ") else "")
+        token = self.tokens.get(name)
+        now = time.time()
+        if token is None:
+            return 401, "ephemeral token not valid"
+        if token.setup is None:
+            return 403, "this endpoint takes only tokens locked with liveConnectConstraints"
+        if now >= token.expire_at or now >= token.new_session_until:
+            return 401, "ephemeral token expired"
+        if token.used >= token.uses:
+            return 401, "ephemeral token already used"
+        token.used += 1
+        return token
 
     async def outage(self, seconds: float) -> None:
         """The service goes away: every live connection drops without a close frame (the
@@ -457,6 +569,9 @@ class GeminiLiveEmulator:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        if self._front is not None:
+            self._front.close()
+            self._front = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -491,8 +606,14 @@ class GeminiLiveEmulator:
     # connection handling
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if not _PATH.match(request.path):
-            return connection.respond(404, f"no BidiGenerateContent endpoint at {request.path}\n")
-        if self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
+            return connection.respond(404, f"no BidiGenerateContent endpoint at {request.path.split('?', 1)[0]}\n")
+        if "BidiGenerateContentConstrained" in request.path:
+            redeemed = self._redeem_token(request)
+            if not isinstance(redeemed, EphemeralToken):
+                self.refused += 1
+                return connection.respond(redeemed[0], redeemed[1] + "\n")
+            self._token_of[id(connection)] = redeemed
+        elif self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
             self.refused += 1
             return connection.respond(403, "API key not valid\n")
         limit = self.faults.refuse_after_connections
@@ -588,6 +709,15 @@ class _EmulatedSession:
         if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith(("models/", "projects/")):
             await self.ws.close(1007, "setup.model is required (models/<name>)")
             return None
+        token = self.emulator._token_of.pop(id(self.ws), None)
+        if token is not None and token.setup is not None:
+            # A constrained session: the token's model and locked configuration win.
+            locked = token.setup
+            if str(locked.get("model", "")).rsplit("/", 1)[-1] != str(setup.get("model", "")).rsplit("/", 1)[-1]:
+                await self.ws.close(1008, "the model is not the one the ephemeral token was created for")
+                return None
+            setup = {**setup, **locked}
+            self.conn.token = token.name
         self.conn.setup = setup
         realism = self.emulator.realism
         if realism is not None and realism.check_setup:

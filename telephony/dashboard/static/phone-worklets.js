@@ -61,7 +61,8 @@ class PhoneMic extends AudioWorkletProcessor {
   }
 }
 
-// Player: 8 kHz Float32 chunks queued in order, upsampled to the context's rate, and marks
+// Player: Float32 chunks (8 kHz from the phone path, 24 kHz straight from Gemini) queued in
+// order, resampled to the context's rate, and marks
 // reported the moment the audio before them has been played (as Twilio echoes them). A
 // `clear` empties the queue at once and reports the marks still pending, as Twilio does.
 class PhonePlayer extends AudioWorkletProcessor {
@@ -71,7 +72,6 @@ class PhonePlayer extends AudioWorkletProcessor {
     this.current = null;
     this.offset = 0;
     this.phase = 0;
-    this.step = 8000 / sampleRate;
     this.played = 0;
     this.cleared = 0;
     this.peak = 0;
@@ -117,7 +117,7 @@ class PhonePlayer extends AudioWorkletProcessor {
       output[i] = value;
       this.peak = Math.max(this.peak, Math.abs(value));
       this.played += 1;
-      this.phase += this.step;
+      this.phase += (this.current.rate || 8000) / sampleRate;
       while (this.phase >= 1) {
         this.phase -= 1;
         this.offset += 1;

@@ -45,24 +45,100 @@ function setState(state, note) {
   $("hangup").disabled = !(state === "connecting" || state === "in call");
 }
 
+async function audioGraph(targetRate) {
+  context = new AudioContext({ latencyHint: "interactive" });
+  await context.audioWorklet.addModule(`${base}/phone/static/phone-worklets.js`);
+  stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+  const source = context.createMediaStreamSource(stream);
+  mic = new AudioWorkletNode(context, "phone-mic", { processorOptions: { targetRate } });
+  player = new AudioWorkletNode(context, "phone-player", { outputChannelCount: [1] });
+  source.connect(mic);
+  player.connect(context.destination);
+  stats.pageDelayMs = Math.round(20 + 1000 * ((context.baseLatency || 0) + (context.outputLatency || 0)));
+  player.port.onmessage = (event) => {
+    const message = event.data;
+    if (message.mark) {
+      stats.marks += 1;
+      send({ event: "mark", streamSid: session.streamSid, mark: { name: message.mark } });
+    } else if (message.stats) {
+      stats.played = message.stats.played;
+      stats.peak = Math.max(stats.peak, message.stats.peak);
+      stats.cleared = message.stats.cleared;
+      $("heard").value = Math.min(1, message.stats.peak * 2);
+    }
+  };
+}
+
+// "Direct to Gemini": the browser talks to Gemini Live itself with the official SDK and a
+// single-use token the server minted (locked to the agent's model and configuration); the
+// API key never leaves the server. No phone path: 16 kHz up, 24 kHz down.
+let direct = null;
+function say(speaker, text) {
+  const list = $("transcript");
+  let last = list.lastElementChild;
+  if (!last || last.dataset.speaker !== speaker) {
+    last = Object.assign(document.createElement("li"), { className: speaker });
+    last.dataset.speaker = speaker;
+    last.dataset.text = "";
+    list.append(last);
+  }
+  last.dataset.text += text;
+  last.textContent = `${speaker}: ${last.dataset.text}`;
+}
+
+async function startDirect() {
+  stats.mode = "direct";
+  const response = await fetch(`${base}/api/gemini-token?agent=${encodeURIComponent($("agent").value)}`, { method: "POST" });
+  if (!response.ok) { setState("ended", `no token: HTTP ${response.status}`); return; }
+  const grant = await response.json();
+  const { GoogleGenAI, Modality } = await import(`${base}/phone/static/genai.js`);
+  await audioGraph(16000);
+  const ai = new GoogleGenAI({ apiKey: grant.token, httpOptions: { apiVersion: "v1alpha", ...(grant.baseUrl ? { baseUrl: grant.baseUrl } : {}) } });
+  direct = await ai.live.connect({
+    model: grant.model,
+    config: { responseModalities: [Modality.AUDIO] },
+    callbacks: {
+      onmessage: (message) => {
+        const content = message.serverContent;
+        if (!content) return;
+        if (content.interrupted) { player.port.postMessage({ clear: true }); say("agent", " (interrupted)"); }
+        for (const part of (content.modelTurn && content.modelTurn.parts) || []) {
+          if (part.inlineData && part.inlineData.data) {
+            const bytes = fromBase64(part.inlineData.data);
+            const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+            const samples = new Float32Array(pcm.length);
+            for (let i = 0; i < pcm.length; i++) samples[i] = pcm[i] / 32768;
+            player.port.postMessage({ samples, rate: 24000 });
+          }
+        }
+        if (content.inputTranscription && content.inputTranscription.text) say("caller", content.inputTranscription.text);
+        if (content.outputTranscription && content.outputTranscription.text) say("agent", content.outputTranscription.text);
+      },
+      onclose: () => endCall("ended"),
+      onerror: (error) => endCall(`failed: ${error.message || error}`),
+    },
+  });
+  setState("in call");
+  mic.port.onmessage = (event) => {
+    $("level").value = Math.min(1, event.data.peak * 2);
+    stats.framesSent += 1;
+    direct.sendRealtimeInput({ audio: { data: toBase64(new Uint8Array(event.data.pcm)), mimeType: "audio/pcm;rate=16000" } });
+  };
+}
+
 async function startCall() {
   setState("connecting", "connecting…");
+  $("transcript").replaceChildren();
+  if ($("direct").checked) return startDirect();
+  stats.mode = "phone";
   const wideband = $("wideband").checked;
   const response = await fetch(`${base}/phone/session`, { method: "POST" });
   if (!response.ok) { setState("ended", `refused: HTTP ${response.status}`); return; }
   session = await response.json();
   stats.callSid = session.callSid;
-  context = new AudioContext({ latencyHint: "interactive" });
-  await context.audioWorklet.addModule(`${base}/phone/static/phone-worklets.js`);
-  stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-  const source = context.createMediaStreamSource(stream);
-  mic = new AudioWorkletNode(context, "phone-mic", { processorOptions: { targetRate: wideband ? 16000 : 8000 } });
-  player = new AudioWorkletNode(context, "phone-player", { outputChannelCount: [1] });
-  source.connect(mic);
-  player.connect(context.destination);
   // What the page itself adds to the caller's wait: one 20 ms frame gathered here, plus the
-  // audio stack's own input and output latency as the browser reports it.
-  stats.pageDelayMs = Math.round(20 + 1000 * ((context.baseLatency || 0) + (context.outputLatency || 0)));
+  // audio stack's own input and output latency as the browser reports it (see audioGraph).
+  await audioGraph(wideband ? 16000 : 8000);
 
   socket = new WebSocket(session.socket, ["telephony-phone", `token.${session.token}`]);
   socket.onopen = () => {
@@ -109,21 +185,10 @@ async function startCall() {
     stats.framesSent += 1;
     send({ event: "media", streamSid: session.streamSid, media: { track: "inbound", chunk: String(chunk), timestamp: String(chunk * 20), payload: toBase64(payload) } });
   };
-  player.port.onmessage = (event) => {
-    const message = event.data;
-    if (message.mark) {
-      stats.marks += 1;
-      send({ event: "mark", streamSid: session.streamSid, mark: { name: message.mark } });
-    } else if (message.stats) {
-      stats.played = message.stats.played;
-      stats.peak = Math.max(stats.peak, message.stats.peak);
-      stats.cleared = message.stats.cleared;
-      $("heard").value = Math.min(1, message.stats.peak * 2);
-    }
-  };
 }
 
 function endCall(note) {
+  if (direct) { const closing = direct; direct = null; try { closing.close(); } catch (error) { /* already closed */ } }
   if (socket && socket.readyState === WebSocket.OPEN) {
     send({ event: "stop", streamSid: session.streamSid, stop: { accountSid: "AC" + "0".repeat(32), callSid: session.callSid } });
     socket.close(1000);
@@ -139,7 +204,7 @@ function endCall(note) {
 }
 
 async function refreshTranscript() {
-  if (!stats.callSid) return;
+  if (!stats.callSid || stats.mode === "direct") return;
   const response = await fetch(`${base}/api/calls/${stats.callSid}`);
   if (!response.ok) return;
   const call = await response.json();

@@ -1,0 +1,1 @@
+export { GoogleGenAI, Modality } from "@google/genai";
