@@ -24,6 +24,7 @@ import asyncio
 import collections
 import datetime
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -230,7 +231,7 @@ def router(
 
     @routes.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "active_calls": service.live_calls}
+        return {"status": "ok", "active_calls": service.live_calls, "pid": os.getpid()}  # pid: which worker answered
 
     @routes.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -421,27 +422,26 @@ def router(
         mint_gemini_token=None if settings.uses_vertex else mint_for_browser,
     )
 
-    @routes.get("/calls/{call_sid}")
-    async def call_record(call_sid: str, request: Request) -> Response:
+    async def call_response(call_sid: str, request: Request, page: bool) -> Response:
+        """One call, as a page for a browser (`page` and it accepts HTML) or as JSON."""
         if not may_see_history(request):
             return refused()
         body = await one_call(call_sid)
         if body is None:
             raise HTTPException(404, "no call with that SID")
-        if "text/html" in request.headers.get("accept", ""):
+        if page and "text/html" in request.headers.get("accept", ""):
             base = base_path(request, f"/calls/{call_sid}")
             recording = f"{base}/calls/{call_sid}/recording.wav" if body.get("recording") else None
             return HTMLResponse(pages.call_page(body, recording, base))
         return JSONResponse(jsonable_encoder(body))
 
+    @routes.get("/calls/{call_sid}")
+    async def call_record(call_sid: str, request: Request) -> Response:
+        return await call_response(call_sid, request, page=True)
+
     @routes.get("/api/calls/{call_sid}")
     async def api_call(call_sid: str, request: Request) -> Response:
-        if not may_see_history(request):
-            return refused()
-        body = await one_call(call_sid)
-        if body is None:
-            raise HTTPException(404, "no call with that SID")
-        return JSONResponse(jsonable_encoder(body))
+        return await call_response(call_sid, request, page=False)
 
     @routes.get("/calls/{call_sid}/recording.wav")
     async def recording(call_sid: str, request: Request) -> Response:

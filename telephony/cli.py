@@ -187,8 +187,19 @@ def serve(
     ),
     loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
     agent: str | None = typer.Option(None, "--agent", help="Your agent: module:attribute or agent.toml [TELEPHONY_AGENT]."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="Server processes on one port [TELEPHONY_WORKERS; 0 there: one per core]."
+    ),
 ) -> None:
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
+    import os
+
+    wanted = workers if workers is not None else int(os.environ.get("TELEPHONY_WORKERS", "1") or 1)
+    processes = 1 if emulate_gemini else (wanted or os.cpu_count() or 1)
+    if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
+        from telephony.workers import prepare_shared_metrics
+
+        prepare_shared_metrics()
 
     from telephony.app import create_app
     from telephony.logs import configure_logging
@@ -208,6 +219,15 @@ def serve(
     if settings.log_level != "DEBUG":  # the built-in emulator speaks only when asked
         logging.getLogger("telephony.testing").setLevel(logging.WARNING)
     agents = agent_or_exit(settings)
+    try:
+        listening = listen_socket(settings.host, settings.port, reuse_port=processes > 1)
+        bound_port = listening.getsockname()[1]
+        sockets = [listening, *(listen_socket(settings.host, bound_port, reuse_port=True) for _ in range(processes - 1))]
+    except OSError as exc:
+        console.print(f"[red]cannot listen on {settings.host}:{settings.port}:[/red] {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(1) from None
+    public = settings.public_url or f"http://{settings.host}:{settings.port}"
+    console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
 
     async def run() -> None:
         from telephony.mcp_tools import McpError, mcp_tools_of
@@ -231,13 +251,7 @@ def serve(
             except ValueError as exc:
                 console.print(f"[red]cannot start:[/red] {exc}")
                 raise typer.Exit(2) from None
-            try:
-                listening = listen_socket(settings.host, settings.port)
-            except OSError as exc:
-                console.print(f"[red]cannot listen on {settings.host}:{settings.port}:[/red] {exc.strerror or exc}", highlight=False)
-                raise typer.Exit(1) from None
-            public = settings.public_url or f"http://{settings.host}:{settings.port}"
-            console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
+
             config = uvicorn_config(
                 app,
                 settings.host,
@@ -248,7 +262,21 @@ def serve(
             )
             await DrainingServer(config, app, settings.drain_seconds).serve(sockets=[listening])
 
-    run_event_loop(run(), loop)
+    if processes == 1:
+        run_event_loop(run(), loop)
+        return
+    from telephony.workers import run_workers
+
+    def work(mine: Any) -> int:
+        nonlocal listening
+        listening = mine
+        try:
+            run_event_loop(run(), loop)
+        except typer.Exit as exc:
+            return int(exc.exit_code)
+        return 0
+
+    raise typer.Exit(run_workers(sockets, work))
 
 
 @app.command()
@@ -624,6 +652,11 @@ def bench_load(
         None, "--database-url", help="The server's call history: default a fresh SQLite file; off; or postgresql://..."
     ),
     record_audio: bool = typer.Option(False, "--record-audio", help="The server keeps a stereo recording of every call."),
+    compare: bool = typer.Option(
+        False, "--compare", help="Also run the same load against the naive bridge (telephony/bench/naive_bridge.py): ratios."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Our server's processes (serve --workers)."),
+    readme: Path | None = typer.Option(None, "--readme", help="Rewrite the capacity table in this README from the figures."),
 ) -> None:
     """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
     from rich.progress import Progress
@@ -638,23 +671,27 @@ def bench_load(
         raise typer.BadParameter("at least one call", param_hint="--calls")
     results = []
     for n in points:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"{n} calls x {seconds:.0f} s", total=seconds)
-            results.append(
-                run_event_loop(
-                    run_load(
-                        n,
-                        seconds,
-                        loop,
-                        on_progress=lambda t, done, task=task: progress.update(task, completed=t),
-                        database_url=database_url,
-                        record_audio=record_audio,
-                    ),
-                    "uvloop",
+        for bridge in ("ours", "naive") if compare else ("ours",):
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{bridge}: {n} calls x {seconds:.0f} s", total=seconds)
+                results.append(
+                    run_event_loop(
+                        run_load(
+                            n,
+                            seconds,
+                            loop,
+                            on_progress=lambda t, done, task=task: progress.update(task, completed=t),
+                            database_url=database_url,
+                            record_audio=record_audio,
+                            bridge=bridge,
+                            workers=workers if bridge == "ours" else 1,
+                        ),
+                        "uvloop",
+                    )
                 )
-            )
     table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")
     for column in (
+        "bridge",
         "calls",
         "CPU ms/call-s",
         "CPU of 1 core",
@@ -663,6 +700,7 @@ def bench_load(
         "late out",
         "late in",
         "in p50/p99",
+        "reply start p50/p99",
         "out p50/p99",
         "clear p50/p99",
         "errors/dropped",
@@ -670,6 +708,7 @@ def bench_load(
         table.add_column(column, justify="right")
     for f in results:
         table.add_row(
+            f.bridge,
             str(f.calls),
             f"{f.server_cpu_ms_per_call_second:.2f}",
             f"{f.server_cpu_share_of_one_core:.0%}",
@@ -678,17 +717,44 @@ def bench_load(
             f"{f.late_outbound_frames}/{f.outbound_frames}",
             f"{f.late_inbound_frames}/{f.inbound_frames}",
             _p50_p99(f.inbound_delay_ms),
+            _p50_p99(f.reply_start_ms),
             _p50_p99(f.outbound_delay_ms),
             _p50_p99(f.interrupted_to_clear_ms),
             f"{f.errors}/{f.dropped_calls}",
         )
     console.print(table)
+    if compare:
+        ratios = Table(title="ours vs the naive bridge, same run (naive / ours: above 1 means ours is better)")
+        for column in ("calls", "CPU per call-s", "peak RSS", "clear p99", "in p99", "reply start p99"):
+            ratios.add_column(column, justify="right")
+        for ours, naive in zip(results[0::2], results[1::2], strict=True):
+            ratios.add_row(
+                str(ours.calls),
+                _ratio(naive.server_cpu_ms_per_call_second, ours.server_cpu_ms_per_call_second),
+                _ratio(naive.peak_rss_mb, ours.peak_rss_mb),
+                _ratio(naive.interrupted_to_clear_ms["p99"], ours.interrupted_to_clear_ms["p99"]),
+                _ratio(naive.inbound_delay_ms["p99"], ours.inbound_delay_ms["p99"]),
+                _ratio(naive.reply_start_ms["p99"], ours.reply_start_ms["p99"]),
+            )
+        console.print(ratios)
     for f in results:
         for note in f.notes:
             console.print(f"[yellow]note:[/] {note}")
     if json_out:
         write_json(json_out, results)
         console.print(f"figures written to {json_out}")
+    if readme:
+        from telephony.bench.load import figures_as_dict
+        from telephony.bench.readme import update_readme
+
+        update_readme(readme, [figures_as_dict(f) for f in results])
+        console.print(f"capacity table rewritten in {readme}")
+
+
+def _ratio(theirs: float | None, ours: float | None) -> str:
+    if not theirs or not ours:
+        return "-"
+    return f"{theirs / ours:.2f}x"
 
 
 def _p50_p99(stats: dict[str, float | None]) -> str:

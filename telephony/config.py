@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     # --- Server ----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    workers: int = Field(1, ge=0, le=64, description="server processes on one port (telephony serve; 0: one per core)")
     max_concurrent_calls: int = Field(
         40, ge=1, description="beyond this, callers hear the busy message (one process carries 30-40: bench load)"
     )

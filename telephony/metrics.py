@@ -15,7 +15,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.active_calls = Gauge("telephony_active_calls", "Calls in progress", registry=r)
+        self.active_calls = Gauge("telephony_active_calls", "Calls in progress", registry=r, multiprocess_mode="livesum")
         self.calls = Counter("telephony_calls", "Calls ended, by outcome", ["outcome"], registry=r)
         self.refused = Counter("telephony_refused", "Requests refused, by reason", ["reason"], registry=r)
         self.gemini_reconnects = Counter("telephony_gemini_reconnects", "Gemini sessions moved to a new connection", ["kind"], registry=r)
@@ -44,6 +44,14 @@ class Metrics:
         self.open_descriptors.set_function(_descriptors_open)
 
     def render(self) -> bytes:
+        """This app's metrics; with `serve --workers N`, every worker's added up (prometheus
+        multiprocess mode: counters and histograms summed, live calls summed over live workers)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            shared = CollectorRegistry()
+            multiprocess.MultiProcessCollector(shared)
+            return generate_latest(shared)
         return generate_latest(self.registry)
 
 

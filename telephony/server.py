@@ -144,12 +144,15 @@ class DrainingServer(uvicorn.Server):
         self._drain = asyncio.create_task(drain_then_exit())
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """The server's listening socket, bound here so that a busy port is an OSError we can
-    report in one line (uvicorn would log it and exit the process)."""
+    report in one line (uvicorn would log it and exit the process). `reuse_port`: one of
+    several sockets on the same port (one per worker; the kernel spreads connections)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:

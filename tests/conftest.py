@@ -49,6 +49,29 @@ async def speak_fixture(session: GeminiLiveSession, name: str, speed: float = 4.
         await asyncio.sleep(0.02 / speed)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_until_healthy(base_url: str, seconds: float = 10.0) -> None:
+    """A server started in another process answers /healthz (or the test fails here)."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(int(seconds / 0.05)):
+            try:
+                if (await client.get(base_url + "/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+    pytest.fail(f"{base_url} never answered /healthz")
+
+
 @pytest.fixture
 async def gemini_emulator():
     async with GeminiLiveEmulator() as emulator:

@@ -214,3 +214,12 @@ async def test_status_callbacks_per_call_are_bounded():
                 await client.post(url, data=form, headers={"X-Twilio-Signature": signer.sign(url, form)})
         kept = stack.app.state.call_statuses["CA" + "5" * 32]
     assert len(kept) == 50
+
+
+def test_forwarded_headers_count_only_from_trusted_proxies():
+    from telephony.security import public_base_url
+
+    forged = {"x-forwarded-host": "attacker.example", "x-forwarded-proto": "https", "host": "voice.internal:8080"}
+    assert public_base_url(None, forged, "http", "voice.internal:8080", peer="203.0.113.9") == "http://voice.internal:8080"
+    assert public_base_url(None, forged, "http", "x", peer="10.0.0.2", trusted_proxies=["10.0.0.2"]) == "https://attacker.example"
+    assert public_base_url("https://voice.example.com/", forged, "http", "x", peer="10.0.0.2") == "https://voice.example.com"

@@ -206,3 +206,42 @@ async def test_cancelling_a_call_while_gemini_is_connecting_cancels_it_rather_th
             await opening
     server.close()
     await server.wait_closed()
+
+
+async def test_our_audio_message_is_byte_for_byte_what_the_sdk_sends():
+    """The leaner send path (telephony.gemini.session.audio_message) writes exactly what
+    google-genai's send_realtime_input would, for any audio."""
+    import random
+
+    from google.genai import live, types
+
+    from telephony.gemini.config import INPUT_MIME_TYPE
+    from telephony.gemini.session import audio_message
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, message: str) -> None:
+            self.sent.append(message)
+
+    class DeveloperApi:
+        vertexai = False
+
+    sdk = live.AsyncSession.__new__(live.AsyncSession)
+    sdk._api_client, sdk._ws = DeveloperApi(), Recorder()
+    rng = random.Random(1)
+    chunks = [b"", bytes(640), b"\xff\xfe\xfb" * 7, *(rng.randbytes(rng.choice([2, 638, 640, 3200])) for _ in range(200))]
+    for chunk in chunks:
+        await sdk.send_realtime_input(audio=types.Blob(data=chunk, mime_type=INPUT_MIME_TYPE))
+    assert sdk._ws.sent == [audio_message(chunk) for chunk in chunks]
+
+
+async def test_the_emulator_hears_audio_sent_the_lean_way(gemini_emulator):
+    from conftest import open_session
+
+    session = await open_session(gemini_emulator)
+    await session.send_audio(bytes(3200))
+    await asyncio.sleep(0.2)
+    await session.close()
+    assert gemini_emulator.connections[0].audio_in_bytes == 3200

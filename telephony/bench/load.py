@@ -59,11 +59,16 @@ class LoadFigures:
     inbound_frames: int
     inbound_delay_ms: dict[str, float | None]
     outbound_delay_ms: dict[str, float | None]
+    reply_start_ms: dict[str, float | None]
+    """Gemini's first chunk of a reply sent -> its first Twilio frame received: the part of
+    the outbound delay the caller waits for (later chunks wait behind audio still playing)."""
     interrupted_to_clear_ms: dict[str, float | None]
     interruptions_seen: int
     errors: int
     dropped_calls: int
     caller_block_ms: int = 20
+    bridge: str = "ours"
+    """"ours" or "naive" (telephony/bench/naive_bridge.py, the same load in the same run)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -81,19 +86,39 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def _family(pid: int) -> list[int]:
+    """The process and its children (the workers of `serve --workers N`)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *map(int, children)]
+
+
 def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    total = 0.0
+    for member in _family(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # own + reaped children
+    return total
 
 
 def _proc_memory_mb(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) in MB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+    """(current RSS, peak RSS) in MB, over the process and its workers."""
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for member in _family(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] += int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
 
 
 def _free_port() -> int:
@@ -118,7 +143,14 @@ class _Server:
     """`telephony serve` in a child process, pointed at the Gemini emulator."""
 
     def __init__(
-        self, gemini: GeminiLiveEmulator, calls: int, loop: str, block_ms: int = 20, extra_env: dict[str, str] | None = None
+        self,
+        gemini: GeminiLiveEmulator,
+        calls: int,
+        loop: str,
+        block_ms: int = 20,
+        extra_env: dict[str, str] | None = None,
+        bridge: str = "ours",
+        workers: int = 1,
     ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,8 +168,10 @@ class _Server:
             TELEPHONY_CALLER_AUDIO_BLOCK_MS=str(block_ms),
         )
         env.update(extra_env or {})
+        env["PORT"] = str(self.port)
+        command = ["serve", "--loop", loop, "--workers", str(workers)] if bridge == "ours" else None
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "telephony", "serve", "--loop", loop],
+            [sys.executable, "-m", "telephony", *command] if command else [sys.executable, "-m", "telephony.bench.naive_bridge"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -173,6 +207,8 @@ async def run_load(
     on_progress=None,
     database_url: str | None = None,
     record_audio: bool = False,
+    bridge: str = "ours",
+    workers: int = 1,
 ) -> LoadFigures:
     """One load point: `calls` concurrent calls of `seconds` each against a fresh server
     (its call history in a fresh SQLite file unless `database_url` says otherwise)."""
@@ -185,7 +221,7 @@ async def run_load(
         extra["TELEPHONY_DATABASE_URL"] = database_url
     async with GeminiLiveEmulator() as gemini:
         gemini.record_timings = True
-        server = _Server(gemini, calls, loop, block_ms, extra_env=extra)
+        server = _Server(gemini, calls, loop, block_ms, extra_env=extra, bridge=bridge, workers=workers)
         try:
             await server.wait_ready()
             pid = server.process.pid
@@ -218,7 +254,9 @@ async def run_load(
             scratch.cleanup()
         figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
         figures.caller_block_ms = block_ms
-        figures.notes.append(f"call history: {database_url or 'sqlite file'}; recordings: {'on' if record_audio else 'off'}")
+        figures.bridge = bridge if workers == 1 else f"{bridge} x{workers}"
+        if bridge == "ours":
+            figures.notes.append(f"call history: {database_url or 'sqlite file'}; recordings: {'on' if record_audio else 'off'}")
         return figures
 
 
@@ -226,7 +264,7 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
     ok = [r for r in results if isinstance(r, ReplayResult)]
     errors = len(results) - len(ok)
     connections = {c.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", ""): c for c in gemini.connections}
-    inbound, outbound, clears = [], [], []
+    inbound, outbound, clears, starts = [], [], [], []
     late_in = late_out = frames_out = frames_in = interruptions = 0
     dropped = 0
     for index, result in enumerate(results):
@@ -250,10 +288,14 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
         media_times = [result.monotonic(m.at_s) for m in result.media()]
         frames_out += len(media_times)
         late_out += result.underruns
+        previous = -1e9
         for sent in conn.audio_sent_at:
             i = bisect_right(media_times, sent)
             if i < len(media_times):
                 outbound.append((media_times[i] - sent) * 1000)
+                if sent - previous > 0.3:  # a reply begins: nothing of it is held ahead of it
+                    starts.append((media_times[i] - sent) * 1000)
+            previous = sent
         for sent in conn.interrupted_sent_at:
             later = [result.monotonic(c) for c in result.clears if result.monotonic(c) >= sent]
             if later:
@@ -283,6 +325,7 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
         inbound_frames=frames_in,
         inbound_delay_ms=percentiles(inbound),
         outbound_delay_ms=percentiles(outbound),
+        reply_start_ms=percentiles(starts),
         interrupted_to_clear_ms=percentiles(clears),
         interruptions_seen=interruptions,
         errors=errors,

@@ -31,7 +31,7 @@ from typing import Any
 from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.tones import hold_tone_mulaw
-from telephony.audio.transcode import CallerToGemini, GeminiToCaller
+from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.recording import StereoTimeline
 from telephony.call.voice_activity import CallerVoice
@@ -218,6 +218,8 @@ class CallConfig:
     """Caller audio is accepted at up to this multiple of real time (after a 2 s burst);
     Twilio sends real time, a replay at --speed N needs N (inf: unchecked)."""
     max_dtmf_per_second: int = 10
+    media_message_ms: int = 100
+    """Agent audio per Twilio media message (frames of one batch joined; 20 = one per frame)."""
     accept_wideband: bool = False
     """Also take 16 kHz linear PCM (the browser phone's wideband switch; never from Twilio)."""
     final_prompt_timeout_s: float = 10.0
@@ -819,16 +821,29 @@ class Call:
         return dropped_ms
 
     def _release(self) -> None:
+        # The frames of one batch (up to `media_message_ms`) go out as one media message:
+        # Twilio plays any length, marks still close every batch, and 100 ms messages cost
+        # a fifth of the sends of 20 ms ones.
+        limit = max(FRAME_BYTES, self.config.media_message_ms * 8)
+        pending = bytearray()
         for item in self.playout.release():
             if isinstance(item, MediaOut):
-                self._twilio(media_message(self.stream_sid, item.mulaw), "media")
+                if len(pending) + len(item.mulaw) > limit:
+                    self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
+                    pending.clear()
+                pending += item.mulaw
                 if self.stereo is not None:
                     self.stereo.agent_sent(decode_mulaw(item.mulaw))
                 self.record.frames_out += 1
                 if self.metrics is not None:
                     self.metrics.frames_out.inc()
             elif isinstance(item, MarkOut):
+                if pending:
+                    self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
+                    pending.clear()
                 self._twilio(mark_message(self.stream_sid, item.name), "mark")
+        if pending:
+            self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
         self._settle_resolved()
 
     def _settle_resolved(self) -> None:

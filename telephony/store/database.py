@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select
+from sqlalchemy import Connection, delete, event, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -77,6 +77,10 @@ class CallStore:
         elif target.startswith("postgresql"):
             options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
         self.engine: AsyncEngine = create_async_engine(target, **options)
+        if target.startswith("sqlite"):
+            # Several workers (serve --workers) share one file: readers never wait for the
+            # writer, and a writer waits a moment for another instead of failing at once.
+            event.listen(self.engine.sync_engine, "connect", _sqlite_for_many_processes)
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -210,6 +214,13 @@ def _call_body(
         for line in body["transcript"]
     )
     return body
+
+
+def _sqlite_for_many_processes(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def now() -> float:

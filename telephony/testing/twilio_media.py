@@ -94,6 +94,10 @@ class ReplayResult:
     def media(self) -> list[Received]:
         return [r for r in self.received if r.event == "media"]
 
+    def media_seconds(self, after_s: float = -1.0) -> float:
+        """Seconds of audio received in media messages that arrived after `after_s` (call time)."""
+        return sum(len(base64.b64decode(m.data["media"]["payload"])) / 8000 for m in self.media() if m.at_s > after_s)
+
     @property
     def heard_seconds(self) -> float:
         return sum(len(frame) for _, frame in self.played) / 8000
@@ -138,7 +142,11 @@ class _Player:
     def clear(self) -> list[str]:
         """Drop what has not started playing; return every pending mark (Twilio echoes them)."""
         now = self.clock()
-        self.scheduled = [(s, f) for s, f in self.scheduled if s < now]
+        kept = []
+        for start, frame in self.scheduled:
+            if start < now:  # what had started plays up to now, the rest of it is dropped
+                kept.append((start, frame[: max(0, min(len(frame), int((now - start) * 8000)))]))
+        self.scheduled = kept
         self.play_end = min(self.play_end, now)
         pending = [name for _, name in self.marks]
         self.marks.clear()
