@@ -32,6 +32,8 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._received_any = False
+        self._pending_request = False  # bytes of a request whose headers are not complete yet
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) and peer else "?"
         live = self._by_client.setdefault(host, set())
@@ -46,9 +48,14 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and self._awaiting_headers():
-            self._arm_header_timer()  # a keep-alive connection starting its next request
+        self._received_any = True
+        if self._awaiting_headers():
+            self._pending_request = True
+            if self._header_timer is None:
+                self._arm_header_timer()  # a keep-alive connection starting its next request
         super().data_received(data)
+        if not self._awaiting_headers():
+            self._pending_request = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
@@ -67,7 +74,10 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def _headers_overdue(self) -> None:
         self._header_timer = None
         upgraded = self.transport.get_protocol() is not self
-        if not upgraded and self._awaiting_headers() and not self.transport.is_closing():
+        # Idle between requests is uvicorn's keep-alive timeout's business; this one is for a
+        # request that started and never finished its headers, or a connection mute from the start.
+        stalled = self._pending_request or not self._received_any
+        if not upgraded and stalled and self._awaiting_headers() and not self.transport.is_closing():
             log.warning("connection closed: no complete request headers within %.0f s", self.header_timeout_s)
             self.transport.abort()
 

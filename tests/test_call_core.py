@@ -572,3 +572,12 @@ def test_with_recording_on_the_notice_is_played_before_the_agent_and_both_sides_
     assert len(stereo) == 160, "20 ms of both sides per caller frame"
     assert np.abs(stereo[:, 1]).max() > 0, "the right channel carries what the caller was hearing"
     assert Script().call.take_recording() == b"", "nothing is kept when recording is off"
+
+
+def test_a_clear_jumps_the_outbound_queue_dropping_media_but_keeping_marks():
+    from telephony.call.outbound import OutboundQueue
+
+    queue = OutboundQueue()
+    for kind, text in [("media", "m1"), ("mark", "k1"), ("media", "m2"), ("clear", "c"), ("media", "m3")]:
+        queue.push(kind, text)
+    assert [queue.pop() for _ in range(len(queue))] == ["c", "k1", "m3"]

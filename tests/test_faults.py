@@ -223,3 +223,14 @@ def test_forwarded_headers_count_only_from_trusted_proxies():
     assert public_base_url(None, forged, "http", "voice.internal:8080", peer="203.0.113.9") == "http://voice.internal:8080"
     assert public_base_url(None, forged, "http", "x", peer="10.0.0.2", trusted_proxies=["10.0.0.2"]) == "https://attacker.example"
     assert public_base_url("https://voice.example.com/", forged, "http", "x", peer="10.0.0.2") == "https://voice.example.com"
+
+
+async def test_an_idle_keep_alive_connection_is_not_cut_by_the_header_timeout():
+    async with GeminiLiveEmulator() as gemini:
+        app = create_app(emulator_settings(gemini))
+        async with running_server(app, header_timeout_s=0.5) as base_url:
+            async with httpx.AsyncClient() as client:  # one kept-alive connection
+                first = await client.get(base_url + "/healthz")
+                await asyncio.sleep(1.5)  # idle between requests, past the header timeout
+                second = await client.get(base_url + "/healthz")
+    assert first.status_code == second.status_code == 200

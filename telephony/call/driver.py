@@ -16,7 +16,6 @@ import functools
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,6 +33,7 @@ from telephony.call.core import (
     SendTwilio,
     Settle,
 )
+from telephony.call.outbound import OutboundQueue
 from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
 from telephony.gemini import catalog
@@ -164,7 +164,7 @@ class CallDriver:
         self.core = Call(services.call_config, self._loop.time(), logger=self._log, metrics=self.metrics)
         self.gemini: ResilientGeminiSession | None = None
         self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
-        self._outbound: deque[tuple[str, str]] = deque()  # (kind, text), for the one writer
+        self._outbound = OutboundQueue()  # for the one writer; a clear jumps it
         self._outbound_ready = asyncio.Event()
         self._done = asyncio.Event()
         self._close: CloseStream = CloseStream(1000, "call ended")
@@ -257,16 +257,7 @@ class CallDriver:
         media = 0
         for action in self.core.take_actions():
             if isinstance(action, SendTwilio):
-                if action.kind == "clear":
-                    # Barge-in first: a clear never waits behind audio it would throw away.
-                    # Queued media is dropped (Twilio would discard it anyway); queued marks
-                    # stay, after the clear, so that Twilio still echoes every one.
-                    kept = [item for item in self._outbound if item[0] != "media"]
-                    self._outbound.clear()
-                    self._outbound.append((action.kind, action.text))
-                    self._outbound.extend(kept)
-                else:
-                    self._outbound.append((action.kind, action.text))
+                self._outbound.push(action.kind, action.text)
                 self._outbound_ready.set()
                 media += action.kind == "media"
             elif isinstance(action, SendGemini):
@@ -342,7 +333,7 @@ class CallDriver:
             while not self._outbound:
                 self._outbound_ready.clear()
                 await self._outbound_ready.wait()
-            await self.twilio.send(self._outbound.popleft()[1])
+            await self.twilio.send(self._outbound.pop())
 
     def _open_agent(self, parameters: dict[str, str]) -> None:
         record = self.record  # the core has bound the call's logger to its SIDs at `start`
