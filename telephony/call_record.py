@@ -47,6 +47,10 @@ class ToolRecord:
     error: str | None = None
 
 
+_SAMPLING = random.Random(0)
+"""One generator for every call's reservoir (a Mersenne Twister is 2.5 kB; a record has two)."""
+
+
 class LatencySamples:
     """One call's latencies (ms): exact count, mean and max, and percentiles from a uniform
     sample of at most `keep` values (reservoir sampling). An hour of agent speech is ~90,000
@@ -58,7 +62,7 @@ class LatencySamples:
         self.total = 0.0
         self.max = 0.0
         self.sample: list[float] = []
-        self._random = random.Random(0)
+        self._random = _SAMPLING
 
     def append(self, ms: float) -> None:
         self.count += 1

@@ -96,7 +96,7 @@ async def run_soak(
 
                 callers = [asyncio.create_task(caller(i)) for i in range(calls)]
                 while not all(c.done() for c in callers):
-                    await asyncio.sleep(min(sample_every_s, max(0.1, stop_at - time.monotonic() + 0.1)))
+                    await asyncio.sleep(sample_every_s if time.monotonic() < stop_at else 1.0)
                     sample = await _sample(client, server.url, pid, started, figures.calls_done)
                     figures.samples.append(sample)
                     if on_sample is not None:
