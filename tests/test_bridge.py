@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import json
 
 import httpx
@@ -183,4 +184,4 @@ async def test_healthz(stack):
 
     async with httpx.AsyncClient() as client:
         response = await client.get(stack.base_url + "/healthz")
-    assert response.json() == {"status": "ok", "active_calls": 0}
+    assert response.json() == {"status": "ok", "active_calls": 0, "pid": os.getpid()}, "the pid says which worker answered"
