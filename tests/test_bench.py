@@ -63,8 +63,8 @@ async def test_reconnect_bench_every_case_answers_the_caller():
 async def test_soak_comes_back_to_its_idle_figures():
     from telephony.bench.soak import run_soak
 
-    figures = await run_soak(calls=3, minutes=0.25, call_seconds=8.0, sample_every_s=2.0, idle_s=2.0)
-    assert figures.calls_failed == 0 and figures.calls_done >= 3
+    figures = await run_soak(calls=2, minutes=0.12, call_seconds=8.0, sample_every_s=2.0, idle_s=1.0)
+    assert figures.calls_failed == 0 and figures.calls_done >= 2
     before, after = figures.before, figures.after_idle
     assert after.live_calls == 0
     assert after.tasks <= before.tasks + 2, f"tasks {before.tasks} -> {after.tasks}: something a call started is still running"

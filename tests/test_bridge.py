@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import json
+import os
 
 import httpx
 import numpy as np

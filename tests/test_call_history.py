@@ -115,9 +115,9 @@ async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_
 
 
 async def test_the_recording_has_the_caller_left_and_the_agent_right_on_the_calls_timeline(tmp_path):
-    async with GeminiLiveEmulator(speed=1.0) as gemini:
+    async with GeminiLiveEmulator(speed=2.0) as gemini:
         async with offline_stack(gemini, record_audio=True, recordings_dir=tmp_path) as stack:
-            emulator = TwilioMediaEmulator(FIXTURES / "barge_in.jsonl", speed=1.0, auth_token=AUTH_TOKEN)
+            emulator = TwilioMediaEmulator(FIXTURES / "barge_in.jsonl", speed=2.0, auth_token=AUTH_TOKEN)
             result = await emulator.call(stack.webhook)
             (record,) = stack.records()
             wav = await get(stack, f"/calls/{result.call_sid}/recording.wav")
