@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from conftest import free_port, wait_until_healthy
+
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 K8S = sorted((INFRA / "k8s").glob("*.yaml"))
 MANIFESTS = [p for p in K8S if p.name not in ("kustomization.yaml", "prometheus-adapter-rules.yaml")]
@@ -135,30 +137,6 @@ def _docker(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _until_healthy(url: str, seconds: float = 60) -> None:
-    import asyncio
-
-    import httpx
-
-    async with httpx.AsyncClient() as client:
-        for _ in range(int(seconds * 4)):
-            try:
-                if (await client.get(url + "/healthz", timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.25)
-    pytest.fail(f"nothing answered {url}/healthz")
-
-
 @pytest.mark.timeout(900)  # a first build downloads the dependencies
 @pytest.mark.skipif(_docker_unavailable() is not None, reason=str(_docker_unavailable()))
 async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path):  # pragma: no cover - needs Docker
@@ -184,7 +162,7 @@ async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path): 
     )
     assert test_kit.returncode != 0, "no emulator or test dependency inside the production image"
 
-    port, token = _free_port(), "image-test-token"
+    port, token = free_port(), "image-test-token"
     async with GeminiLiveEmulator(speed=1.0, ca_out=tmp_path / "ca.pem") as gemini:
         (tmp_path / "ca.pem").chmod(0o644)
         tmp_path.chmod(0o755)
@@ -197,7 +175,7 @@ async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path): 
             "telephony:test",
         )  # fmt: skip
         try:
-            await _until_healthy(f"http://127.0.0.1:{port}")
+            await wait_until_healthy(f"http://127.0.0.1:{port}", seconds=60)
             caller = TwilioMediaEmulator(root / "fixtures" / "barge_in.jsonl", speed=2.0, auth_token=token)
             call = asyncio.create_task(caller.call(f"http://127.0.0.1:{port}/twiml"))
             await asyncio.sleep(2.0)
@@ -241,15 +219,13 @@ async def test_compose_stack_carries_a_replayed_call_with_no_keys():  # pragma: 
     from telephony.testing.twilio_media import TwilioMediaEmulator
 
     file = "compose.yaml" if _bridge_available() else "compose.host-network.yaml"
-    port = 8080 if file == "compose.yaml" else _free_port()
+    port = 8080 if file == "compose.yaml" else free_port()
     compose = [*(_compose_command() or []), "-f", str(INFRA / file), "-p", "telephony-test"]
-    env = dict(
-        os.environ, PYTHON_IMAGE=BASE_IMAGE, TELEPHONY_PORT=str(port), GEMINI_PORT=str(_free_port()), POSTGRES_PORT=str(_free_port())
-    )
+    env = dict(os.environ, PYTHON_IMAGE=BASE_IMAGE, TELEPHONY_PORT=str(port), GEMINI_PORT=str(free_port()), POSTGRES_PORT=str(free_port()))
     up = subprocess.run([*compose, "up", "-d", "--build"], capture_output=True, text=True, env=env)
     try:
         assert up.returncode == 0, up.stderr[-3000:]
-        await _until_healthy(f"http://127.0.0.1:{port}")
+        await wait_until_healthy(f"http://127.0.0.1:{port}", seconds=60)
         emulator = TwilioMediaEmulator(INFRA.parent / "fixtures" / "barge_in.jsonl", speed=4.0)
         result = await emulator.call(f"http://127.0.0.1:{port}/twiml")
         # A clear comes only from Gemini's `interrupted`: the server reached the emulator over
