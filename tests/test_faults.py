@@ -80,6 +80,11 @@ async def test_a_replayed_stream_opens_no_gemini_session():
         sessions = len(stack.gemini.connections)
         replays = await asyncio.gather(*(emulator.play(target) for _ in range(5)))  # the captured upgrade + start
         after = len(stack.gemini.connections)
+        await stack.app.state.voice.writer.flush()
+        kept = stack.app.state.recent_calls[target.call_sid]
+        async with httpx.AsyncClient() as client:
+            stored = (await client.get(f"{stack.base_url}/api/calls/{target.call_sid}")).json()
+    assert kept.end_reason == "caller hung up" and stored["end_reason"] == "caller hung up", "a refused replay never replaces the call"
     assert first.close_code == 1000 and sessions == 1
     assert [r.close_code for r in replays] == [1008] * 5
     assert after == sessions, "no paid Gemini session was opened by a replay"

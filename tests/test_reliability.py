@@ -59,7 +59,7 @@ async def test_go_away_switches_connection_at_the_end_of_the_sentence():
 
 async def test_failed_recovery_plays_the_apology_and_ends_the_call():
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, refuse_after_connections=1))
-    async with gemini, offline_stack(gemini, gemini_reconnect_buffer_seconds=1.0, gemini_open_timeout_seconds=1.0) as stack:
+    async with gemini, offline_stack(gemini, gemini_reconnect_buffer_seconds=0.3, gemini_open_timeout_seconds=0.3) as stack:
         result = await stack.replay("barge_in")
         (record,) = stack.records()
     assert gemini.refused >= 2, "tried again, with backoff, for as long as the caller's audio is held"

@@ -498,12 +498,14 @@ class CallDriver:
                 await asyncio.to_thread(self._wav.close)
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)
-        if self.services.call_log_dir is not None and record.call_sid:
+        # A stream refused at `start` (bad or replayed token, a second stream for a live call)
+        # is not a call: it must never replace the record of the call whose CallSid it named.
+        if self.services.call_log_dir is not None and record.call_sid and self.core.admitted:
             try:
                 await asyncio.to_thread(append_call_log, self.services.call_log_dir, record)
             except OSError as exc:
                 self._log.error("could not write the call log: %s", exc)
-        if self.services.on_call_end is not None:
+        if self.services.on_call_end is not None and self.core.admitted:
             result = self.services.on_call_end(record)
             if asyncio.iscoroutine(result):
                 await result
