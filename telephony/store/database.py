@@ -8,7 +8,6 @@ a server). Reads are plain queries; writes come from `StoreWriter`, off the audi
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -221,7 +220,3 @@ def _sqlite_for_many_processes(connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
-
-
-def now() -> float:
-    return time.time()

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import socket
 import time
-from dataclasses import asdict
 from typing import Any
 
 from telephony.call_record import CallRecord
@@ -87,7 +86,6 @@ class StoreWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing_since: float | None = None
-        self.written = 0
 
     # --- producers (never wait) ---------------------------------------------------------------
 
@@ -156,13 +154,8 @@ class StoreWriter:
                 self._failing_since = None
             delay = 0.2
             self._queue.popleft()
-            self.written += 1
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{type(exc).__name__}: {text[:200]}"
-
-
-def as_dict(record: CallRecord) -> dict[str, Any]:
-    return asdict(record)
