@@ -109,6 +109,16 @@ class VoiceService:
         self.live_call_sids.add(call_sid)
         return None
 
+    async def carry(self, call: CallDriver) -> None:
+        """Run one stream's call, counted while it lasts; its CallSid is free again after."""
+        self.active_calls.add(call)
+        try:
+            await call.run()
+        finally:
+            self.active_calls.discard(call)
+            if call.core.admitted and call.record.call_sid:
+                self.live_call_sids.discard(call.record.call_sid)
+
     def remember(self, record: CallRecord) -> None:
         if record.call_sid:
             self.recent_calls[record.call_sid] = record
@@ -321,13 +331,7 @@ def router(
         call = CallDriver(StarletteTwilioConnection(websocket), services)
         if service.turning_away:
             call.turn_away("server shutting down", prompt="apology_closing")
-        service.active_calls.add(call)
-        try:
-            await call.run()
-        finally:
-            service.active_calls.discard(call)
-            if call.core.admitted and call.record.call_sid:
-                service.live_call_sids.discard(call.record.call_sid)
+        await service.carry(call)
 
     @routes.post("/status")
     async def status_callback(request: Request) -> Response:
@@ -416,8 +420,8 @@ def router(
         agent_names=lambda: list(agents.by_name) or [agents.default.name],
         may_use=may_see_history,
         refused=refused,
-        live_call_sids=service.live_call_sids,
-        active_calls=service.active_calls,
+        admit=lambda call_sid: service.admit_stream(call_sid, None, None),
+        carry=service.carry,
         secret=secret_from(auth_token, phone_secret),
         mint_gemini_token=None if settings.uses_vertex else mint_for_browser,
     )

@@ -54,8 +54,8 @@ def add_browser_phone(
     agent_names: Callable[[], list[str]],
     may_use: Callable[[Request], bool],
     refused: Callable[[], Response],
-    live_call_sids: set[str],
-    active_calls: set[CallDriver],
+    admit: Callable[[str], tuple[str, str] | None],
+    carry: Callable[[CallDriver], Awaitable[None]],
     secret: bytes,
     mint_gemini_token: Callable[[str | None], Awaitable[dict[str, object]]] | None = None,
 ) -> None:
@@ -123,21 +123,11 @@ def add_browser_phone(
             await websocket.close(code=1008)  # before accept: the page gets HTTP 403, nothing opens
             return
 
-        def admit(sid: str, _: str | None) -> tuple[str, str] | None:
+        def admit_this_stream(sid: str, _: str | None) -> tuple[str, str] | None:
             if sid != call_sid:
                 return "bad_token", "the stream's CallSid is not the one its token was issued for"
-            if sid in live_call_sids:
-                return "duplicate_stream", "a stream for this CallSid is already live"
-            live_call_sids.add(sid)
-            return None
+            return admit(sid)  # the token was redeemed at the upgrade; one stream per CallSid as for Twilio
 
-        config = dataclasses.replace(services.call_config, admit_stream=admit, media_rate_limit=1.5, accept_wideband=True)
+        config = dataclasses.replace(services.call_config, admit_stream=admit_this_stream, media_rate_limit=1.5, accept_wideband=True)
         await websocket.accept(subprotocol=PROTOCOL)
-        call = CallDriver(StarletteTwilioConnection(websocket), dataclasses.replace(services, call_config=config))
-        active_calls.add(call)
-        try:
-            await call.run()
-        finally:
-            active_calls.discard(call)
-            if call.core.admitted:
-                live_call_sids.discard(call_sid)
+        await carry(CallDriver(StarletteTwilioConnection(websocket), dataclasses.replace(services, call_config=config)))
