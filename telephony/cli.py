@@ -194,16 +194,7 @@ def serve(
     """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
     import os
 
-    wanted = workers if workers is not None else int(os.environ.get("TELEPHONY_WORKERS", "1") or 1)
-    processes = 1 if emulate_gemini else (wanted or os.cpu_count() or 1)
-    if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
-        from telephony.workers import prepare_shared_metrics
-
-        prepare_shared_metrics()
-
-    from telephony.app import create_app
     from telephony.logs import configure_logging
-    from telephony.server import DrainingServer, listen_socket, uvicorn_config
 
     given: dict[str, Any] = {
         "host": host,
@@ -213,8 +204,18 @@ def serve(
         "agent": agent,
         "log_level": log_level,
         "log_format": log_format,
+        "workers": workers,
     }
     settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, **{k: v for k, v in given.items() if v is not None})
+    processes = 1 if emulate_gemini else (settings.workers or os.cpu_count() or 1)
+    if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
+        from telephony.workers import prepare_shared_metrics
+
+        prepare_shared_metrics()
+
+    from telephony.app import create_app
+    from telephony.server import DrainingServer, listen_socket, uvicorn_config
+
     configure_logging(settings.log_level, settings.log_format)
     if settings.log_level != "DEBUG":  # the built-in emulator speaks only when asked
         logging.getLogger("telephony.testing").setLevel(logging.WARNING)

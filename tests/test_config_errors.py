@@ -66,3 +66,11 @@ def test_a_trailing_slash_is_dropped_and_a_missing_public_url_is_warned_about():
     warnings = load_settings(_env_file=None).startup_warnings()
     assert any(w.startswith("TELEPHONY_PUBLIC_URL is not set") for w in warnings)
     assert not load_settings(_env_file=None, trusted_proxies="10.0.0.1").startup_warnings()
+
+
+def test_the_worker_count_is_a_setting_like_any_other():
+    done = start("serve", TELEPHONY_WORKERS="many", TELEPHONY_VALIDATE_SIGNATURES="false")
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).strip().splitlines() == [
+        "config: TELEPHONY_WORKERS: Input should be a valid integer, unable to parse string as an integer"
+    ]
