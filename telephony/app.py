@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import functools
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from google import genai
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from telephony import __version__
@@ -398,14 +400,15 @@ def router(
         body.setdefault("call_sid", call_sid)
         return body
 
-    minting_client: list[object] = []
+    @functools.cache
+    def minting_client() -> genai.Client:
+        """Made on first use: a server whose calls use a test double may never mint."""
+        return gemini_client_from(settings)
 
     async def mint_for_browser(agent_name: str | None) -> dict[str, object]:
-        if not minting_client:
-            minting_client.append(gemini_client_from(settings))
         agent = agents.named(agent_name)
         options = agent.options(services.agent_options)
-        token = await mint_token(minting_client[0], options)  # type: ignore[arg-type]
+        token = await mint_token(minting_client(), options)
         return {
             "token": token.name,
             "model": token.model,
