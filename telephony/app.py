@@ -57,7 +57,7 @@ from telephony.pricing import estimated_cost_usd, prices
 from telephony.recording_file import delete_old_recordings
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
 from telephony.socket_adapter import StarletteTwilioConnection
-from telephony.store import CallQuery, CallStore, StoreWriter, default_url
+from telephony.store import CallQuery, CallStore, StoreWriter
 from telephony.store.database import PAGE_SIZE
 from telephony.store.writer import call_row
 from telephony.twilio_rest import TwilioRest
@@ -220,7 +220,7 @@ def router(
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,
     )
-    database_url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
+    database_url = settings.call_history_url
     price_table = prices(settings.token_prices)
     writer: StoreWriter | None = None
     if database_url != "off":  # off: memory only (the last 100 calls of this process)

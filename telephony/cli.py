@@ -341,9 +341,9 @@ app.add_typer(db_app, name="db")
 
 
 def _store(settings: Settings) -> Any:
-    from telephony.store import CallStore, default_url
+    from telephony.store import CallStore
 
-    url = settings.database_url.get_secret_value() if settings.database_url else default_url(settings.data_dir)
+    url = settings.call_history_url
     if url == "off":
         console.print("call history is off (TELEPHONY_DATABASE_URL=off)")
         raise typer.Exit(1)

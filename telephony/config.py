@@ -272,6 +272,13 @@ class Settings(BaseSettings):
         return self.gemini_api_key is None and bool(self.vertex_project)
 
     @property
+    def call_history_url(self) -> str:
+        """Where calls are kept: TELEPHONY_DATABASE_URL, else a SQLite file in the data dir ("off": nowhere)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'telephony.db').resolve()}"
+
+    @property
     def gemini_model(self) -> str:
         """The model calls use: the configured one, else the default of the backend in use."""
         return self.model or catalog.default_model(self.uses_vertex)

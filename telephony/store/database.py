@@ -35,10 +35,6 @@ def async_url(url: str) -> str:
     return url
 
 
-def default_url(data_dir: Path) -> str:
-    return f"sqlite:///{(data_dir / 'telephony.db').resolve()}"
-
-
 def upgrade_schema(connection: Connection) -> None:
     """Run every alembic migration not yet applied (on a sync connection: `run_sync`)."""
     from alembic import command
