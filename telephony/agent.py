@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from telephony.call.tool_api import CallHandle, ToolHandler, ToolOutcome
 from telephony.gemini import catalog
 from telephony.gemini.events import ToolCall
+from telephony.gemini.models import DEFAULT_MODEL_ID, Scheduling, ToolBehavior, rules_for
+from telephony.gemini.models import known as known_model
 
 if TYPE_CHECKING:
     from telephony.gemini.config import AgentOptions
@@ -95,17 +97,38 @@ class Tool:
         declaration: types.FunctionDeclaration,
         handler: ToolHandler,
         timeout_s: float | None = None,
+        *,
+        behavior: ToolBehavior | str | None = None,
+        scheduling: Scheduling | str | None = None,
     ) -> None:
+        """`behavior`: "blocking" (the model waits in silence, the caller hears the hold tone
+        if it is slow) or "non_blocking" (the model may keep talking while it runs); None
+        means the model family's own default (NON_BLOCKING on 3.8, BLOCKING on 2.5), always
+        declared explicitly. `scheduling`, for NON_BLOCKING tools: what the result makes the
+        model do - "when_idle" (default: answer once it has finished speaking), "silent"
+        (just know it) or "interrupt" (stop and answer now); a result may choose its own
+        (`ToolOutcome.scheduling`)."""
         if not _NAME.match(name):
             raise ValueError(f"tool name {name!r}: letters, digits, _ . - only, starting with a letter or _")
         self.name = name
+        self.behavior = _enum(ToolBehavior, behavior, f"tool {name!r}: behavior")
+        self.scheduling = _enum(Scheduling, scheduling, f"tool {name!r}: scheduling")
+        if self.behavior is not None:
+            declaration = declaration.model_copy(update={"behavior": types.Behavior(self.behavior.value)})
         self.declaration = declaration
         self.handler = handler
         self.timeout_s = timeout_s
 
     @classmethod
     def from_function(
-        cls, function: Callable[..., Any], *, name: str | None = None, description: str | None = None, timeout_s: float | None = None
+        cls,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout_s: float | None = None,
+        behavior: ToolBehavior | str | None = None,
+        scheduling: Scheduling | str | None = None,
     ) -> Tool:
         """A tool from a typed Python function (see the module docstring)."""
         tool_name = name or function.__name__
@@ -121,10 +144,35 @@ class Tool:
         async def handler(call: CallHandle, tool_call: ToolCall) -> ToolOutcome:
             return await run(tool_call.args, call)
 
-        return cls(tool_name, declaration, handler, timeout_s)
+        return cls(tool_name, declaration, handler, timeout_s, behavior=behavior, scheduling=scheduling)
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
+
+
+def _enum(kind: type[ToolBehavior] | type[Scheduling], value: Any, what: str) -> Any:
+    """`"non_blocking"`, `"NON_BLOCKING"` or the member itself -> the member; None stays None."""
+    if value is None or isinstance(value, kind):
+        return value
+    try:
+        return kind(str(value).upper())
+    except ValueError:
+        allowed = ", ".join(member.value.lower() for member in kind)
+        raise ValueError(f"{what} {value!r}: choose one of {allowed}") from None
+
+
+def blocking_tool_problems(tools: Iterable[Tool], model: str) -> list[str]:
+    """Tools declared BLOCKING for a model that refuses BLOCKING (Extended Thinking), one
+    line each: the service would refuse the whole session at setup."""
+    rules = rules_for(model)
+    if rules.accepts_blocking:
+        return []
+    return [
+        f"tool {tool.name!r} is declared blocking, which {model} refuses (its tools run in the background): "
+        "declare it behavior='non_blocking', or use gemini-3.8-live"
+        for tool in tools
+        if tool.behavior is ToolBehavior.BLOCKING
+    ]
 
 
 def _arguments_model(
@@ -173,7 +221,7 @@ def _function_runner(
             parsed = arguments.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
-            return ToolOutcome({"error": f"invalid arguments: {problems}"})
+            return ToolOutcome({"error": f"invalid arguments: {problems}", "status": "invalid_argument", "retryable": False})
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if context_parameter is not None:
             kwargs[context_parameter] = context_of(call)
@@ -249,6 +297,8 @@ class Agent:
             raise ValueError(f"agent {name!r}: {problem}")
         if language is not None and (problem := catalog.language_problem(language)):
             raise ValueError(f"agent {name!r}: {problem}")
+        if model is not None and (listed := known_model(model)) is not None and listed.retired:
+            raise ValueError(f"agent {name!r}: model {listed.id!r} was shut down on {listed.retired}; use {DEFAULT_MODEL_ID!r}")
         self.name = name
         self.instructions = instructions
         self.voice = voice
@@ -268,7 +318,14 @@ class Agent:
 
     @overload
     def tool(
-        self, function: None = None, *, name: str | None = None, description: str | None = None, timeout_s: float | None = None
+        self,
+        function: None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout_s: float | None = None,
+        behavior: ToolBehavior | str | None = None,
+        scheduling: Scheduling | str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def tool(
@@ -278,12 +335,16 @@ class Agent:
         name: str | None = None,
         description: str | None = None,
         timeout_s: float | None = None,
+        behavior: ToolBehavior | str | None = None,
+        scheduling: Scheduling | str | None = None,
     ) -> Any:
-        """Decorator: `@agent.tool` or `@agent.tool(timeout_s=5)`. The function is returned
-        unchanged, so it stays callable (and testable) as it was."""
+        """Decorator: `@agent.tool` or `@agent.tool(timeout_s=5, behavior="blocking")`. The
+        function is returned unchanged, so it stays callable (and testable) as it was.
+        `behavior` and `scheduling`: see `Tool`."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add_tool(Tool.from_function(fn, name=name, description=description, timeout_s=timeout_s))
+            made = Tool.from_function(fn, name=name, description=description, timeout_s=timeout_s, behavior=behavior, scheduling=scheduling)
+            self.add_tool(made)
             return fn
 
         return register(function) if function is not None else register
@@ -292,6 +353,8 @@ class Agent:
         made = tool if isinstance(tool, Tool) else Tool.from_function(tool)
         if made.name in self.tools or made.name in BUILTIN_TOOLS:
             raise ValueError(f"agent {self.name!r} already has a tool named {made.name!r}")
+        if self.model is not None and (problems := blocking_tool_problems([made], self.model)):
+            raise ValueError(f"agent {self.name!r}: {problems[0]}")
         self.tools[made.name] = made
         return made
 

@@ -15,6 +15,8 @@
       url = "https://backend.example.com/tools/free_slots"
       timeout_seconds = 5
       parameters = { type = "object", properties = { day = { type = "string" } }, required = ["day"] }
+      behavior = "non_blocking"   # or "blocking"; default: the model family's (NON_BLOCKING on 3.8)
+      scheduling = "when_idle"    # non_blocking only: or "silent", "interrupt"
 
   For each call of a tool the server POSTs JSON `{"name", "arguments", "call_sid", "from",
   "to"}` to its `url`, with the header `X-Telephony-Signature: sha256=<hex HMAC-SHA256 of the
@@ -36,14 +38,14 @@ import sys
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jsonschema
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from telephony.agent import BUILTIN_TOOLS, Agent, AgentSelector, Tool, as_response, context_of
+from telephony.agent import BUILTIN_TOOLS, Agent, AgentSelector, Tool, as_response, blocking_tool_problems, context_of
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
 
@@ -66,6 +68,8 @@ class _ToolEntry(BaseModel):
     url: str = Field(pattern=r"^https?://")
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     timeout_seconds: float = Field(10.0, gt=0, le=300)
+    behavior: Literal["blocking", "non_blocking"] | None = None
+    scheduling: Literal["when_idle", "silent", "interrupt"] | None = None
 
 
 class _McpEntry(BaseModel):
@@ -75,6 +79,7 @@ class _McpEntry(BaseModel):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     tools: list[str] | None = None
+    behavior: Literal["blocking", "non_blocking"] | None = None
 
 
 class _AgentFile(BaseModel):
@@ -135,7 +140,7 @@ def http_tool(entry: _ToolEntry, secret: bytes) -> Tool:
             return ToolOutcome({"error": "the tool's server answered something that is not JSON"})
         return ToolOutcome(as_response(data))
 
-    return Tool(entry.name, declaration, handler, entry.timeout_seconds)
+    return Tool(entry.name, declaration, handler, entry.timeout_seconds, behavior=entry.behavior, scheduling=entry.scheduling)
 
 
 def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
@@ -160,7 +165,9 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
     for number, entry in enumerate(spec.mcp):
         if bool(entry.url) == bool(entry.command):
             raise AgentLoadError(f"{path}: mcp.{number}: give either a url or a command")
-        servers.append(McpServer(entry.url, entry.command, tuple(entry.args), entry.env, tuple(entry.tools) if entry.tools else None))
+        servers.append(
+            McpServer(entry.url, entry.command, tuple(entry.args), entry.env, tuple(entry.tools) if entry.tools else None, entry.behavior)
+        )
     try:
         tools = [http_tool(entry, signing_secret or b"") for entry in spec.tools]
         return Agent(
@@ -217,3 +224,15 @@ def agent_names(agents: Agent | AgentSelector | Iterable[Agent]) -> list[str]:
     if callable(agents):
         return [f"selector {getattr(agents, '__name__', 'function')}"]
     return [agent.name for agent in agents]
+
+
+def agent_model_problems(agents: Agent | AgentSelector | Iterable[Agent], default_model: str) -> list[str]:
+    """What the model each agent runs on would refuse in its tools (one line each): a tool
+    declared BLOCKING on Extended Thinking closes every session at setup. A selector's agents
+    are only known per call and are not checked here."""
+    listed = [agents] if isinstance(agents, Agent) else [] if callable(agents) else list(agents)
+    problems = []
+    for agent in listed:
+        model = agent.model or default_model
+        problems += [f"agent {agent.name!r}: {problem}" for problem in blocking_tool_problems(agent.tools.values(), model)]
+    return problems

@@ -12,6 +12,10 @@ the model and logged; they never end the call by themselves.
 - `transfer_call(to)`: after what the agent said has been heard, the live call is redirected
   with TwiML `<Dial>` to one of the configured numbers (never a number the model made up).
 - `send_dtmf(digits)`: in-band DTMF tones played into the call, for phone menus.
+
+All three are declared BLOCKING (the model waits for what happened to the call), except on
+3.8 Extended Thinking, which takes NON_BLOCKING tools only: there the goodbye or the
+transfer announcement is waited for until the model's task is IDLE.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class CallControl:
             types.FunctionDeclaration(
                 name="end_call",
                 description="Hang up the phone call. Say goodbye first: the call ends once the caller has heard it.",
+                behavior=types.Behavior.BLOCKING,
                 parameters=types.Schema(
                     type=types.Type.OBJECT,
                     properties={"reason": types.Schema(type=types.Type.STRING, description="Why the call ends.")},
@@ -53,6 +58,7 @@ class CallControl:
             types.FunctionDeclaration(
                 name="send_dtmf",
                 description="Press keys on the phone keypad (to navigate a phone menu). Digits 0-9, * and #.",
+                behavior=types.Behavior.BLOCKING,
                 parameters=types.Schema(
                     type=types.Type.OBJECT,
                     properties={"digits": types.Schema(type=types.Type.STRING, description="Keys to press, e.g. '1' or '1234#'.")},
@@ -65,6 +71,7 @@ class CallControl:
                 types.FunctionDeclaration(
                     name="transfer_call",
                     description="Transfer the caller to a person. Tell the caller first that you are transferring them.",
+                    behavior=types.Behavior.BLOCKING,
                     parameters=types.Schema(
                         type=types.Type.OBJECT,
                         properties={

@@ -51,7 +51,7 @@ def agent_or_exit(settings: Settings) -> Any:
     """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or one line and exit 2."""
     if not settings.agent:
         return None
-    from telephony.agent_loading import AgentLoadError, agent_names, load_agent
+    from telephony.agent_loading import AgentLoadError, agent_model_problems, agent_names, load_agent
 
     secret = settings.tool_signing_secret.get_secret_value().encode() if settings.tool_signing_secret else None
     try:
@@ -59,6 +59,11 @@ def agent_or_exit(settings: Settings) -> Any:
     except AgentLoadError as exc:
         console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    problems = agent_model_problems(agents, settings.gemini_model)
+    for problem in problems:
+        console.print(f"[red]agent:[/red] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
     console.print(f"agents: {', '.join(agent_names(agents))}", highlight=False)
     return agents
 
@@ -122,12 +127,27 @@ def emulate_gemini(
     go_away_left: float = typer.Option(50.0, help="Fault: the goAway's timeLeft in seconds."),
     refuse_resumption: bool = typer.Option(False, "--refuse-resumption", help="Fault: refuse every resumption handle."),
     setup_delay: float = typer.Option(0.0, help="Fault: answer a reconnect's setup this many seconds late."),
+    model: str | None = typer.Option(
+        None,
+        help="Behave like this model's family whatever the client asks for (e.g. gemini-3.8-live-extended-thinking); "
+        "default: the family of the model each session asks for.",
+    ),
+    session_deadline: float | None = typer.Option(
+        None, help="Fault: close sessions at this age with 1011 'Deadline expired' and refuse their resumption (3.8: 3480)."
+    ),
 ) -> None:
-    """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network."""
+    """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network.
+
+    Example: telephony emulate gemini --realistic --model gemini-3.8-live"""
     import asyncio
 
     require_test_kit()
+    from telephony.gemini.models import known
     from telephony.testing.gemini_live import REALISTIC, EchoAgent, Faults, GeminiLiveEmulator, ScriptedAgent
+    from telephony.testing.model_profiles import profile_for
+
+    if model is not None and known(model) is None:
+        console.print(f"[yellow]warning:[/yellow] {model!r} is not a model we know: emulating {profile_for(model).rules.title}")
 
     faults = Faults(
         close_after_s=close_after,
@@ -137,6 +157,7 @@ def emulate_gemini(
         go_away_time_left_s=go_away_left,
         refuse_resumption=refuse_resumption,
         setup_delay_s=setup_delay,
+        session_deadline_s=session_deadline,
     )
 
     if agent == "echo":
@@ -156,9 +177,11 @@ def emulate_gemini(
             ca_out=ca_out,
             faults=faults,
             realism=REALISTIC if realistic else None,
+            model=model,
         ) as emulator:
             profile = "realistic" if realistic else "kind"
-            console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent}, {profile})")
+            family = profile_for(model).rules.title if model else "each session's model family"
+            console.print(f"Gemini Live emulator on {emulator.base_url} (agent: {agent}, {profile}, behaving as {family})")
             console.print("Point the server at it:")
             console.print(f"  export TELEPHONY_GEMINI_BASE_URL={emulator.base_url}")
             console.print(f"  export TELEPHONY_GEMINI_CA_FILE={emulator.ca_file}")

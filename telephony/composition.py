@@ -31,6 +31,7 @@ def agent_options_from(settings: Settings) -> AgentOptions:
         end_sensitivity=settings.vad_end_sensitivity,
         prefix_padding_ms=settings.vad_prefix_padding_ms,
         silence_duration_ms=settings.vad_silence_duration_ms,
+        thinking_level=settings.thinking_level,
     )
     return options.with_vad_preset(settings.vad_preset)
 

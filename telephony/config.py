@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from telephony.gemini import catalog
 from telephony.gemini.config import EndSensitivity, StartSensitivity
+from telephony.gemini.models import ThinkingLevel, model_warning
 
 
 class Settings(BaseSettings):
@@ -63,8 +64,13 @@ class Settings(BaseSettings):
     )
     model: str | None = Field(
         None,
-        description=f"Gemini Live model (a native-audio one); default per backend: {catalog.DEFAULT_MODEL['developer']} "
-        f"with an API key, {catalog.DEFAULT_MODEL['vertex']} on Vertex AI; the other backend's ids are refused at startup",
+        description=f"Gemini Live model; default {catalog.DEFAULT_MODEL['developer']} on both backends. Every family "
+        "(3.8 Live, 3.8 Live Extended Thinking, 3.1 Flash Live, 2.5 native audio) is handled as it behaves "
+        "(telephony/gemini/models.py); a retired id or one of the other backend is refused at startup",
+    )
+    thinking_level: ThinkingLevel = Field(
+        ThinkingLevel.LOW,
+        description="Extended Thinking's effort: LOW, MEDIUM or HIGH (its setup needs one; other models get none)",
     )
     voice: str = Field("Kore", description="prebuilt voice (case-sensitive; one of the 30 in telephony/gemini/catalog.py)")
     instructions: str = Field(
@@ -72,7 +78,11 @@ class Settings(BaseSettings):
         description="the agent's system instruction",
     )
     instructions_file: Path | None = Field(None, description="read the system instruction from this file instead")
-    language_code: str | None = Field(None, description="speech language, e.g. en-US (default: the model chooses)")
+    language_code: str | None = Field(
+        None,
+        description="speech language, e.g. en-US (default: the model chooses); native-audio models take no language code, "
+        "so it is written into the instructions",
+    )
     # Gemini's voice activity detection, tuned for phone audio: see VAD_PRESETS in
     # telephony/gemini/config.py for what each preset trades. The vad_* fields below are
     # used when vad_preset is "custom".
@@ -187,6 +197,11 @@ class Settings(BaseSettings):
     token_prices: str | None = Field(None, description="JSON of USD per million tokens by kind (see telephony/pricing.py)")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
+
+    @field_validator("thinking_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("transfer_numbers", "extra_voices", "extra_languages", "trusted_proxies", mode="before")
     @classmethod
@@ -306,6 +321,8 @@ class Settings(BaseSettings):
     def startup_warnings(self) -> list[str]:
         """What works, but probably not as meant; said once at startup and by `check`."""
         warnings = []
+        if (about_model := model_warning(self.gemini_model)) is not None:
+            warnings.append(f"TELEPHONY_MODEL: {about_model}")
         if not self.public_url and self.validate_signatures and not self.trusted_proxies:
             warnings.append(
                 "TELEPHONY_PUBLIC_URL is not set: signatures are checked against the Host header of each request, "

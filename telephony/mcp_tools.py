@@ -46,6 +46,8 @@ class McpServer:
     env: dict[str, str] = field(default_factory=dict)
     tools: tuple[str, ...] | None = None
     """Only these of its tools (default: all)."""
+    behavior: str | None = None
+    """"blocking" or "non_blocking" for all its tools (default: the model family's; see `telephony.Tool`)."""
 
     @property
     def label(self) -> str:
@@ -104,7 +106,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
-def _tool(client: Client, name: str, description: str, schema: dict[str, Any]) -> Tool:
+def _tool(client: Client, name: str, description: str, schema: dict[str, Any], behavior: str | None = None) -> Tool:
     declaration = types.FunctionDeclaration(name=name, description=description or name, parameters_json_schema=schema)
 
     async def handler(call: CallHandle, tool_call: ToolCall) -> ToolOutcome:
@@ -118,7 +120,7 @@ def _tool(client: Client, name: str, description: str, schema: dict[str, Any]) -
         structured = getattr(result, "structured_content", None)
         return ToolOutcome(as_response(structured if structured is not None else text))
 
-    return Tool(name, declaration, handler)
+    return Tool(name, declaration, handler, behavior=behavior)
 
 
 class McpConnections:
@@ -139,7 +141,7 @@ class McpConnections:
                 for item in listed.tools:
                     if server.tools is not None and item.name not in server.tools:
                         continue
-                    agent.add_tool(_tool(client, item.name, item.description or "", dict(item.input_schema)))
+                    agent.add_tool(_tool(client, item.name, item.description or "", dict(item.input_schema), server.behavior))
         except BaseException:
             await self.__aexit__()
             raise

@@ -51,8 +51,11 @@ async def test_a_python_tool_is_declared_called_with_the_models_arguments_and_it
     assert declared["parameters_json_schema"]["properties"]["day"] == {"type": "string", "description": "The day, as YYYY-MM-DD."}
     assert "call" not in declared["parameters_json_schema"]["properties"], "the call context is not shown to the model"
     assert received == [("2026-12-02", result.call_sid, "+15550100001")]  # the recorded caller's number
+    # 3.8 (the default model) runs the tool NON_BLOCKING: its result says what happened and when to use it.
+    assert declared["behavior"] == "NON_BLOCKING"
+    answer = {"result": ["09:00", "11:30"], "status": "ok", "retryable": False, "scheduling": "WHEN_IDLE"}
     assert connection.tool_responses == [
-        {"id": connection.tool_responses[0]["id"], "name": "free_slots", "response": {"result": ["09:00", "11:30"]}}
+        {"id": connection.tool_responses[0]["id"], "name": "free_slots", "response": answer, "scheduling": "WHEN_IDLE"}
     ]
     assert record.tool_calls[0].name == "free_slots" and record.tool_calls[0].response == {"result": ["09:00", "11:30"]}
     assert any(line.speaker == "tool" and "free_slots(day='2026-12-02')" in line.text for line in record.transcript)
@@ -131,7 +134,8 @@ async def test_a_sync_tool_runs_off_the_event_loop():
 
     connection, _, _ = await run_call(agent, calls_tool("slow_lookup", {"order": 42}))
     assert loop_threads == [False]
-    assert connection.tool_responses[0]["response"] == {"order": 42, "status": "shipped"}
+    # The tool's own "status" is kept as it said it; what is missing is added.
+    assert connection.tool_responses[0]["response"] == {"order": 42, "status": "shipped", "retryable": False, "scheduling": "WHEN_IDLE"}
 
 
 async def test_built_in_tools_can_be_switched_off_per_agent():
@@ -195,7 +199,7 @@ async def test_the_agent_is_chosen_per_call_by_the_called_number_and_a_selector_
         with pytest.raises(ValueError, match="no <Connect><Stream>"):
             await refused.answer(stack.webhook, {"To": "+15550003"})
     first, second = gemini.connections
-    assert first.setup["system_instruction"]["parts"][0]["text"] == "You are Maple Clinic's front desk."
+    assert first.setup["system_instruction"]["parts"][0]["text"].startswith("You are Maple Clinic's front desk.\n\n")
     assert first.texts == ["Greet the caller for the clinic."], "the clinic agent's own greeting"
     assert second.setup["system_instruction"]["parts"][0]["text"] == "You are the shop's order line."
     assert second.texts == []

@@ -371,7 +371,8 @@ def test_a_tool_cancelled_after_its_response_went_out_stops_what_it_still_had_to
     call = ToolCall("call-1", "end_call", {})
     assert script.gemini(call) == [RunTool(call)]
     assert script.call.tool_finished(call, {"result": "ok"}, script.now)
-    assert to_gemini(script.call.take_actions(), ToolResult) == [ToolResult("call-1", "end_call", {"result": "ok"})]
+    sent = [ToolResult("call-1", "end_call", {"result": "ok", "status": "ok", "retryable": False})]
+    assert to_gemini(script.call.take_actions(), ToolResult) == sent
     assert script.gemini(ToolCallCancelled(("call-1",))) == [CancelTools(("call-1",))]
     assert not script.call.tool_finished(call, {"result": "again"}, script.now), "never answered twice"
 

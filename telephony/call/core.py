@@ -36,6 +36,7 @@ from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.recording import StereoTimeline
 from telephony.call.voice_activity import CallerVoice
 from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
+from telephony.gemini import tool_results
 from telephony.gemini.events import (
     AgentAudio,
     GeminiEvent,
@@ -58,6 +59,7 @@ from telephony.gemini.messages import (
     RealtimeText,
     ToolResult,
 )
+from telephony.gemini.models import Scheduling
 from telephony.logs import mask_number
 from telephony.metrics import Metrics
 from telephony.playback import MarkOutcome
@@ -315,6 +317,9 @@ class Call:
         self._own_tokens = -1  # tokens the core makes for itself are negative
         self._holds = 0  # slow tools the caller is waiting for
         self._hold_token: int | None = None
+        """The hold tone is playing (or queued): its period's marker."""
+        self._agent_working = False
+        """Extended Thinking said IN_PROGRESS: the agent's turn goes on after a filler."""
 
     # --- what the driver reads ------------------------------------------------------------
 
@@ -556,18 +561,9 @@ class Call:
             else:
                 self._barge_in("gemini")
             self._agent_turn_open = False
+            self._agent_working = False
         elif isinstance(event, TurnComplete):
-            self._discarding = False
-            if self._agent_turn_open and self._turn_audio_ms:
-                # Generated is not heard: the turn is logged once played out, or cut by a barge-in.
-                self._turn_log_pending = True
-            if self.state is not CallState.ENDING:
-                self.playout.hold(self.to_caller.flush(), Source.AGENT)
-            self._agent_turn_open = False
-            self.record.end_turn()
-            if self._goodbye is not None and self._goodbye.last_audio_at is not None:
-                self._goodbye.turn_done_after_audio = True
-            self._after_playout_change(now)
+            self._turn_complete(event, now)
         elif isinstance(event, InputTranscript):
             self.record.say("caller", event.text)
         elif isinstance(event, OutputTranscript):
@@ -593,6 +589,7 @@ class Call:
             heard = self._turn_line.text if cut_off and self._turn_line is not None else ""
             self._discarding = False
             self._agent_turn_open = False
+            self._agent_working = False
             self.record.end_turn()
             self.record.reconnects += 1
             if self.state is CallState.ACTIVE and self._caller_spoke_last:
@@ -613,6 +610,8 @@ class Call:
             }
             counts |= {f"prompt_{m.lower()}": n for m, n in event.prompt_by_modality}
             counts |= {f"response_{m.lower()}": n for m, n in event.response_by_modality}
+            extra = {"thoughts_tokens": event.thoughts_tokens, "tool_use_prompt_tokens": event.tool_use_prompt_tokens}
+            counts |= {name: n for name, n in extra.items() if n is not None}
             self.record.add_usage(counts)
         elif isinstance(event, GoAway):
             self.log.info("Gemini goAway: switching connection (%.1f s left)", event.time_left_s)
@@ -621,13 +620,36 @@ class Call:
             self.log.error("Gemini session lost for good: %s %s", event.code, event.reason)
             self._finish_with_prompt("gemini_failed", f"gemini failed: {event.code} {event.reason}", "apology_trouble", now)
 
+    def _turn_complete(self, event: TurnComplete, now: float) -> None:
+        """The model ended a turn. On Extended Thinking an IN_PROGRESS turn is a filler
+        before background work: it is played like any speech, but the agent's turn is not
+        over (a goodbye or a transfer announcement is waited for until IDLE)."""
+        self._discarding = False
+        if self._agent_turn_open and self._turn_audio_ms:
+            # Generated is not heard: the turn is logged once played out, or cut by a barge-in.
+            self._turn_log_pending = True
+        if self.state is not CallState.ENDING:
+            self.playout.hold(self.to_caller.flush(), Source.AGENT)
+        self._agent_turn_open = False
+        self._agent_working = not event.final
+        self.record.end_turn()
+        if event.unusual_reason:
+            self.record.say("system", f"the agent's turn ended: {event.unusual_reason}")
+            self.record.end_turn()
+            self.log.warning(
+                "Gemini ended the agent's turn: %s", event.unusual_reason, extra={"turn_complete_reason": event.unusual_reason}
+            )
+        if event.final and self._goodbye is not None and self._goodbye.last_audio_at is not None:
+            self._goodbye.turn_done_after_audio = True
+        self._after_playout_change(now)
+
     def _agent_audio(self, pcm24k: bytes, now: float) -> None:
         if self._discarding or self.state is CallState.ENDING:
             return
         answering = self._caller_spoke_last and self._caller_stopped_at is not None
         self._caller_spoke_last = False
-        if self._holds:
-            self._end_hold()  # the agent speaks: no more waiting music
+        if self._hold_token is not None:
+            self._pause_hold()  # the agent speaks (a NON_BLOCKING tool runs on): no hold tone over it
         if not self._agent_turn_open:
             self._finish_turn_log()
             self._agent_turn_open = True
@@ -649,15 +671,23 @@ class Call:
 
     # --- inputs: tools and waiters ----------------------------------------------------------
 
-    def tool_finished(self, call: ToolCall, response: dict[str, Any], now: float, duration_ms: float | None = None) -> bool:
+    def tool_finished(
+        self,
+        call: ToolCall,
+        response: dict[str, Any],
+        now: float,
+        duration_ms: float | None = None,
+        scheduling: Scheduling | None = None,
+    ) -> bool:
         """A tool's result. Returns False when it is no longer wanted (cancelled, call over),
-        in which case nothing is sent and whatever the tool meant to do next must not run."""
+        in which case nothing is sent and whatever the tool meant to do next must not run.
+        The model gets it with `status`, `retryable` and a message (`tool_results`)."""
         if call.id not in self._tools_running:
             return False
         self._tools_running.discard(call.id)
         if self.state in (CallState.ENDING, CallState.ENDED):
             return False
-        self._gemini(ToolResult(call.id, call.name, response))
+        self._gemini(ToolResult(call.id, call.name, tool_results.for_model(response), scheduling))
         if len(self.record.tool_calls) < MAX_TOOL_RECORDS:
             error = response.get("error")
             self.record.tool_calls.append(
@@ -684,11 +714,10 @@ class Call:
         self.wait_heard(token, now)
 
     def start_hold(self, now: float) -> None:
-        """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak,
-        or the agent does)."""
+        """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak),
+        but only into silence: while the agent talks (a NON_BLOCKING tool) the tone waits."""
         self._holds += 1
-        if self._holds == 1 and self.state is CallState.ACTIVE:
-            self._hold_more()
+        self._resume_hold()
 
     def stop_hold(self, now: float) -> None:
         self._holds = max(0, self._holds - 1)
@@ -700,6 +729,23 @@ class Call:
         self._hold_token = self._new_token()
         self.playout.hold_marker(self._hold_token)
         self._release()
+
+    def _pause_hold(self) -> None:
+        """The agent speaks while a tool still runs: the tone stops, and comes back only
+        into silence (`_resume_hold`)."""
+        self._hold_token = None
+        self.playout.drop_held(Source.HOLD)
+
+    def _resume_hold(self) -> None:
+        """A tool still runs and nothing is playing or coming from the agent: the tone again."""
+        if (
+            self._holds
+            and self._hold_token is None
+            and self.state is CallState.ACTIVE
+            and not self._agent_turn_open
+            and not self.playout.agent_audible
+        ):
+            self._hold_more()
 
     def _end_hold(self) -> None:
         self._holds = 0
@@ -863,6 +909,7 @@ class Call:
         self._release()
         if self._turn_log_pending and not self.playout.agent_audible:
             self._finish_turn_log()
+        self._resume_hold()
         if self.state is not CallState.ENDED:
             self._check_goodbye(now)
 
@@ -871,7 +918,8 @@ class Call:
         if watch is None or not self.playout.idle and now < watch.since + watch.max_s:
             return
         quiet_since = max(watch.since, watch.last_audio_at or watch.since)
-        if watch.turn_done_after_audio or now >= quiet_since + watch.grace_s or now >= watch.since + watch.max_s:
+        quiet_enough = not self._agent_working and now >= quiet_since + watch.grace_s
+        if watch.turn_done_after_audio or quiet_enough or now >= watch.since + watch.max_s:
             self._goodbye = None
             self._actions.append(Settle(watch.token, True))
 

@@ -423,12 +423,12 @@ class CallDriver:
         filler = self._loop.call_later(self.services.tool_filler_s, hold) if slow else None
         try:
             if tool is None:
-                outcome = ToolOutcome({"error": f"unknown tool {call.name!r}"})
+                outcome = ToolOutcome({"error": f"unknown tool {call.name!r}", "status": "unknown_tool"})
             else:
                 async with asyncio.timeout(timeout_s):
                     outcome = await tool.handler(self, call)
         except TimeoutError:
-            outcome = ToolOutcome({"error": f"the tool did not answer within {timeout_s:g} s"})
+            outcome = ToolOutcome({"error": f"the tool did not answer within {timeout_s:g} s", "status": "timeout", "retryable": True})
         except Exception as exc:  # a failing tool is reported to the model, never fatal
             self._log.exception("tool %s raised", call.name)
             outcome = ToolOutcome({"error": f"{type(exc).__name__}: {exc}"})
@@ -441,7 +441,8 @@ class CallDriver:
         error = outcome.response.get("error")
         level = logging.WARNING if error else logging.INFO
         self._log.log(level, "tool %s %s in %.0f ms", call.name, "failed" if error else "ok", took_ms, extra={"tool_error": error})
-        accepted = self.core.tool_finished(call, outcome.response, self._loop.time(), duration_ms=took_ms)
+        scheduling = outcome.scheduling or (tool.scheduling if tool is not None else None)
+        accepted = self.core.tool_finished(call, outcome.response, self._loop.time(), duration_ms=took_ms, scheduling=scheduling)
         self._execute()
         if accepted and outcome.then is not None:
             try:

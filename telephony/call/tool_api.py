@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from telephony.gemini.events import ToolCall
+from telephony.gemini.models import Scheduling
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -64,6 +65,9 @@ class ToolOutcome:
 
     response: dict[str, Any]
     then: Callable[[], Awaitable[None]] | None = None
+    scheduling: Scheduling | None = None
+    """For a NON_BLOCKING tool: what this result makes the model do (None: the tool's own
+    choice, else WHEN_IDLE). Ignored for BLOCKING calls and by Extended Thinking."""
 
 
 ToolHandler = Callable[[CallHandle, ToolCall], Awaitable[ToolOutcome]]
@@ -83,6 +87,9 @@ class CallTool(Protocol):
 
     @property
     def timeout_s(self) -> float | None: ...
+
+    @property
+    def scheduling(self) -> Scheduling | None: ...
 
 
 class CallAgent(Protocol):

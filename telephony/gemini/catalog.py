@@ -1,5 +1,5 @@
-"""What the real Gemini Live service accepts, in one place: models per backend, voices,
-language codes.
+"""What the real Gemini Live service accepts, in one place: voices and language codes
+(models and their families: `telephony.gemini.models`).
 
 A wrong value is not refused politely: the service closes the socket at setup (an unknown
 or wrongly-cased voice, a Developer API model id on Vertex AI: 1008 "Publisher Model ...
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-DEVELOPER_API_MODELS = (
-    "gemini-2.5-flash-native-audio-preview-12-2025",
-    "gemini-2.5-flash-native-audio-preview-09-2025",
-)
-VERTEX_MODELS = ("gemini-live-2.5-flash-native-audio",)
-DEFAULT_MODEL = {"developer": DEVELOPER_API_MODELS[0], "vertex": VERTEX_MODELS[0]}
+from telephony.gemini.models import DEFAULT_MODEL_ID, backend_name, default_model, model_problem, rules_for
+
+__all__ = ["DEFAULT_MODEL", "LANGUAGES", "VOICES", "backend_name", "default_model", "language_name", "model_problem"]
+
+DEFAULT_MODEL = {"developer": DEFAULT_MODEL_ID, "vertex": DEFAULT_MODEL_ID}
+"""3.8 Live: the same id on both backends (model families: `telephony.gemini.models`)."""
 
 VOICES = (
     "Zephyr", "Kore", "Orus", "Autonoe", "Umbriel", "Erinome", "Laomedeia", "Schedar", "Achird", "Sadachbia",
@@ -35,25 +35,6 @@ LANGUAGES = (
     "ar-EG", "bn-BD", "de-DE", "en-IN", "en-US", "es-US", "fr-FR", "hi-IN", "id-ID", "it-IT", "ja-JP", "ko-KR",
     "mr-IN", "nl-NL", "pl-PL", "pt-BR", "ro-RO", "ru-RU", "ta-IN", "te-IN", "th-TH", "tr-TR", "uk-UA", "vi-VN",
 )  # fmt: skip
-
-
-def backend_name(vertex: bool) -> str:
-    return "vertex" if vertex else "developer"
-
-
-def default_model(vertex: bool) -> str:
-    """The native-audio model we default to on each backend (their ids differ)."""
-    return DEFAULT_MODEL[backend_name(vertex)]
-
-
-def model_problem(model: str, vertex: bool) -> str | None:
-    """Why `model` will be refused on this backend, or None. Unknown ids pass (new models
-    appear before this list knows them); only an id of the *other* backend is an error."""
-    if vertex and model in DEVELOPER_API_MODELS:
-        return f"{model!r} is a Gemini Developer API model id; on Vertex AI use {default_model(True)!r}"
-    if not vertex and model in VERTEX_MODELS:
-        return f"{model!r} is a Vertex AI model id; with an API key use {default_model(False)!r}"
-    return None
 
 
 def voice_problem(voice: str, extra: Iterable[str] = ()) -> str | None:
@@ -77,7 +58,19 @@ def language_problem(code: str, extra: Iterable[str] = ()) -> str | None:
 
 
 def greets_with_client_content(model: str) -> bool:
-    """Whether a `clientContent` user turn makes this model answer (the greeting). On the
-    2.5 native-audio models it does; on 3.x Live models `clientContent` only seeds history
-    (ai.google.dev, Live API capabilities), so the greeting goes as `realtimeInput.text`."""
-    return not model.rsplit("/", 1)[-1].startswith("gemini-3")
+    """Whether the greeting goes as a complete `clientContent` user turn (2.5 native audio);
+    on 3.x it goes as `realtimeInput.text`, which never interrupts (`models.FamilyRules`)."""
+    return rules_for(model).greets_with_client_content
+
+
+_LANGUAGE_NAMES = {
+    "ar": "Arabic", "bn": "Bengali", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "hi": "Hindi",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pl": "Polish",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "ta": "Tamil", "te": "Telugu", "th": "Thai", "tr": "Turkish",
+    "uk": "Ukrainian", "vi": "Vietnamese",
+}  # fmt: skip
+
+
+def language_name(code: str) -> str:
+    """`de-DE` -> German (for instructions: native-audio models take no language code)."""
+    return _LANGUAGE_NAMES.get(code.split("-", 1)[0].lower(), code)

@@ -17,6 +17,9 @@ from typing import Any
 from google import genai
 from google.genai import types
 
+from telephony.gemini.catalog import language_name
+from telephony.gemini.models import FamilyRules, ThinkingLevel, ToolBehavior, rules_for
+
 INPUT_MIME_TYPE = "audio/pcm;rate=16000"
 
 
@@ -84,6 +87,26 @@ class AgentOptions:
     prefix_padding_ms: int = 40
     silence_duration_ms: int = 500
     tools: tuple[types.FunctionDeclaration, ...] = field(default_factory=tuple)
+    """A declaration's `behavior`, where set, is the tool's wish; unset means the family's
+    default (see `telephony.gemini.models`)."""
+    thinking_level: ThinkingLevel = ThinkingLevel.LOW
+    """Extended Thinking only (it refuses a setup without one); never sent to other families."""
+
+    @property
+    def rules(self) -> FamilyRules:
+        """What this agent's model family takes and does (`telephony.gemini.models`)."""
+        return rules_for(self.model)
+
+    def tool_behavior(self, name: str) -> ToolBehavior:
+        """How the model will wait for tool `name` on this family (as declared in the setup)."""
+        rules = self.rules
+        declared = next((d.behavior for d in self.tools if d.name == name), None)
+        if not rules.declares_behavior:
+            return ToolBehavior.BLOCKING
+        wanted = ToolBehavior(declared.value) if declared is not None else rules.default_tool_behavior
+        if wanted is ToolBehavior.BLOCKING and not rules.accepts_blocking:
+            return ToolBehavior.NON_BLOCKING
+        return wanted
 
     def with_overrides(self, **changes: Any) -> AgentOptions:
         """A copy with some fields changed (per-call overrides)."""
@@ -147,9 +170,47 @@ def make_client(
     return genai.Client(api_key=api_key, http_options=options)
 
 
-def build_live_config(options: AgentOptions, resume_handle: str | None = None) -> types.LiveConnectConfig:
+TOOL_CALL_CAP = (
+    "Never make more than two function calls in a row without saying something to the caller. "
+    "When a function's result says there is nothing (status no_results), tell the caller instead of calling it again."
+)
+"""Appended to the instructions on 3.8, which may sweep a tool two to five times in silence
+when a result says nothing useful (Vertex AI's 3.8 migration guide asks for this rule)."""
+LANGUAGE_RULE = "Speak {name} ({code}) with the caller, unless they ask for another language."
+"""Native-audio models take no `languageCode` (the service refuses it, or ignores it): the
+language is steered through the instructions, as Google's Live guides say."""
+
+
+def system_instruction(options: AgentOptions) -> str:
+    """The agent's instructions plus the rules its model family needs."""
+    parts = [options.instructions]
+    if options.language_code:
+        parts.append(LANGUAGE_RULE.format(name=language_name(options.language_code), code=options.language_code))
+    if options.tools and options.rules.tool_call_cap:
+        parts.append(TOOL_CALL_CAP)
+    return "\n\n".join(part for part in parts if part)
+
+
+def declarations_for(options: AgentOptions) -> list[types.FunctionDeclaration]:
+    """The tools as this family must see them: every declaration states its behaviour (3.8
+    would otherwise make a tool meant to block NON_BLOCKING), none where the family takes no
+    `behavior` (3.1), never BLOCKING where it is refused (Extended Thinking: a user's tool
+    declared BLOCKING there is refused at startup; the built-in ones fall back)."""
+    declared = []
+    for declaration in options.tools:
+        behavior = options.tool_behavior(str(declaration.name)) if options.rules.declares_behavior else None
+        declared.append(declaration.model_copy(update={"behavior": types.Behavior(behavior.value) if behavior else None}))
+    return declared
+
+
+def build_live_config(options: AgentOptions, resume_handle: str | None = None, seed_history: bool = False) -> types.LiveConnectConfig:
     """The Live session setup for a phone call: audio out, transcripts both ways,
-    resumable, compressed context (no 15-minute audio limit), and phone-tuned VAD."""
+    resumable, compressed context (no 15-minute audio limit), and phone-tuned VAD; only the
+    fields the model's family takes (a refused field is a closed socket at setup).
+
+    `seed_history`: this fresh session will be given the conversation so far (3.x wants
+    `historyConfig` for that)."""
+    rules = options.rules
     if options.vad_disabled:
         activity = types.AutomaticActivityDetection(disabled=True)
     else:
@@ -160,14 +221,19 @@ def build_live_config(options: AgentOptions, resume_handle: str | None = None) -
             prefix_padding_ms=options.prefix_padding_ms,
             silence_duration_ms=options.silence_duration_ms,
         )
+    thinking = (
+        types.ThinkingConfig(thinking_level=types.ThinkingLevel(options.thinking_level.value)) if rules.thinking_level_required else None
+    )
+    history = types.HistoryConfig(initial_history_in_client_content=True) if seed_history and rules.seeds_with_history_config else None
     return types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
         speech_config=types.SpeechConfig(
             voice_config=types.VoiceConfig(prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=options.voice)),
-            language_code=options.language_code,
         ),
-        system_instruction=types.Content(role="user", parts=[types.Part(text=options.instructions)]),
-        tools=[types.Tool(function_declarations=list(options.tools))] if options.tools else None,
+        system_instruction=types.Content(role="user", parts=[types.Part(text=system_instruction(options))]),
+        tools=[types.Tool(function_declarations=declarations_for(options))] if options.tools else None,
+        thinking_config=thinking,
+        history_config=history,
         input_audio_transcription=types.AudioTranscriptionConfig(),
         output_audio_transcription=types.AudioTranscriptionConfig(),
         session_resumption=types.SessionResumptionConfig(handle=resume_handle),

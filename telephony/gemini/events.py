@@ -27,7 +27,40 @@ class Interrupted:
 
 @dataclass(frozen=True, slots=True)
 class TurnComplete:
-    """The agent finished its turn."""
+    """The model finished a turn. On Extended Thinking a turn with `interaction_status`
+    IN_PROGRESS is only an utterance (a filler before background work): more audio follows,
+    and the agent's turn is over only at IDLE (`final`)."""
+
+    interaction_status: str | None = None
+    """IN_PROGRESS or IDLE where the service says (Extended Thinking); None elsewhere."""
+    reason: str | None = None
+    """`turnCompleteReason` where given: NEED_MORE_INPUT, GENERATED_AUDIO_SAFETY, ..."""
+    waiting_for_input: bool | None = None
+
+    @property
+    def final(self) -> bool:
+        """The agent's turn is over (no more audio of it will come)."""
+        return self.interaction_status != "IN_PROGRESS"
+
+    @property
+    def unusual_reason(self) -> str | None:
+        """A reason worth telling a person (a safety stop, a rejected response), or None."""
+        if self.reason in (None, "", "TURN_COMPLETE_REASON_UNSPECIFIED", "NEED_MORE_INPUT"):
+            return None
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationComplete:
+    """The model has generated its whole reply (`turnComplete` may follow later, once the
+    service thinks playback is done)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceActivity:
+    """The service's own voice detection heard the caller start or stop (`voiceActivity`)."""
+
+    started: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +119,10 @@ class Usage:
     response_tokens: int | None
     prompt_by_modality: tuple[tuple[str, int], ...] = ()
     response_by_modality: tuple[tuple[str, int], ...] = ()
+    thoughts_tokens: int | None = None
+    """Extended Thinking's reasoning (billed as output)."""
+    tool_use_prompt_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,8 @@ GeminiEvent = (
     AgentAudio
     | Interrupted
     | TurnComplete
+    | GenerationComplete
+    | VoiceActivity
     | InputTranscript
     | OutputTranscript
     | ToolCall
@@ -160,9 +199,18 @@ def _by_modality(details: list[types.ModalityTokenCount] | None) -> tuple[tuple[
     return tuple(counts)
 
 
+def _enum_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
 def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
     """Split one server message into the call's events, interruptions first."""
     events: list[GeminiEvent] = []
+    activity = message.voice_activity
+    if activity is not None and activity.voice_activity_type is not None:
+        events.append(VoiceActivity(started=activity.voice_activity_type.value == "ACTIVITY_START"))
     content = message.server_content
     if content is not None:
         if content.interrupted:
@@ -175,8 +223,18 @@ def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
                     events.append(AgentAudio(part.inline_data.data))
         if content.output_transcription and content.output_transcription.text:
             events.append(OutputTranscript(content.output_transcription.text))
+        if content.generation_complete:
+            events.append(GenerationComplete())
         if content.turn_complete:
-            events.append(TurnComplete())
+            status = content.interaction_status
+            reason = content.turn_complete_reason
+            events.append(
+                TurnComplete(
+                    interaction_status=_enum_value(status),
+                    reason=_enum_value(reason),
+                    waiting_for_input=content.waiting_for_input,
+                )
+            )
     if message.tool_call and message.tool_call.function_calls:
         for call in message.tool_call.function_calls:
             events.append(ToolCall(id=call.id or "", name=call.name or "", args=dict(call.args or {})))
@@ -202,6 +260,9 @@ def events_from_message(message: types.LiveServerMessage) -> list[GeminiEvent]:
                 response_tokens=usage.response_token_count,
                 prompt_by_modality=_by_modality(usage.prompt_tokens_details),
                 response_by_modality=_by_modality(usage.response_tokens_details),
+                thoughts_tokens=usage.thoughts_token_count,
+                tool_use_prompt_tokens=usage.tool_use_prompt_token_count,
+                cached_tokens=usage.cached_content_token_count,
             )
         )
     return events

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from telephony.gemini.models import Scheduling
+
 
 @dataclass(frozen=True, slots=True)
 class CallerAudio:
@@ -39,6 +41,9 @@ class ToolResult:
     call_id: str
     name: str
     response: dict[str, Any]
+    scheduling: Scheduling | None = None
+    """For a NON_BLOCKING call: what the result makes the model do (None: WHEN_IDLE). The
+    session sends it only where the family takes it (never to Extended Thinking)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +58,8 @@ class ActivityEnd:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """The conversation so far, for a fresh session that replaced a lost one
-    (`clientContent` without turnComplete: the model takes it in and keeps listening)."""
+    """The conversation so far, for a fresh session that replaced a lost one: the model
+    takes it in and keeps listening (on 3.x through `historyConfig`, see `models`)."""
 
     turns: tuple[tuple[str, str], ...]
     """(role, text) with role "user" or "model", oldest first."""

@@ -42,7 +42,7 @@ from telephony.gemini.events import (
     ToolCall,
     TurnComplete,
 )
-from telephony.gemini.messages import CallerAudio, GeminiMessage, History, RealtimeText, ToolResult
+from telephony.gemini.messages import CallerAudio, GeminiMessage, RealtimeText, ToolResult
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 
 __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
@@ -120,6 +120,7 @@ class ResilientGeminiSession:
         self._events: asyncio.Queue[GeminiEvent | _Closed] = asyncio.Queue()
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
+        self._opened = False
 
     # --- the call's side ------------------------------------------------------------------
 
@@ -239,8 +240,8 @@ class ResilientGeminiSession:
                     return None if self._closed else "events ended"
                 if isinstance(event, AgentAudio):
                     in_turn = True
-                elif isinstance(event, (TurnComplete, Interrupted)):
-                    in_turn = False
+                elif isinstance(event, Interrupted) or isinstance(event, TurnComplete) and event.final:
+                    in_turn = False  # Extended Thinking's IN_PROGRESS turn is not over: more audio follows
                 elif isinstance(event, ToolCall):
                     self._unanswered.add(event.id)
                     resumable_now = False
@@ -284,9 +285,11 @@ class ResilientGeminiSession:
             handle = self.handle
             session = self._new_session()
             limit = max(0.05, min(self.policy.open_timeout_s, deadline - time.monotonic()))
+            # A fresh session that replaces a lost one starts from the conversation so far.
+            history = tuple(self._history()) if self._opened and handle is None and self._history is not None else ()
             try:
                 async with asyncio.timeout(limit):
-                    await session.open(resume_handle=handle)
+                    await session.open(resume_handle=handle, history=history)
             except (GeminiSessionError, TimeoutError) as raised:
                 if isinstance(raised, TimeoutError):
                     await session.close()
@@ -308,6 +311,7 @@ class ResilientGeminiSession:
                 self.log.warning("connecting to Gemini failed (try %d, %.1f s left): %s (%s)", tries, left, exc, exc.code)
                 await asyncio.sleep(delay)
                 continue
+            self._opened = True
             return session, tries
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
@@ -317,7 +321,11 @@ class ResilientGeminiSession:
         if self.reconnects >= self.policy.max_reconnects:
             self.log.error("Gemini session lost (%s) after %d reconnects: giving up", reason, self.reconnects)
             return SessionClosed(code=1011, reason=f"gave up after {self.reconnects} reconnects; last: {reason}")
-        self.log.warning("Gemini session lost (%s): reconnecting", reason)
+        if "deadline expired" in reason.lower():
+            # 3.8 sessions have been seen closing at exactly 58:00 so; the resume is then often refused (1007)
+            self.log.warning("Gemini closed the session at its deadline (%s): reconnecting", reason)
+        else:
+            self.log.warning("Gemini session lost (%s): reconnecting", reason)
         resuming = self.handle is not None
         try:
             session, attempts = await self._connect(max(self.policy.buffer_seconds, self.policy.open_timeout_s))
@@ -329,11 +337,9 @@ class ResilientGeminiSession:
             self._outbox.extendleft(message for _, message in reversed(self._unconfirmed))
             self._outbox_audio += sum(len(m.pcm16k) for _, m in self._unconfirmed if isinstance(m, CallerAudio))
         else:
-            history = self._history() if self._history is not None else []
-            if history:
-                self._outbox.appendleft(History(tuple(history)))
-            # A fresh session knows nothing of the old one's tool calls: their results are
-            # told to the model as text instead of a toolResponse it would refuse.
+            # A fresh session was seeded with the conversation as it opened, but knows nothing
+            # of the old one's tool calls: their results are told to the model as text
+            # instead of a toolResponse it would refuse.
             self._orphaned |= self._unanswered
             self._unanswered.clear()
         self._unconfirmed.clear()

@@ -17,7 +17,6 @@ from google import genai
 from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from telephony.gemini import catalog
 from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
 from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
 from telephony.gemini.messages import (
@@ -30,6 +29,7 @@ from telephony.gemini.messages import (
     ToolResult,
     UserTurn,
 )
+from telephony.gemini.models import Scheduling, ToolBehavior
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +84,27 @@ class GeminiLiveSession:
         self._session: Any = None
         self.closed = False
 
-    async def open(self, resume_handle: str | None = None) -> None:
-        """Connect and send the setup; returns once the server answered `setupComplete`."""
+    async def open(self, resume_handle: str | None = None, history: tuple[tuple[str, str], ...] = ()) -> None:
+        """Connect and send the setup; returns once the server answered `setupComplete`.
+
+        `history`: the conversation so far, for a fresh session replacing a lost one; it is
+        seeded before anything else is sent, the way the model's family expects."""
         stack = contextlib.AsyncExitStack()
+        config = build_live_config(self.options, resume_handle, seed_history=bool(history))
         try:
-            self._session = await stack.enter_async_context(
-                self.client.aio.live.connect(model=self.options.model, config=build_live_config(self.options, resume_handle))
-            )
+            self._session = await stack.enter_async_context(self.client.aio.live.connect(model=self.options.model, config=config))
+            if history:
+                self._stack = stack
+                await self.send_history(history)
         except Exception as exc:
+            self._stack = None
             await stack.aclose()
+            if isinstance(exc, GeminiSessionError):
+                raise
             closed = _closed_from(exc)
             raise GeminiSessionError(f"could not open Gemini Live session: {closed.reason}", closed.code) from exc
         except BaseException:  # a cancelled call stays cancelled (never a retryable failure)
+            self._stack = None
             await stack.aclose()
             raise
         self._stack = stack
@@ -107,9 +116,9 @@ class GeminiLiveSession:
         elif isinstance(message, RealtimeText):
             await self.send_text(message.text)
         elif isinstance(message, ToolResult):
-            await self.send_tool_response(message.call_id, message.name, message.response)
+            await self.send_tool_response(message.call_id, message.name, message.response, message.scheduling)
         elif isinstance(message, UserTurn):
-            if catalog.greets_with_client_content(self.options.model):
+            if self.options.rules.greets_with_client_content:
                 await self.send_client_text(message.text)
             else:
                 await self.send_text(message.text)
@@ -152,11 +161,14 @@ class GeminiLiveSession:
             raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
 
     async def send_history(self, turns: tuple[tuple[str, str], ...]) -> None:
-        """Seed the conversation so far without asking for an answer (turn_complete=False)."""
+        """Seed the conversation so far without asking for an answer: on 2.5 as client
+        content without `turnComplete`; on 3.x (whose setup then carried `historyConfig`) as
+        the initial history, closed by `turnComplete`, which the service takes in without
+        answering (a bare `turnComplete` there would otherwise interrupt the agent)."""
         session = self._require_open()
         contents = [types.Content(role=role, parts=[types.Part(text=text)]) for role, text in turns]
         try:
-            await session.send_client_content(turns=contents, turn_complete=False)
+            await session.send_client_content(turns=contents, turn_complete=self.options.rules.seeds_with_history_config)
         except (ConnectionClosed, errors.APIError, OSError) as exc:
             closed = _closed_from(exc)
             raise GeminiSessionError(f"Gemini Live send failed: {closed.reason}", closed.code) from exc
@@ -169,11 +181,23 @@ class GeminiLiveSession:
         """Manual turn-taking (VAD disabled): the caller stopped speaking."""
         await self._send(activity_end=types.ActivityEnd())
 
-    async def send_tool_response(self, call_id: str, name: str, response: dict[str, Any]) -> None:
-        """Answer a `ToolCall` so that the model knows what happened."""
+    async def send_tool_response(self, call_id: str, name: str, response: dict[str, Any], scheduling: Scheduling | None = None) -> None:
+        """Answer a `ToolCall` so that the model knows what happened. A NON_BLOCKING call's
+        result says when to use it (`scheduling`, WHEN_IDLE unless the tool chose), in the
+        field and in the response as Google's guide writes it; never where the family
+        refuses scheduling (Extended Thinking) or the call was BLOCKING (ignored there)."""
         session = self._require_open()
+        result = types.FunctionResponse(id=call_id, name=name, response=response)
+        if self.options.rules.accepts_scheduling and self.options.tool_behavior(name) is ToolBehavior.NON_BLOCKING:
+            chosen = scheduling or Scheduling.WHEN_IDLE
+            result = types.FunctionResponse(
+                id=call_id,
+                name=name,
+                response={**response, "scheduling": chosen.value},
+                scheduling=types.FunctionResponseScheduling(chosen.value),
+            )
         try:
-            await session.send_tool_response(function_responses=[types.FunctionResponse(id=call_id, name=name, response=response)])
+            await session.send_tool_response(function_responses=[result])
         except (ConnectionClosed, errors.APIError, OSError) as exc:
             closed = _closed_from(exc)
             raise GeminiSessionError(f"tool response not delivered: {closed.reason}", closed.code) from exc

@@ -49,6 +49,15 @@ from websockets.http11 import Request, Response
 
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.gemini.catalog import VOICES
+from telephony.gemini.models import MODELS, Family, ToolBehavior
+from telephony.testing.model_profiles import (
+    DEADLINE_CLOSE_REASON,
+    NO_ANSWER,
+    ModelProfile,
+    profile_for,
+    setup_refusal,
+    tool_response_refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,9 @@ class Reply:
     heard: str | None = None
     """The inputTranscription for the caller turn this replies to (default: a description
     of the caller's audio)."""
+    filler: str | None = None
+    """What the model says while a NON_BLOCKING call runs (3.8) or before its background
+    work (Extended Thinking); default: the profile's filler."""
 
     @property
     def seconds(self) -> float:
@@ -209,6 +221,9 @@ class Faults:
     refuse_resumption: bool = False
     """Refuse every resumption handle at setup (1007), as the service often does after a
     backend failure: the client must fall back to a fresh session."""
+    session_deadline_s: float | None = None
+    """Close at this session age with 1011 "Deadline expired" and refuse its handles after
+    (3.8's 58-minute close; counted on the emulator's `session_age_speed` clock)."""
 
 
 @dataclass(frozen=True)
@@ -234,13 +249,9 @@ class Realism:
 
 
 REALISTIC = Realism()
-KNOWN_MODELS = (
-    "gemini-2.5-flash-native-audio-preview-12-2025",
-    "gemini-2.5-flash-native-audio-preview-09-2025",
-    "gemini-live-2.5-flash-native-audio",
-    "gemini-live-2.5-flash-preview",
-    "gemini-2.0-flash-live-001",
-)
+KNOWN_MODELS = tuple(model.id for model in MODELS if not model.retired)
+"""The ids the service serves today (a retired or unknown id is refused at setup)."""
+FILLER_TEXT = "One moment, let me check that."
 
 
 def fragments(text: str, rng: random.Random) -> list[str]:
@@ -283,6 +294,15 @@ class ConnectionLog:
     """time.monotonic() when each reply began streaming (after any tool calls)."""
     handles_issued: list[str] = field(default_factory=list)
     close_code: int | None = None
+    close_reason: str = ""
+    family: str = ""
+    """The model family whose behaviour this connection had (`telephony.gemini.models.Family`)."""
+    fillers: int = 0
+    """Fillers spoken while a NON_BLOCKING call ran or before background work."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """Every server message sent on this connection (only with `record_messages`)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Client content taken in as initial history (3.x `historyConfig`) or without a turn end."""
 
     @property
     def audio_in_seconds(self) -> float:
@@ -365,7 +385,7 @@ class EnergyVad:
 
 
 def _setup_refusal(setup: dict[str, Any]) -> str | None:
-    """What the real service says when it will not serve this setup (it closes the socket)."""
+    """What the real service says when it will not serve this model or voice (1008)."""
     model = str(setup.get("model", "")).rsplit("/", 1)[-1]
     if model not in KNOWN_MODELS:
         return f"models/{model} is not found for API version v1beta, or is not supported for bidiGenerateContent."
@@ -403,13 +423,25 @@ class GeminiLiveEmulator:
         ca_out: Path | None = None,
         realism: Realism | None = None,
         auth_tokens: bool = False,
+        model: str | None = None,
+        session_age_speed: float = 1.0,
     ) -> None:
         """`realism`: behave like the real service (`REALISTIC`), or kindly (None).
+        `model`: behave like this model's family whatever the client asks for (default: the
+        family of the model in each setup, `model_profiles`). `session_age_speed`: emulated
+        seconds of session age per real second, so that a 58-minute session deadline can be
+        reached in a test.
         `auth_tokens`: also serve `POST /v1alpha/auth_tokens` (ephemeral tokens, as
         `client.aio.auth_tokens.create` makes them) and accept them on the constrained
         endpoint; a small front on the port then passes every other request on."""
         self.realism = realism
         self.auth_tokens = auth_tokens
+        self.model = model
+        self.session_age_speed = session_age_speed
+        self.record_messages = False
+        """Keep every server message in its connection's log (tests of the wire)."""
+        self._deadline_handles: set[str] = set()
+        """Handles of sessions closed at their deadline: a resume with one is refused (1007)."""
         self.tokens: dict[str, EphemeralToken] = {}
         self._token_of: dict[int, EphemeralToken] = {}
         self._front: asyncio.Server | None = None
@@ -640,6 +672,7 @@ class GeminiLiveEmulator:
             pass
         finally:
             conn.close_code = ws.close_code
+            conn.close_reason = ws.close_reason or ""
             if task is not None:
                 self._tasks.discard(task)
 
@@ -665,9 +698,16 @@ class _EmulatedSession:
         self.resumable = False
         self.send_lock = asyncio.Lock()
         self._ids = itertools.count(1)
+        self.profile: ModelProfile = profile_for(emulator.model or "")
+        self.declared: dict[str, str | None] = {}
+        """Tool name -> declared behaviour (None: the family's default)."""
+        self.awaiting_history = False
+        """3.x with `historyConfig`: client content is initial history until `turnComplete`."""
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.send_lock:
+            if self.emulator.record_messages:
+                self.conn.messages.append(message)
             await self.ws.send(json.dumps(message))
 
     async def run(self) -> None:
@@ -719,12 +759,25 @@ class _EmulatedSession:
             setup = {**setup, **locked}
             self.conn.token = token.name
         self.conn.setup = setup
+        self.profile = profile_for(self.emulator.model or str(setup.get("model", "")))
+        self.conn.family = self.profile.family.value
         realism = self.emulator.realism
         if realism is not None and realism.check_setup:
             refusal = _setup_refusal(setup)
             if refusal is not None:
                 await self.ws.close(1008, refusal)
                 return None
+        refused = setup_refusal(setup, self.profile)
+        if refused == NO_ANSWER:  # as 3.1 does: no setupComplete, ever
+            await self.ws.wait_closed()
+            return None
+        if refused is not None:
+            await self.ws.close(*refused)
+            return None
+        self.declared = {
+            str(d.get("name")): d.get("behavior") for tool in setup.get("tools") or [] for d in tool.get("function_declarations") or []
+        }
+        self.awaiting_history = bool((setup.get("history_config") or {}).get("initial_history_in_client_content"))
         generation = setup.get("generation_config") or {}
         modalities = generation.get("response_modalities") or ["AUDIO"]
         if "AUDIO" not in modalities:
@@ -734,7 +787,8 @@ class _EmulatedSession:
         self.resumable = resumption is not None
         handle = (resumption or {}).get("handle")
         if handle:
-            if self.emulator.faults.refuse_resumption or handle not in self.emulator._handles:
+            refuse = self.emulator.faults.refuse_resumption or handle in self.emulator._deadline_handles
+            if refuse or handle not in self.emulator._handles:
                 await self.ws.close(1007, "invalid session resumption handle")
                 return None
             self.conn.resumed_handle = handle
@@ -755,15 +809,28 @@ class _EmulatedSession:
             await self._realtime_input(realtime)
         content = message.get("client_content")
         if isinstance(content, dict):
-            texts = [p.get("text", "") for t in content.get("turns") or [] for p in t.get("parts") or []]
+            turns = content.get("turns") or []
+            if self.profile.family is not Family.NATIVE_AUDIO_25 and any(not t.get("role") for t in turns):
+                await self.ws.close(1007, "Request contains an invalid argument.")  # a turn without a role, on 3.x
+                return
+            if self.awaiting_history or not content.get("turn_complete"):
+                self.conn.history.extend(turns)  # taken in; no answer
+                self.conn.texts.extend(p["text"] for t in turns for p in t.get("parts") or [] if p.get("text"))
+                if content.get("turn_complete"):
+                    self.awaiting_history = False
+                return
+            texts = [p.get("text", "") for t in turns for p in t.get("parts") or []]
             text = " ".join(t for t in texts if t)
             if text:
                 self.conn.texts.append(text)
-                if content.get("turn_complete"):
-                    await self._caller_turn(CallerTurn(index=self.conn.turns, text=text))
+                await self._caller_turn(CallerTurn(index=self.conn.turns, text=text))
         response = message.get("tool_response")
         if isinstance(response, dict):
             for item in response.get("function_responses") or []:
+                refusal = tool_response_refusal(item, self.profile)
+                if refusal is not None:
+                    await self.ws.close(1007, refusal)
+                    return
                 self.conn.tool_responses.append(item)
                 waiter = self.tool_waiters.pop(str(item.get("id")), None)
                 if waiter is not None and not waiter.done():
@@ -843,33 +910,95 @@ class _EmulatedSession:
             await self.send({"serverContent": {kind: {"text": piece}}})
 
     async def _speak(self, reply: Reply, late_input: str | None = None) -> None:
+        """One reply, as the session's model family would give it: BLOCKING calls awaited in
+        silence first; NON_BLOCKING ones with the model talking meanwhile and the result
+        used as its `scheduling` says; on Extended Thinking a filler, an IN_PROGRESS turn,
+        the background calls, then the answer and IDLE."""
         self.conn.replies_started += 1
         self.reply_tool_ids = []
-        realism = self.emulator.realism
-        rng = self.emulator._rng
         if self.faults.reply_delay_s:
             await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)
-        for call in reply.tool_calls:
-            call_id = f"call-{self.conn.number}-{next(self._ids)}"
-            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self.tool_waiters[call_id] = waiter
-            self.reply_tool_ids.append(call_id)
-            await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
+        profile = self.profile
+        background = [c for c in reply.tool_calls if profile.tool_behavior(self.declared.get(c.name)) is ToolBehavior.NON_BLOCKING]
+        blocking = [c for c in reply.tool_calls if c not in background]
+        for call in blocking:
+            await self._tool_result(await self._send_tool_call(call))
+        speak_answer = True
+        if background and profile.rules.split_turns:
+            await self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input, status="IN_PROGRESS")
+            late_input = None
+            waiters = [await self._send_tool_call(call) for call in background]
+            for waiter in waiters:
+                await self._tool_result(waiter)
+        elif background:
+            waiters = [await self._send_tool_call(call) for call in background]
+            filler = asyncio.create_task(self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input))
+            late_input = None
             try:
-                async with asyncio.timeout(30):
-                    await waiter
-            except TimeoutError:
-                log.warning("emulator: no tool response for %s", call.name)
-        delay_s = reply.speech_delay_s
-        if delay_s is None:
-            delay_s = rng.uniform(*realism.tool_speech_delay_s) if realism is not None and reply.tool_calls else 0.0
-        if delay_s:
-            await asyncio.sleep(delay_s / self.emulator.speed)
-        self.conn.reply_started_at.append(time.monotonic())
-        said = fragments(reply.transcript, rng) if realism is not None and realism.fragment_transcripts else [reply.transcript]
+                results = [await self._tool_result(waiter) for waiter in waiters]
+                schedules = {self._scheduling(result) for result in results}
+                if "INTERRUPT" in schedules and not (self.vad is not None and self.vad.speaking):
+                    filler.cancel()  # stop talking and answer now (3.8 waits while the caller speaks)
+                    await asyncio.gather(filler, return_exceptions=True)
+                    if filler.cancelled():
+                        await self._end_turn()  # the filler's turn, cut short
+                else:
+                    await filler  # WHEN_IDLE: once the filler is said
+                speak_answer = schedules != {"SILENT"}
+            finally:
+                filler.cancel()
+        if speak_answer:
+            delay_s = reply.speech_delay_s
+            realism = self.emulator.realism
+            if delay_s is None:
+                delay_s = self.emulator._rng.uniform(*realism.tool_speech_delay_s) if realism is not None and reply.tool_calls else 0.0
+            if delay_s:
+                await asyncio.sleep(delay_s / self.emulator.speed)
+            self.conn.reply_started_at.append(time.monotonic())
+            final = "IDLE" if profile.rules.split_turns else None
+            await self._stream(reply.audio24k, reply.transcript, late_input, status=final)
+        self.conn.replies_finished += 1
+        if self.resumable:
+            handle = self.emulator._issue_handle(self.conn, self.conn.turns)
+            await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    def _filler(self, reply: Reply) -> np.ndarray:
+        self.conn.fillers += 1
+        return tone24k(self.profile.filler_s, freq_hz=330.0)
+
+    @staticmethod
+    def _scheduling(result: dict[str, Any] | None) -> str:
+        if not result:
+            return "WHEN_IDLE"
+        return str(result.get("scheduling") or (result.get("response") or {}).get("scheduling") or "WHEN_IDLE")
+
+    async def _send_tool_call(self, call: EmulatedToolCall) -> asyncio.Future[dict[str, Any]]:
+        call_id = f"call-{self.conn.number}-{next(self._ids)}"
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.tool_waiters[call_id] = waiter
+        self.reply_tool_ids.append(call_id)
+        await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
+        return waiter
+
+    async def _tool_result(self, waiter: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(30):
+                return await waiter
+        except TimeoutError:
+            log.warning("emulator: no tool response")
+            return None
+
+    async def _stream(self, audio24k: np.ndarray | None, transcript: str, late_input: str | None = None, status: str | None = None) -> None:
+        """Speech and its transcript, faster than real time, then the end of the turn. 3.x
+        bundles: the last chunk carries the turn's end in the same message."""
+        realism = self.emulator.realism
+        rng = self.emulator._rng
+        bundle = self.profile.bundles_parts
+        said = fragments(transcript, rng) if realism is not None and realism.fragment_transcripts else [transcript]
         said = [piece for piece in said if piece]
-        if reply.audio24k is not None and len(reply.audio24k):
-            pcm = reply.audio24k.astype("<i2").tobytes()
+        last: dict[str, Any] | None = None
+        if audio24k is not None and len(audio24k):
+            pcm = audio24k.astype("<i2").tobytes()
             step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
             start = time.monotonic()
             speed = self.emulator.speed
@@ -879,44 +1008,49 @@ class _EmulatedSession:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                content: dict[str, Any] = {
-                    "modelTurn": {
-                        "parts": [
-                            {
-                                "inlineData": {
-                                    "mimeType": OUTPUT_MIME_TYPE,
-                                    "data": base64.b64encode(pcm[offset : offset + step]).decode("ascii"),
-                                }
-                            }
-                        ]
-                    }
-                }
+                chunk = base64.b64encode(pcm[offset : offset + step]).decode("ascii")
+                content: dict[str, Any] = {"modelTurn": {"parts": [{"inlineData": {"mimeType": OUTPUT_MIME_TYPE, "data": chunk}}]}}
                 if said:  # one transcript piece rides with each chunk, as the service does
                     content["outputTranscription"] = {"text": said.pop(0)}
+                if late_input is not None and bundle:  # the caller's words, transcribed after the reply began
+                    content["inputTranscription"] = {"text": late_input}
+                    late_input = None
+                if bundle and offset + step >= len(pcm) and not said:
+                    last = content  # sent with the turn's end
+                    break
                 if self.emulator.record_timings:
                     self.conn.audio_sent_at.append(time.monotonic())
                 await self.send({"serverContent": content})
-                if late_input is not None:  # the caller's words, transcribed after the reply began
+                if late_input is not None:
                     await self._transcript("inputTranscription", late_input)
                     late_input = None
         for piece in said:
             await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
         if late_input is not None:
             await self._transcript("inputTranscription", late_input)
-        await self.send({"serverContent": {"generationComplete": True}})
-        await self.send({"serverContent": {"turnComplete": True}})
+        if last is not None and self.emulator.record_timings:
+            self.conn.audio_sent_at.append(time.monotonic())
+        await self._end_turn(last, status)
+
+    async def _end_turn(self, content: dict[str, Any] | None = None, status: str | None = None) -> None:
+        end: dict[str, Any] = {"generationComplete": True, "turnComplete": True}
+        if status is not None:
+            end["interactionStatus"] = status
+        if content is not None or self.profile.bundles_parts:
+            await self.send({"serverContent": {**(content or {}), **end}})
+        else:
+            await self.send({"serverContent": {"generationComplete": True}})
+            await self.send({"serverContent": {k: v for k, v in end.items() if k != "generationComplete"}})
+        realism = self.emulator.realism
         if realism is not None and realism.usage_metadata:
-            spoken = 0 if reply.audio24k is None else len(reply.audio24k) // OUTPUT_RATE
             usage = {
                 "promptTokenCount": 250 + 32 * self.conn.turns,
-                "responseTokenCount": 25 * spoken + 10,
-                "totalTokenCount": 260 + 32 * self.conn.turns + 25 * spoken,
+                "responseTokenCount": 60,
+                "totalTokenCount": 310 + 32 * self.conn.turns,
             }
+            if self.profile.rules.thinking_level_required:
+                usage["thoughtsTokenCount"] = 120
             await self.send({"usageMetadata": usage})
-        self.conn.replies_finished += 1
-        if self.resumable:
-            handle = self.emulator._issue_handle(self.conn, self.conn.turns)
-            await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
     async def _inject_faults(self) -> None:
         faults = self.faults
@@ -924,10 +1058,15 @@ class _EmulatedSession:
             if self.resumable:  # a handle is available from the start, as with the real service
                 handle = self.emulator._issue_handle(self.conn, self.conn.turns)
                 await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+            deadline_s = faults.session_deadline_s
+            realism = self.emulator.realism
+            if deadline_s is None and realism is not None:
+                deadline_s = self.profile.session_deadline_s
             plan = [
                 (faults.go_away_after_s, "go_away"),
                 (faults.close_after_s, "close"),
                 (faults.drop_after_s, "drop"),
+                (None if deadline_s is None else deadline_s / self.emulator.session_age_speed, "deadline"),
             ]
             start = time.monotonic()
             speed = self.emulator.speed
@@ -944,4 +1083,8 @@ class _EmulatedSession:
                     return
                 if kind == "drop":
                     self.ws.transport.abort()
+                    return
+                if kind == "deadline":  # 3.8 at 58:00: closed, and its handles refused after
+                    self.emulator._deadline_handles.update(self.conn.handles_issued)
+                    await self.ws.close(1011, DEADLINE_CLOSE_REASON)
                     return
