@@ -440,13 +440,26 @@ def calls(
 
 
 @app.command()
-def check() -> None:
-    """Before the phone rings: Gemini key and agent settings, Twilio credentials, where your
-    number's webhook points, and whether TELEPHONY_PUBLIC_URL reaches a running server."""
+def check(
+    agent: str | None = typer.Option(None, "--agent", help="Your agent (module:attr or a .toml file) [TELEPHONY_AGENT]."),
+) -> None:
+    """Before the phone rings: Gemini key and your agent's exact session setup, Twilio
+    credentials, where your number's webhook points, and whether TELEPHONY_PUBLIC_URL reaches
+    a running server.
+
+    Example: telephony check --agent myagent:agent"""
+    from telephony.agent import Agent
     from telephony.preflight import run_checks
 
-    settings = settings_or_exit(warn=True)
-    results = run_event_loop(run_checks(settings))
+    overrides: dict[str, Any] = {"agent": agent} if agent else {}
+    settings = settings_or_exit(warn=True, **overrides)
+    loaded = agent_or_exit(settings)
+    agents: list[Agent] | None = None
+    if isinstance(loaded, Agent):
+        agents = [loaded]
+    elif isinstance(loaded, list):
+        agents = [one for one in loaded if isinstance(one, Agent)]
+    results = run_event_loop(run_checks(settings, agents))
     table = Table(title="telephony check")
     for column in ("", "check", "finding", "what to do"):
         table.add_column(column)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from telephony.agent import BUILTIN_TOOLS, Agent
+from telephony.call_control import CallControl
 from telephony.composition import agent_options_from, gemini_client_from
 from telephony.config import Settings
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
@@ -32,14 +34,21 @@ class Check:
     fix: str = ""
 
 
-async def check_gemini(settings: Settings, timeout_s: float = 15.0) -> Check:
-    """Open a Live session with this server's own agent settings, as a call would."""
-    name = "Gemini Live"
+async def check_gemini(settings: Settings, agent: Agent | None = None, timeout_s: float = 15.0) -> Check:
+    """Open a Live session with exactly the setup a call of `agent` would send (its model,
+    voice, instructions, tools with their behaviour), and say in one line why the service
+    refuses it, if it does."""
+    name = "Gemini Live" if agent is None else f"Gemini Live ({agent.name})"
     try:
         options = agent_options_from(settings)
         client = gemini_client_from(settings)
     except (ValueError, OSError) as exc:
         return Check(name, False, str(exc), "set GEMINI_API_KEY (or GOOGLE_CLOUD_PROJECT for Vertex AI)")
+    builtins = CallControl(None, []).tools(agent.builtin_tools if agent is not None else BUILTIN_TOOLS)
+    tools = [*builtins, *(agent.tools.values() if agent is not None else ())]
+    if agent is not None:
+        options = agent.options(options)
+    options = options.with_overrides(tools=tuple(tool.declaration for tool in tools))
     session = GeminiLiveSession(client, options)
     started = time.perf_counter()
     try:
@@ -48,18 +57,19 @@ async def check_gemini(settings: Settings, timeout_s: float = 15.0) -> Check:
     except GeminiSessionError as exc:
         return Check(name, False, f"{options.model}: {exc} (code {exc.code})", _gemini_fix(exc.code))
     except TimeoutError:
-        return Check(name, False, f"no answer in {timeout_s:.0f} s", "check the network path to the Live API endpoint")
+        return Check(name, False, f"{options.model}: no answer in {timeout_s:.0f} s", "check the network path to the Live API endpoint")
     finally:
         await session.close()
     took_ms = (time.perf_counter() - started) * 1000
-    return Check(name, True, f"{options.model}, voice {options.voice}: session set up in {took_ms:.0f} ms")
+    family = options.rules.title
+    return Check(name, True, f"{options.model} ({family}), voice {options.voice}, {len(tools)} tools: set up in {took_ms:.0f} ms")
 
 
 def _gemini_fix(code: int) -> str:
     if code in (401, 403):
         return "the API key was refused: check GEMINI_API_KEY (or the Vertex AI project's permissions)"
     if code in (400, 404, 1007, 1008):
-        return "the session setup was refused: check TELEPHONY_MODEL, TELEPHONY_VOICE and the VAD settings"
+        return "the service refused the setup (its reason is shown): check TELEPHONY_MODEL, the voice, the tools and VAD"
     return "the service could not be reached or failed: retry, or check TELEPHONY_GEMINI_BASE_URL"
 
 
@@ -156,7 +166,9 @@ def check_serve_settings(settings: Settings) -> Check:
     return Check("Server settings", True, "telephony serve would start")
 
 
-async def run_checks(settings: Settings) -> list[Check]:
-    """Every check, concurrently (each is one network round trip or a few)."""
-    gemini, twilio, public = await asyncio.gather(check_gemini(settings), check_twilio(settings), check_public_url(settings))
-    return [check_serve_settings(settings), gemini, *twilio, public]
+async def run_checks(settings: Settings, agents: list[Agent] | None = None) -> list[Check]:
+    """Every check, concurrently (each is one network round trip or a few); a Gemini session
+    per agent (or the settings' own agent)."""
+    geminis = [check_gemini(settings, agent) for agent in agents] if agents else [check_gemini(settings)]
+    sessions, twilio, public = await asyncio.gather(asyncio.gather(*geminis), check_twilio(settings), check_public_url(settings))
+    return [check_serve_settings(settings), *sessions, *twilio, public]

@@ -126,3 +126,28 @@ async def offline_stack(gemini: GeminiLiveEmulator | None = None, agent=None, **
 async def stack():
     async with offline_stack() as running:
         yield running
+
+
+def as_the_tool_said(response: dict) -> dict:
+    """A tool response as the tool returned it, without what the bridge adds for the model
+    (`status`, `retryable`, `message`: `telephony.gemini.tool_results`; `scheduling` for a
+    NON_BLOCKING call). Tests of those additions look at the whole response."""
+    return {k: v for k, v in response.items() if k not in ("status", "retryable", "message", "scheduling")}
+
+
+FAMILY_MATRIX: dict[tuple[str, str], str] = {}
+"""What the caller heard in each (model family, scenario) cell of test_model_families.py."""
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The model-family matrix, as measured at the Twilio emulator in this run."""
+    if not FAMILY_MATRIX:
+        return
+    families = sorted({family for family, _ in FAMILY_MATRIX})
+    scenarios = list(dict.fromkeys(scenario for _, scenario in FAMILY_MATRIX))
+    terminalreporter.section("what the caller heard, per model family (measured at the Twilio emulator)")
+    for scenario in scenarios:
+        terminalreporter.write_line(f"{scenario}:")
+        for family in families:
+            if (family, scenario) in FAMILY_MATRIX:
+                terminalreporter.write_line(f"  {family:<24} {FAMILY_MATRIX[(family, scenario)]}")

@@ -37,6 +37,7 @@ from telephony.gemini.events import (
     TurnComplete,
 )
 from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, RealtimeText, ToolResult
+from telephony.gemini.models import Scheduling
 
 SPEECH = Path(__file__).resolve().parent.parent / "fixtures" / "speech" / "us_male.wav"
 STREAM = "MZ" + "a" * 32
@@ -582,3 +583,77 @@ def test_a_clear_jumps_the_outbound_queue_dropping_media_but_keeping_marks():
     for kind, text in [("media", "m1"), ("mark", "k1"), ("media", "m2"), ("clear", "c"), ("media", "m3")]:
         queue.push(kind, text)
     assert [queue.pop() for _ in range(len(queue))] == ["c", "k1", "m3"]
+
+
+# --- model families: Extended Thinking's split turns, NON_BLOCKING tools -----------------------
+
+IN_PROGRESS = TurnComplete(interaction_status="IN_PROGRESS")
+IDLE = TurnComplete(interaction_status="IDLE")
+
+
+def test_an_extended_thinking_filler_is_not_the_end_of_the_goodbye():
+    # Extended Thinking: "One moment" + IN_PROGRESS, background work, then the goodbye + IDLE.
+    script = Script(goodbye_grace_s=3.0)
+    script.start()
+    script.call.watch_goodbye(11, script.now)
+    filler = script.gemini(AgentAudio(agent_pcm(600)))
+    script.play_all_marks(filler + script.gemini(IN_PROGRESS))
+    assert script.tick(5.0) == [], "silence while the agent works on is not the end of its turn"
+    goodbye = script.gemini(AgentAudio(agent_pcm(1000)))
+    assert Settle(11, True) not in script.play_all_marks(goodbye)
+    after = script.play_all_marks(script.gemini(IDLE))
+    assert after[-1] == Settle(11, True)
+    assert script.call.playout.heard_ms >= 1600, "filler and goodbye both heard before the hang-up"
+
+
+def test_in_progress_does_not_hold_back_a_transfer_the_agent_waits_for():
+    # The announcement came before the call: IN_PROGRESS waits for our tool, so quiet is quiet.
+    script = Script()
+    script.start()
+    script.play_all_marks(script.gemini(AgentAudio(agent_pcm(600))) + script.gemini(IN_PROGRESS))
+    call = ToolCall("t-1", "transfer_call", {"to": "+15550001111"})
+    script.gemini(call)
+    script.call.watch_goodbye(12, script.now, grace_s=0.4)
+    assert script.tick(0.5) == [Settle(12, True)]
+
+
+def test_an_unusual_turn_end_is_logged_and_kept_in_the_transcript():
+    script = Script()
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(200)))
+    script.gemini(TurnComplete(reason="GENERATED_AUDIO_SAFETY"))
+    assert any(line.speaker == "system" and "GENERATED_AUDIO_SAFETY" in line.text for line in script.call.record.transcript)
+    script.gemini(TurnComplete(reason="NEED_MORE_INPUT"))  # an ordinary end says nothing
+    assert sum(line.speaker == "system" for line in script.call.record.transcript) == 1
+
+
+def test_the_hold_tone_waits_while_the_agent_talks_over_a_running_tool_then_fills_the_silence():
+    script = Script()
+    script.start()
+    speech = script.gemini(AgentAudio(agent_pcm(600)))  # 3.8 talks while its NON_BLOCKING tool runs
+    script.call.start_hold(script.now)
+    assert script.call.take_actions() == [], "no hold tone over the agent"
+    released = speech + script.gemini(TurnComplete())
+    tone: list[object] = []
+    for name in marks(released):  # Twilio plays the agent's words out
+        tone += script.mark(name, after=0.1)
+    assert frames(tone) >= 5, "the agent is done and the tool still runs: the hold tone fills the silence"
+    script.call.stop_hold(script.now)
+    assert script.call._hold_token is None
+
+
+def test_a_tool_result_says_what_happened_and_carries_the_tools_scheduling():
+    script = Script()
+    script.start()
+    empty = ToolCall("c-1", "find_order", {"order": "9"})
+    script.gemini(empty)
+    assert script.call.tool_finished(empty, {"result": []}, script.now, scheduling=Scheduling.INTERRUPT)
+    (sent,) = to_gemini(script.call.take_actions(), ToolResult)
+    assert sent.scheduling is Scheduling.INTERRUPT
+    assert sent.response["status"] == "no_results" and sent.response["retryable"] is False and sent.response["message"]
+    failed = ToolCall("c-2", "find_order", {})
+    script.gemini(failed)
+    script.call.tool_finished(failed, {"error": "the backend is down", "status": "timeout", "retryable": True}, script.now)
+    (sent,) = to_gemini(script.call.take_actions(), ToolResult)
+    assert sent.response == {"error": "the backend is down", "status": "timeout", "retryable": True, "message": "the backend is down"}
+    assert script.call.record.tool_calls[0].response == {"result": []}, "the record keeps what the tool said"

@@ -42,7 +42,7 @@ def by_name(checks):
 async def test_a_ready_setup_passes_every_check_except_plain_http():
     async with world() as (settings, gemini):
         checks = by_name(await run_checks(settings))
-    assert checks["Gemini Live"].ok and "session set up" in checks["Gemini Live"].detail
+    assert checks["Gemini Live"].ok and "set up in" in checks["Gemini Live"].detail and "(3.8 Live)" in checks["Gemini Live"].detail
     assert len(gemini.connections) == 1 and gemini.connections[0].setup["model"].startswith("models/")
     assert checks["Twilio account"].ok and checks["Phone number"].ok
     # The local server answers, but over http://: Twilio's media stream needs wss://.
@@ -108,3 +108,27 @@ async def test_an_unreachable_public_url_names_its_cause():
     assert "TLS" in tls.detail, tls
     assert "timed out" in slow.detail
     assert unsigned.ok is False and "TWILIO_AUTH_TOKEN" in unsigned.detail
+
+
+async def test_the_agents_exact_setup_is_opened_and_a_refusal_is_the_services_reason_in_one_line():
+    from telephony import Agent
+    from telephony.preflight import check_gemini
+
+    agent = Agent("desk", instructions="Book visits.")
+
+    @agent.tool(behavior="blocking")
+    def book(slot: str) -> str:
+        """Book a slot."""
+        return slot
+
+    # The service behaves as Extended Thinking (whatever the setup says): it refuses a setup
+    # without a thinking level, and the check says so in the service's words.
+    async with GeminiLiveEmulator(model="gemini-3.8-live-extended-thinking") as gemini:
+        refused = await check_gemini(emulator_settings(gemini), agent)
+        ok = await check_gemini(emulator_settings(gemini, model="gemini-3.8-live-extended-thinking"), Agent("plain"))
+    assert refused.name == "Gemini Live (desk)" and refused.ok is False
+    assert "thinking_level is required for this model" in refused.detail and "(code 1007)" in refused.detail
+    assert "\n" not in refused.detail
+    setup = gemini.connections[0].setup
+    assert [d["name"] for d in setup["tools"][0]["function_declarations"]] == ["end_call", "send_dtmf", "book"], "the agent's own tools"
+    assert ok.ok and "Extended Thinking" in ok.detail

@@ -137,15 +137,27 @@ async def test_a_server_message_the_sdk_cannot_read_is_skipped_and_the_session_g
 def test_model_defaults_and_checks_per_backend():
     developer = load_settings(_env_file=None, gemini_api_key="k")
     vertex = load_settings(_env_file=None, vertex_project="my-project")
-    assert developer.gemini_model == "gemini-2.5-flash-native-audio-preview-12-2025"
-    assert vertex.gemini_model == "gemini-live-2.5-flash-native-audio"
-    assert agent_options_from(vertex).model == "gemini-live-2.5-flash-native-audio"
+    assert developer.gemini_model == "gemini-3.8-live", "3.8 Live, stable since 2026-09-15, on both backends"
+    assert vertex.gemini_model == "gemini-3.8-live"
+    assert agent_options_from(vertex).model == "gemini-3.8-live"
     with pytest.raises(ConfigError) as wrong:
         load_settings(_env_file=None, vertex_project="my-project", model="gemini-2.5-flash-native-audio-preview-12-2025")
     assert wrong.value.problems == [
-        "TELEPHONY_MODEL: 'gemini-2.5-flash-native-audio-preview-12-2025' is a Gemini Developer API model id; "
-        "on Vertex AI use 'gemini-live-2.5-flash-native-audio'"
+        "TELEPHONY_MODEL: 'gemini-2.5-flash-native-audio-preview-12-2025' is not served on Vertex AI; on Vertex AI use 'gemini-3.8-live'"
     ]
+    with pytest.raises(ConfigError) as vertex_id:
+        load_settings(_env_file=None, gemini_api_key="k", model="gemini-live-2.5-flash-native-audio")
+    assert vertex_id.value.problems == [
+        "TELEPHONY_MODEL: 'gemini-live-2.5-flash-native-audio' is a Vertex AI model id; with an API key use 'gemini-3.8-live'"
+    ]
+    with pytest.raises(ConfigError) as retired:
+        load_settings(_env_file=None, gemini_api_key="k", model="models/gemini-2.0-flash-live-001")
+    assert retired.value.problems == ["TELEPHONY_MODEL: 'gemini-2.0-flash-live-001' was shut down on 2025-12-09; use 'gemini-3.8-live'"]
+    unknown = load_settings(_env_file=None, gemini_api_key="k", model="gemini-3.9-live-preview")
+    assert unknown.gemini_model == "gemini-3.9-live-preview", "new models pass: they appear before our table knows them"
+    assert any("not one we know: calls use the rules of 3.8 Live" in w for w in unknown.startup_warnings())
+    legacy = load_settings(_env_file=None, gemini_api_key="k", model="gemini-3.1-flash-live-preview")
+    assert any("legacy preview" in w for w in legacy.startup_warnings())
     both = load_settings(_env_file=None, vertex_project="my-project", gemini_api_key="k")
     assert not both.uses_vertex and any("using the Gemini Developer API" in w for w in both.startup_warnings())
 

@@ -177,9 +177,12 @@ class _Server:
             stderr=subprocess.DEVNULL,
         )
 
-    async def wait_ready(self) -> None:
+    async def wait_ready(self, within_s: float = 90.0) -> None:
+        """Until /healthz answers. Generous: `bench reconnect` starts eight servers at once on
+        a small machine, where each spends seconds importing (10 s was not always enough)."""
+        deadline = time.monotonic() + within_s
         async with httpx.AsyncClient() as client:
-            for _ in range(200):
+            while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError("the server under test exited at start")
                 try:
@@ -260,10 +263,17 @@ async def run_load(
         return figures
 
 
+def _instructions(setup: dict) -> str:
+    return setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "")
+
+
 def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss) -> LoadFigures:
     ok = [r for r in results if isinstance(r, ReplayResult)]
     errors = len(results) - len(ok)
-    connections = {c.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", ""): c for c in gemini.connections}
+    # Each call's instructions name it (the bridge may add family rules after a blank line).
+    connections = {
+        c.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "").split("\n\n")[0]: c for c in gemini.connections
+    }
     inbound, outbound, clears, starts = [], [], [], []
     late_in = late_out = frames_out = frames_in = interruptions = 0
     dropped = 0

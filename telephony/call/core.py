@@ -918,7 +918,10 @@ class Call:
         if watch is None or not self.playout.idle and now < watch.since + watch.max_s:
             return
         quiet_since = max(watch.since, watch.last_audio_at or watch.since)
-        quiet_enough = not self._agent_working and now >= quiet_since + watch.grace_s
+        # Extended Thinking's IN_PROGRESS: the agent works on and will speak again, unless what
+        # it waits for is one of our tools (a transfer announced before its call).
+        still_working = self._agent_working and not self._tools_running
+        quiet_enough = not still_working and now >= quiet_since + watch.grace_s
         if watch.turn_done_after_audio or quiet_enough or now >= watch.since + watch.max_s:
             self._goodbye = None
             self._actions.append(Settle(watch.token, True))

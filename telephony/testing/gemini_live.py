@@ -815,7 +815,9 @@ class _EmulatedSession:
                 return
             if self.awaiting_history or not content.get("turn_complete"):
                 self.conn.history.extend(turns)  # taken in; no answer
-                self.conn.texts.extend(p["text"] for t in turns for p in t.get("parts") or [] if p.get("text"))
+                seeded = " ".join(p["text"] for t in turns for p in t.get("parts") or [] if p.get("text"))
+                if seeded:
+                    self.conn.texts.append(seeded)
                 if content.get("turn_complete"):
                     self.awaiting_history = False
                 return
