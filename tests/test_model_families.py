@@ -246,3 +246,27 @@ async def test_refused_setup_fields(family):
                 async with client.aio.live.connect(model=MODELS[family], config=ours.model_copy(update={"enable_affective_dialog": True})):
                     pass
             assert refused.value.code == 1007
+
+
+@pytest.mark.parametrize("scheduling", ["silent", "interrupt"])
+async def test_a_non_blocking_result_is_used_as_the_tool_schedules_it(scheduling):
+    agent = Agent("shop", instructions="You help callers with their orders.")
+
+    @agent.tool(scheduling=scheduling)
+    async def note_interest(topic: str) -> str:
+        """Note what the caller is interested in.
+
+        Args:
+            topic: What they asked about.
+        """
+        return "noted"
+
+    spoken = Reply(audio24k=tone24k(1.0), transcript="Noted!", tool_calls=(EmulatedToolCall("note_interest", {"topic": "shoes"}),))
+    async with family_stack(Family.LIVE_38, ScriptedAgent([spoken]), agent=agent) as stack:
+        result = await stack.replay(caller_stays("one_sentence", 2.0))
+    (response,) = stack.gemini.connections[0].tool_responses
+    assert response["scheduling"] == scheduling.upper() and response["response"]["scheduling"] == scheduling.upper()
+    if scheduling == "silent":
+        assert result.heard_seconds == pytest.approx(FILLER_S, abs=0.05), "known, not announced: only the filler was said"
+    else:
+        assert result.heard_seconds >= 1.0, "the answer was said at once"
