@@ -122,6 +122,9 @@ class CallRecord:
     """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
     recording: str | None = None
     """The call's stereo recording (caller left, agent right), when recordings are on."""
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    """Silent stalls of the model: kind, the recovery step that answered (or gave_up), and
+    the silence the caller heard (`telephony.call.stall`)."""
     _open_speaker: str | None = None
     _caller_line: TranscriptLine | None = None
     """The caller's line of the exchange still going on (until the agent's turn ends)."""

@@ -135,6 +135,11 @@ def emulate_gemini(
     session_deadline: float | None = typer.Option(
         None, help="Fault: close sessions at this age with 1011 'Deadline expired' and refuse their resumption (3.8: 3480)."
     ),
+    stall: str | None = typer.Option(
+        None,
+        help="Fault: go silent on the first caller turn, socket open: empty_turn, no_answer, mid_sentence, phantom_interrupt or tone.",
+    ),
+    stall_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="With --realistic: stall on this share of caller turns."),
 ) -> None:
     """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network.
 
@@ -142,9 +147,14 @@ def emulate_gemini(
     import asyncio
 
     require_test_kit()
+    from dataclasses import replace
+
     from telephony.gemini.models import known
-    from telephony.testing.gemini_live import REALISTIC, EchoAgent, Faults, GeminiLiveEmulator, ScriptedAgent
+    from telephony.testing.gemini_live import REALISTIC, STALL_KINDS, EchoAgent, Faults, GeminiLiveEmulator, ScriptedAgent
     from telephony.testing.model_profiles import profile_for
+
+    if stall is not None and stall not in STALL_KINDS:
+        raise typer.BadParameter(f"{stall!r}: choose one of {', '.join(sorted(STALL_KINDS))}", param_hint="--stall")
 
     if model is not None and known(model) is None:
         console.print(f"[yellow]warning:[/yellow] {model!r} is not a model we know: emulating {profile_for(model).rules.title}")
@@ -158,6 +168,7 @@ def emulate_gemini(
         refuse_resumption=refuse_resumption,
         setup_delay_s=setup_delay,
         session_deadline_s=session_deadline,
+        stall=stall,
     )
 
     if agent == "echo":
@@ -176,7 +187,7 @@ def emulate_gemini(
             hostnames=tuple(name),
             ca_out=ca_out,
             faults=faults,
-            realism=REALISTIC if realistic else None,
+            realism=replace(REALISTIC, stall_rate=stall_rate) if realistic else None,
             model=model,
         ) as emulator:
             profile = "realistic" if realistic else "kind"
@@ -553,6 +564,59 @@ def run_event_loop(coroutine, loop: str = "auto"):
             if loop == "uvloop":
                 raise typer.BadParameter("uvloop is not installed", param_hint="--loop") from None
     return asyncio.run(coroutine)
+
+
+@bench_app.command("stalls")
+def bench_stalls(
+    calls: int = typer.Option(10, min=1, max=100, help="Calls per stall kind (real time, 0.2 s apart)."),
+    healthy: int = typer.Option(100, min=0, max=1000, help="Healthy calls per model family, counted for false recoveries (0: skip)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """The model goes silent with its socket open: the silence the caller hears, per stall kind.
+
+    Example: telephony bench stalls --calls 10 --healthy 100"""
+    require_test_kit()
+    import json
+
+    from telephony.bench.stalls import FAMILY_MODELS, figures_as_dict, kinds, run_false_recoveries, run_stall_kind
+
+    figures = []
+    with console.status("") as status:
+        for kind in kinds():
+            status.update(f"{calls} calls, {kind or 'no stall'} ...")
+            figures.append(run_event_loop(run_stall_kind(kind, calls), "uvloop"))
+        found = []
+        for family in FAMILY_MODELS if healthy else ():
+            status.update(f"{healthy} healthy calls on {family.value} (realistic) ...")
+            found.append(run_event_loop(run_false_recoveries(family, healthy), "uvloop"))
+    table = Table(title=f"bench stalls: {calls} calls each, real time, on the wire at the Twilio emulator")
+    for column in ("stall", "answered", "silence heard p50", "p99", "max", "brought back by", "errors"):
+        table.add_column(column, justify="left" if column in ("stall", "brought back by") else "right")
+
+    def s(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    for row in figures:
+        steps = ", ".join(f"{step} {count}" for step, count in sorted(row.answered_by.items()))
+        table.add_row(
+            row.kind,
+            f"{row.answered}/{row.calls}",
+            s(row.silence_s["p50"]),
+            s(row.silence_s["p99"]),
+            s(row.silence_s["max"]),
+            steps,
+            str(row.errors),
+        )
+    console.print(table)
+    if found:
+        healthy_table = Table(title="healthy calls (realistic profile): nudges are false recoveries")
+        for column in ("model family", "calls", "nudged", "errors"):
+            healthy_table.add_column(column)
+        for row in found:
+            healthy_table.add_row(row.family, str(row.calls), str(row.nudged_calls), str(row.errors))
+        console.print(healthy_table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(figures_as_dict(figures, found), indent=2))
 
 
 @bench_app.command("barge-in")

@@ -13,6 +13,7 @@ from google import genai
 
 from telephony.call.core import CallConfig
 from telephony.call.driver import load_prompt
+from telephony.call.stall import StallRules
 from telephony.config import Settings
 from telephony.gemini.config import AgentOptions, make_client
 
@@ -68,6 +69,13 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         playout_lead_ms=settings.playout_lead_ms,
         barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
         goodbye_grace_s=settings.goodbye_grace_seconds,
+        stall=StallRules(
+            answer_s=settings.stall_seconds,
+            step_s=settings.stall_step_seconds,
+            hold_after_s=settings.stall_seconds,
+            tone_ms=settings.stall_tone_seconds * 1000,
+            max_per_call=settings.stalls_per_call,
+        ),
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,
         log_phone_numbers=settings.log_phone_numbers,

@@ -165,6 +165,18 @@ class Settings(BaseSettings):
     barge_in_min_speech_ms: int = Field(
         300, ge=0, le=3000, description="caller speech this long over agent audio cuts the agent off (0: leave it to Gemini)"
     )
+    stall_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="the model silent this long after the caller's words (or mid-sentence) is a stall: nudged, then a resumed "
+        "connection, then a fresh session, a step a second, with the hold tone meanwhile (0: off; healthy first audio is 0.6-1 s)",
+    )
+    stall_step_seconds: float = Field(1.0, gt=0, le=30, description="how long each stall recovery step waits for the agent's voice")
+    stall_tone_seconds: float = Field(
+        6.0, gt=0, le=60, description="agent audio this long with no transcript is not speech (a degenerate tone): cut, and recovered"
+    )
+    stalls_per_call: int = Field(3, ge=0, le=100, description="stalls a call recovers from; the next ends it with an apology")
     goodbye_grace_seconds: float = Field(
         3.0, ge=0, le=30, description="after end_call, how long the agent may stay quiet before its goodbye starts"
     )

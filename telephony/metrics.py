@@ -19,6 +19,15 @@ class Metrics:
         self.calls = Counter("telephony_calls", "Calls ended, by outcome", ["outcome"], registry=r)
         self.refused = Counter("telephony_refused", "Requests refused, by reason", ["reason"], registry=r)
         self.gemini_reconnects = Counter("telephony_gemini_reconnects", "Gemini sessions moved to a new connection", ["kind"], registry=r)
+        self.stalls = Counter(
+            "telephony_gemini_stalls", "Silent stalls of the model, by kind and the recovery step taken", ["kind", "step"], registry=r
+        )
+        self.stall_silence = Histogram(
+            "telephony_gemini_stall_silence_seconds",
+            "Silence the caller heard in a stall, to the agent's first audio after recovery",
+            buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15),
+            registry=r,
+        )
         self.frames_in = Counter("telephony_frames_in", "Twilio media frames received", registry=r)
         self.frames_out = Counter("telephony_frames_out", "Twilio media frames sent", registry=r)
         self.dropped_audio_ms = Counter("telephony_dropped_audio_ms", "Audio dropped, by reason (ms)", ["reason"], registry=r)

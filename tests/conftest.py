@@ -27,6 +27,9 @@ def emulator_settings(emulator: GeminiLiveEmulator, **overrides) -> Settings:
         validate_signatures=False,
         media_rate_limit=20.0,  # replays run faster than real time
         database_url="sqlite:///:memory:",  # call history per app, gone with it
+        # A scripted model falls silent when its script ends, which is what a stalled model
+        # does: the stall watch is off here and on in the tests that are about it.
+        stall_seconds=0.0,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -14,6 +14,7 @@ import pytest
 from telephony.audio.mulaw import encode_mulaw
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.call.core import (
+    STALL_NUDGE,
     Call,
     CallConfig,
     CallState,
@@ -21,13 +22,16 @@ from telephony.call.core import (
     CloseStream,
     IllegalTransition,
     OpenAgent,
+    RestartAgent,
     RunTool,
     SendGemini,
     SendTwilio,
     Settle,
 )
+from telephony.call.stall import StallRules
 from telephony.gemini.events import (
     AgentAudio,
+    InputTranscript,
     Interrupted,
     OutputTranscript,
     Reconnected,
@@ -657,3 +661,135 @@ def test_a_tool_result_says_what_happened_and_carries_the_tools_scheduling():
     (sent,) = to_gemini(script.call.take_actions(), ToolResult)
     assert sent.response == {"error": "the backend is down", "status": "timeout", "retryable": True, "message": "the backend is down"}
     assert script.call.record.tool_calls[0].response == {"result": []}, "the record keeps what the tool said"
+
+
+# --- silent stalls (telephony.call.stall) ---------------------------------------------------
+
+
+def caller_says_something(script: Script) -> float:
+    """The caller speaks, then is silent until their turn ends; returns when their speech ended."""
+    for frame in speech_frames()[:60]:
+        script.media(frame)
+    while script.call.voice is not None and script.call.voice.speaking:
+        script.media()
+    assert script.call._caller_stopped_at is not None
+    return script.call._caller_stopped_at
+
+
+def stall_script(**rules: float) -> Script:
+    return Script(stall=StallRules(**rules))  # type: ignore[arg-type]
+
+
+def test_a_model_that_never_answers_is_nudged_then_resumed_then_replaced_then_the_call_ends():
+    script = stall_script(answer_s=2.0, step_s=1.0, hold_after_s=2.0)
+    script.start()
+    ended = caller_says_something(script)
+    script.gemini(InputTranscript("Are you open on Sunday?"))  # Gemini has the caller's words
+    assert script.call.next_deadline() == pytest.approx(ended + 2.0)
+    script.now = ended + 2.0
+    script.call.tick(script.now)
+    for _ in range(3):  # nudge, resume, fresh: none answered
+        assert script.call.state is CallState.ACTIVE
+        script.tick(1.0)
+    assert script.call.state is CallState.ENDING, "the apology plays, then the call ends"
+    assert script.call.outcome == "gemini_stalled"
+    assert script.call.record.stalls == [{"kind": "no_answer", "answered_at": "gave_up", "silence_ms": None}]
+
+
+def test_a_call_that_keeps_stalling_ends_with_an_apology_instead_of_looping():
+    script = stall_script(answer_s=2.0, max_per_call=0)
+    script.start()
+    ended = caller_says_something(script)
+    script.gemini(InputTranscript("Hello?"))
+    script.now = ended + 2.0
+    script.call.tick(script.now)
+    assert script.call.state is CallState.ENDING and script.call.outcome == "gemini_stalled"
+
+
+def test_each_recovery_step_is_taken_in_turn_and_the_first_audio_ends_the_stall():
+    script = stall_script(answer_s=2.0, step_s=1.0, hold_after_s=2.0)
+    script.start()
+    ended = caller_says_something(script)
+    script.gemini(InputTranscript("Are you open on Sunday?"))
+    script.now = ended + 2.0
+    script.call.tick(script.now)
+    first = script.call.take_actions()
+    assert to_gemini(first, RealtimeText) == [RealtimeText(STALL_NUDGE)], "step 1: a nudge on the same session"
+    assert frames(first) > 0, "the caller hears the hold tone, not dead air"
+    assert not any(isinstance(a, RestartAgent) for a in first)
+    second = script.tick(1.0)
+    assert RestartAgent(fresh=False, reason="stalled (no_answer)") in second and to_gemini(second, RealtimeText)
+    third = script.tick(1.0)
+    assert [a for a in third if isinstance(a, RestartAgent)] == [
+        RestartAgent(fresh=True, reason="stalled (no_answer), resuming did not help")
+    ]
+    script.gemini(Reconnected(resumed=False, reason="stalled", attempts=1), after=0.2)
+    assert to_gemini(script.call.take_actions(), RealtimeText) == [], "no second nudge from the reconnect"
+    script.gemini(AgentAudio(agent_pcm(400)), after=0.1)
+    (stall,) = script.call.record.stalls
+    assert stall == {"kind": "no_answer", "answered_at": "fresh", "silence_ms": pytest.approx(4300, abs=1)}
+    assert script.call._holds == 0, "the hold tone stopped with the agent's answer"
+    assert script.call.stall.deadline() is None
+
+
+def test_a_prompt_answer_is_never_a_stall():
+    script = stall_script(answer_s=2.0)
+    script.start()
+    ended = caller_says_something(script)
+    script.gemini(InputTranscript("Hi"))
+    script.now = ended + 1.2
+    script.gemini(AgentAudio(agent_pcm(500)))
+    script.gemini(TurnComplete())
+    assert script.call.stall.deadline() is None
+    script.tick(5.0)
+    assert script.call.record.stalls == [] and script.call.stall.stalls == []
+
+
+def test_silence_while_a_tool_runs_or_before_gemini_has_the_words_is_not_a_stall():
+    script = stall_script(answer_s=2.0)
+    script.start()
+    ended = caller_says_something(script)
+    assert script.call.stall.deadline() is None, "Gemini has not transcribed the caller yet"
+    script.gemini(InputTranscript("Where is my order?"))
+    call = ToolCall("t-1", "find_order", {})
+    script.gemini(call)
+    script.now = ended + 10.0
+    script.call.tick(script.now)
+    assert script.call.stall.stalls == [], "a running tool is not a stall"
+
+
+def test_an_empty_turn_and_a_phantom_interrupt_are_named():
+    script = stall_script(answer_s=2.0)
+    script.start()
+    ended = caller_says_something(script)
+    script.gemini(InputTranscript("Hello?"))
+    script.gemini(TurnComplete(), after=0.3)  # nothing said
+    script.now = ended + 2.0
+    script.call.tick(script.now)
+    assert script.call.stall.stalls[-1].kind.value == "empty_turn"
+    script.gemini(AgentAudio(agent_pcm(200)), after=0.1)
+    script.gemini(TurnComplete())
+    script.gemini(Interrupted(), after=1.0)  # the caller is silent: a phantom
+    script.tick(2.1)
+    assert script.call.stall.stalls[-1].kind.value == "phantom_interrupt"
+
+
+def test_a_reply_that_stops_mid_sentence_is_noticed_once_its_audio_was_heard():
+    script = stall_script(answer_s=2.0)
+    script.start()
+    script.play_all_marks(script.gemini(AgentAudio(agent_pcm(400))))  # heard; no turnComplete, no more audio
+    quiet_at = script.now
+    assert script.call.stall.deadline() == pytest.approx(quiet_at + 2.0)
+    script.tick(2.0)
+    assert script.call.stall.stalls[-1].kind.value == "mid_sentence"
+
+
+def test_tone_like_audio_without_a_transcript_is_cut_and_recovered():
+    script = stall_script(answer_s=2.0, tone_ms=3000)
+    script.start()
+    sent = []
+    for _ in range(8):  # 4 s of "speech" and not a word of transcript
+        sent += script.gemini(AgentAudio(agent_pcm(500)), after=0.05)
+    assert script.call.stall.stalls[-1].kind.value == "tone"
+    assert twilio(sent, "clear"), "the caller stops hearing it at once"
+    assert to_gemini(sent, RealtimeText) == [RealtimeText(STALL_NUDGE)]

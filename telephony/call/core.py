@@ -34,12 +34,14 @@ from telephony.audio.tones import hold_tone_mulaw
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.recording import StereoTimeline
+from telephony.call.stall import Escalate, HoldOn, Recovered, StallRules, StallWatch, Step
 from telephony.call.voice_activity import CallerVoice
 from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
 from telephony.gemini import tool_results
 from telephony.gemini.events import (
     AgentAudio,
     GeminiEvent,
+    GenerationComplete,
     GoAway,
     InputTranscript,
     Interrupted,
@@ -50,6 +52,7 @@ from telephony.gemini.events import (
     ToolCallCancelled,
     TurnComplete,
     Usage,
+    VoiceActivity,
 )
 from telephony.gemini.messages import (
     ActivityEnd,
@@ -102,6 +105,8 @@ RECONNECT_NUDGE = (
 )
 """Sent after a reconnect when the caller spoke last: without it, a turn that ended as the
 connection dropped is never answered and the caller waits in silence."""
+STALL_NUDGE = "(The caller is waiting for your answer to what they just said. Answer them now, briefly.)"
+"""A stalled model is asked for its answer as realtime text: it never interrupts, on any family."""
 PREROLL_MS = 300
 """Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
 
@@ -130,6 +135,15 @@ class OpenAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class RestartAgent:
+    """Move the Gemini session to a new connection now: resumed, or `fresh` (seeded with the
+    conversation so far). A stalled model's way back."""
+
+    fresh: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunTool:
     call: ToolCall
 
@@ -155,7 +169,7 @@ class CloseStream:
     reason: str
 
 
-Action = SendTwilio | SendGemini | OpenAgent | RunTool | CancelTools | Settle | CloseStream
+Action = SendTwilio | SendGemini | OpenAgent | RestartAgent | RunTool | CancelTools | Settle | CloseStream
 
 
 # --- state and configuration ---------------------------------------------------------------
@@ -230,6 +244,8 @@ class CallConfig:
     """Keep both sides on the call's timeline (`take_recording`), for a stereo recording."""
     recording_notice: bool = False
     """With recording on: play the `recording_notice` prompt before the agent speaks."""
+    stall: StallRules = field(default_factory=StallRules)
+    """When the model is silent too long, and how to bring it back (`telephony.call.stall`)."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
 
 
@@ -320,6 +336,9 @@ class Call:
         """The hold tone is playing (or queued): its period's marker."""
         self._agent_working = False
         """Extended Thinking said IN_PROGRESS: the agent's turn goes on after a filler."""
+        self.stall = StallWatch(config.stall)
+        self._stall_hold = False
+        """The hold tone is on for a stalled model (it plays even mid-turn)."""
 
     # --- what the driver reads ------------------------------------------------------------
 
@@ -346,6 +365,8 @@ class Call:
             watch = self._goodbye
             times.append(watch.since + watch.max_s)
             times.append(max(watch.since, watch.last_audio_at or watch.since) + watch.grace_s)
+        if self.state is CallState.ACTIVE and (stalled_at := self.stall.deadline()) is not None:
+            times.append(stalled_at)
         return min(times)
 
     @property
@@ -486,6 +507,7 @@ class Call:
         for update in updates:
             if update.started and self.voice is not None:
                 self._caller_turn_from = now - self.voice.onset_ms / 1000
+                self.stall.caller_started()
             if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
                 self._barge_in("caller")
             if update.ended:
@@ -497,6 +519,7 @@ class Call:
     def _caller_turn_ended(self, now: float) -> None:
         silence_s = self.voice.silence_ms / 1000 if self.voice is not None else 0.0
         self._caller_stopped_at = now - silence_s
+        self.stall.caller_ended(self._caller_stopped_at)
         if self._caller_turn_from is not None:
             took_s = max(0.0, self._caller_stopped_at - self._caller_turn_from)
             ended_ms = self.record.elapsed_ms() - silence_s * 1000
@@ -562,22 +585,33 @@ class Call:
                 self._barge_in("gemini")
             self._agent_turn_open = False
             self._agent_working = False
+            self.stall.agent_working(False)
+            self.stall.interrupted(now, caller_speaking=self.voice is not None and self.voice.speaking)
         elif isinstance(event, TurnComplete):
             self._turn_complete(event, now)
         elif isinstance(event, InputTranscript):
             self.record.say("caller", event.text)
+            self.stall.caller_heard()
+        elif isinstance(event, VoiceActivity):
+            if not event.started:
+                self.stall.caller_heard()
+        elif isinstance(event, GenerationComplete):
+            self.stall.generation_complete()
         elif isinstance(event, OutputTranscript):
             if not self._discarding and self.state is not CallState.ENDING:
                 self._turn_line = self.record.say("agent", event.text) or self._turn_line
+                self.stall.agent_transcript()
         elif isinstance(event, ToolCall):
             if self.state in (CallState.CONNECTING, CallState.ACTIVE):
                 self._tools_running.add(event.id)
+                self.stall.tools_running(True)
                 self.log.info("tool call %s", event.name, extra={"tool_args": event.args})
                 self._actions.append(RunTool(event))
         elif isinstance(event, ToolCallCancelled):
             # The caller interrupted the turn that made these calls ("Bye!" - "Wait!"): a
             # running tool, or what an answered one still had to do (hang up), must stop.
             self._tools_running.difference_update(event.ids)
+            self.stall.tools_running(bool(self._tools_running))
             self._actions.append(CancelTools(tuple(event.ids)))
             self.log.info("tool calls cancelled by the caller's interruption", extra={"ids": list(event.ids)})
         elif isinstance(event, Reconnected):
@@ -592,7 +626,9 @@ class Call:
             self._agent_working = False
             self.record.end_turn()
             self.record.reconnects += 1
-            if self.state is CallState.ACTIVE and self._caller_spoke_last:
+            if self.stall.current is not None:
+                pass  # a stall's recovery: its own nudge is already on its way
+            elif self.state is CallState.ACTIVE and self._caller_spoke_last:
                 self._gemini(RealtimeText(RECONNECT_NUDGE))
             elif self.state is CallState.ACTIVE and cut_off:
                 said = f'; the caller last heard you say: "{heard[-300:]}"' if heard else ""
@@ -630,8 +666,13 @@ class Call:
             self._turn_log_pending = True
         if self.state is not CallState.ENDING:
             self.playout.hold(self.to_caller.flush(), Source.AGENT)
+        had_audio = self._agent_turn_open
         self._agent_turn_open = False
         self._agent_working = not event.final
+        self.stall.agent_working(self._agent_working)
+        if event.final:
+            waiting = bool(event.waiting_for_input) or event.reason == "NEED_MORE_INPUT"
+            self.stall.turn_complete(had_audio, waiting_for_more=waiting)
         self.record.end_turn()
         if event.unusual_reason:
             self.record.say("system", f"the agent's turn ended: {event.unusual_reason}")
@@ -646,6 +687,13 @@ class Call:
     def _agent_audio(self, pcm24k: bytes, now: float) -> None:
         if self._discarding or self.state is CallState.ENDING:
             return
+        if not self._agent_turn_open:
+            self.stall.turn_started()
+        decisions = self.stall.agent_audio(now, len(pcm24k) / 48)
+        if decisions:
+            self._on_stall(decisions, now)
+            if self._discarding:
+                return  # the stall was this audio (a tone): it is not played
         answering = self._caller_spoke_last and self._caller_stopped_at is not None
         self._caller_spoke_last = False
         if self._hold_token is not None:
@@ -669,6 +717,60 @@ class Call:
         self.playout.hold(self.to_caller.process(pcm24k), Source.AGENT)
         self._release()
 
+    def _on_stall(self, decisions: list[Escalate | HoldOn | Recovered], now: float) -> None:
+        """The stall watch's decisions, as actions (see `telephony.call.stall`)."""
+        for decision in decisions:
+            if isinstance(decision, HoldOn):
+                self._stall_hold = True
+                self._holds += 1
+                self._resume_hold()
+            elif isinstance(decision, Recovered):
+                stall = decision.stall
+                if self._stall_hold:
+                    self._stall_hold = False
+                    self.stall.stop_holding()
+                    self._holds = max(0, self._holds - 1)
+                    if not self._holds:
+                        self._end_hold()
+                silence_s = (stall.recovered_after_ms or 0.0) / 1000
+                self.record.stalls.append(
+                    {"kind": stall.kind.value, "answered_at": stall.step.name.lower(), "silence_ms": stall.recovered_after_ms}
+                )
+                self.record.say(
+                    "system",
+                    f"the model went silent ({stall.kind.value}); back after a {stall.step.name.lower()} ({silence_s:.1f} s of silence)",
+                )
+                self.record.end_turn()
+                self.log.warning(
+                    "Gemini stall (%s) recovered by a %s after %.1f s of silence",
+                    stall.kind.value,
+                    stall.step.name.lower(),
+                    silence_s,
+                    extra={"stall": stall.kind.value, "step": stall.step.name.lower(), "silence_ms": stall.recovered_after_ms},
+                )
+                if self.metrics is not None:
+                    self.metrics.stall_silence.observe(silence_s)
+            elif isinstance(decision, Escalate):
+                self._escalate(decision.stall.kind.value, decision.stall.step, now)
+
+    def _escalate(self, kind: str, step: Step, now: float) -> None:
+        if self.metrics is not None:
+            self.metrics.stalls.labels(kind, step.name.lower()).inc()
+        self.log.warning("Gemini stalled (%s): %s", kind, step.name.lower(), extra={"stall": kind, "step": step.name.lower()})
+        if step is Step.GIVE_UP:
+            self.record.stalls.append({"kind": kind, "answered_at": "gave_up", "silence_ms": None})
+            self._finish_with_prompt("gemini_stalled", f"the model stalled ({kind}) too often", "apology_trouble", now)
+            return
+        if kind == "tone" and step is Step.NUDGE:
+            self._silence_agent()  # not speech: the caller hears none of it
+            self._discarding = self._agent_turn_open
+            self._turn_audio_ms = 0.0
+        if step is Step.RESUME:
+            self._actions.append(RestartAgent(fresh=False, reason=f"stalled ({kind})"))
+        elif step is Step.FRESH:
+            self._actions.append(RestartAgent(fresh=True, reason=f"stalled ({kind}), resuming did not help"))
+        self._gemini(RealtimeText(STALL_NUDGE))
+
     # --- inputs: tools and waiters ----------------------------------------------------------
 
     def tool_finished(
@@ -685,6 +787,7 @@ class Call:
         if call.id not in self._tools_running:
             return False
         self._tools_running.discard(call.id)
+        self.stall.tools_running(bool(self._tools_running))
         if self.state in (CallState.ENDING, CallState.ENDED):
             return False
         self._gemini(ToolResult(call.id, call.name, tool_results.for_model(response), scheduling))
@@ -742,7 +845,7 @@ class Call:
             self._holds
             and self._hold_token is None
             and self.state is CallState.ACTIVE
-            and not self._agent_turn_open
+            and (not self._agent_turn_open or self._stall_hold)
             and not self.playout.agent_audible
         ):
             self._hold_more()
@@ -803,6 +906,8 @@ class Call:
             self.log.warning("call time limit reached")
             self._finish_with_prompt("time_limit", f"call reached its {self.config.max_call_s:.0f} s limit", "apology_closing", now)
             return
+        if self.state is CallState.ACTIVE:
+            self._on_stall(self.stall.tick(now), now)
         self._check_goodbye(now)
 
     # --- decisions ------------------------------------------------------------------------
@@ -909,6 +1014,8 @@ class Call:
         self._release()
         if self._turn_log_pending and not self.playout.agent_audible:
             self._finish_turn_log()
+        if self._agent_turn_open and not self.playout.agent_audible:
+            self.stall.agent_quiet(now, turn_open=True)
         self._resume_hold()
         if self.state is not CallState.ENDED:
             self._check_goodbye(now)

@@ -28,6 +28,7 @@ from telephony.call.core import (
     CancelTools,
     CloseStream,
     OpenAgent,
+    RestartAgent,
     RunTool,
     SendGemini,
     SendTwilio,
@@ -278,6 +279,9 @@ class CallDriver:
                         tool.cancel()
             elif isinstance(action, OpenAgent):
                 self._open_agent(action.parameters)
+            elif isinstance(action, RestartAgent):
+                if self.gemini is not None:
+                    self.gemini.restart(action.reason, fresh=action.fresh)
             elif isinstance(action, CloseStream):
                 self._close = action
                 self._done.set()

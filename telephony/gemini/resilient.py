@@ -121,6 +121,8 @@ class ResilientGeminiSession:
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
         self._opened = False
+        self._restart: tuple[str, bool] | None = None
+        self._restart_requested = asyncio.Event()
 
     # --- the call's side ------------------------------------------------------------------
 
@@ -152,6 +154,15 @@ class ResilientGeminiSession:
             if isinstance(event, SessionClosed):
                 return
 
+    def restart(self, reason: str, fresh: bool = False) -> None:
+        """Replace the connection now (a stalled model): resumed with the latest handle, or
+        `fresh`: a new session seeded with the conversation so far. Never waits; queued
+        messages (a nudge) go out on the new connection."""
+        if self._closed or self._supervisor is None:
+            return
+        self._restart = (reason, fresh)
+        self._restart_requested.set()
+
     @property
     def queued(self) -> int:
         """Messages waiting to be sent (tests, metrics)."""
@@ -175,17 +186,26 @@ class ResilientGeminiSession:
             session = self._session
             sender = asyncio.create_task(self._send_loop(session), name="gemini-send")
             receiver = asyncio.create_task(self._receive_loop(session), name="gemini-receive")
+            restart = asyncio.create_task(self._restart_requested.wait(), name="gemini-restart")
             try:
-                done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({sender, receiver, restart}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (sender, receiver):
+                for task in (sender, receiver, restart):
                     task.cancel()
-                await asyncio.gather(sender, receiver, return_exceptions=True)
-            first = receiver if receiver in done else sender
-            failure = first.exception()
-            if failure is not None:
-                self.log.error("Gemini connection task failed: %r", failure)
-            reason = "internal error" if failure is not None else first.result()
+                await asyncio.gather(sender, receiver, restart, return_exceptions=True)
+            reason: str | None
+            if restart in done and self._restart is not None:
+                reason, fresh = self._restart
+                self._restart = None
+                self._restart_requested.clear()
+                if fresh:
+                    self.handle = None  # the next connection starts a fresh, seeded session
+            else:
+                first = receiver if receiver in done else sender
+                failure = first.exception()
+                if failure is not None:
+                    self.log.error("Gemini connection task failed: %r", failure)
+                reason = "internal error" if failure is not None else first.result()
             if self._closed or reason is None:
                 return
             outcome = await self._reconnect(session, reason)

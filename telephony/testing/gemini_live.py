@@ -224,6 +224,10 @@ class Faults:
     session_deadline_s: float | None = None
     """Close at this session age with 1011 "Deadline expired" and refuse its handles after
     (3.8's 58-minute close; counted on the emulator's `session_age_speed` clock)."""
+    stall: str | None = None
+    """Stall on the caller turns in `stall_turns` (see `STALL_KINDS`), the socket open."""
+    stall_turns: set[int] = field(default_factory=lambda: {1})
+    """Which caller turns stall (1-based, counted over the emulator's whole life)."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,9 @@ class Realism:
     """Refuse an unknown model or voice at setup by closing the socket, as the service does."""
     unknown_message: bool = True
     """Send, once per connection, a message with only a field the SDK does not know."""
+    stall_rate: float = 0.0
+    """The share of caller turns on which the model stalls (a kind picked at random), as
+    deployed calls on 3.1 were reported to (python-genai #2117); 0: never."""
     seed: int = 7
 
 
@@ -252,6 +259,14 @@ REALISTIC = Realism()
 KNOWN_MODELS = tuple(model.id for model in MODELS if not model.retired)
 """The ids the service serves today (a retired or unknown id is refused at setup)."""
 FILLER_TEXT = "One moment, let me check that."
+STALL_KINDS = {
+    "empty_turn": "turnComplete with nothing in it; a nudge on the session gets the answer (python-genai #2117)",
+    "no_answer": "the caller transcribed, then nothing; the session is wedged until a new connection (examples #48)",
+    "mid_sentence": "the reply stops part-way with no turnComplete; a nudge gets the rest (pipecat #4633)",
+    "phantom_interrupt": "interrupted with the caller silent, then nothing; wedged (python-genai #2333)",
+    "tone": "tone-like audio with no transcript, on and on; wedged (python-genai #2715)",
+}
+"""How the emulated model can go silent with its socket open, and what brings it back."""
 
 
 def fragments(text: str, rng: random.Random) -> list[str]:
@@ -441,6 +456,14 @@ class GeminiLiveEmulator:
         self.record_messages = False
         """Keep every server message in its connection's log (tests of the wire)."""
         self._deadline_handles: set[str] = set()
+        self.caller_turns = 0
+        """Caller turns heard, over every connection (what `Faults.stall_turns` counts)."""
+        self.stalls: list[str] = []
+        """The stall kinds this emulator played, in order."""
+        self._owed_by_connection: dict[int, list[CallerTurn | Reply]] = {}
+        """What a stalled session still owes its caller (said on the next nudge it takes), by
+        connection number; a resumed connection takes over its predecessor's list."""
+        self._handle_connection: dict[str, int] = {}
         """Handles of sessions closed at their deadline: a resume with one is refused (1007)."""
         self.tokens: dict[str, EphemeralToken] = {}
         self._token_of: dict[int, EphemeralToken] = {}
@@ -679,6 +702,7 @@ class GeminiLiveEmulator:
     def _issue_handle(self, conn: ConnectionLog, turns: int) -> str:
         handle = f"handle-{conn.number}-{turns}-{len(self._handles)}"
         self._handles[handle] = turns
+        self._handle_connection[handle] = conn.number
         conn.handles_issued.append(handle)
         return handle
 
@@ -703,6 +727,10 @@ class _EmulatedSession:
         """Tool name -> declared behaviour (None: the family's default)."""
         self.awaiting_history = False
         """3.x with `historyConfig`: client content is initial history until `turnComplete`."""
+        self.wedged = False
+        """A stall that only a new connection gets past: this one hears nothing more."""
+        self.owed: list[CallerTurn | Reply] = emulator._owed_by_connection.setdefault(conn.number, [])
+        """What this session (and the ones resuming it) owes the caller after a stall."""
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.send_lock:
@@ -793,6 +821,8 @@ class _EmulatedSession:
                 return None
             self.conn.resumed_handle = handle
             self.conn.turns = self.emulator._handles[handle]
+            self.owed = self.emulator._owed_by_connection.setdefault(self.emulator._handle_connection[handle], [])
+            self.emulator._owed_by_connection[self.conn.number] = self.owed
         activity = (setup.get("realtime_input_config") or {}).get("automatic_activity_detection") or {}
         if activity.get("disabled"):
             self.manual_activity = None
@@ -874,6 +904,8 @@ class _EmulatedSession:
 
     async def _caller_started(self) -> None:
         """Barge-in: caller speech while a reply is still being generated interrupts it."""
+        if self.wedged:
+            return
         if self.reply_task is not None and not self.reply_task.done():
             self.reply_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -887,7 +919,31 @@ class _EmulatedSession:
                 self.reply_tool_ids = []
 
     async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
+        if self.wedged:
+            return
         self.conn.turns += 1
+        if turn.text is not None and self.owed:  # a nudge: what was owed is said now
+            owed = self.owed.pop(0)
+            reply = owed if isinstance(owed, Reply) else self.agent.reply(owed)
+            if reply is not None:
+                self.reply_task = asyncio.create_task(self._speak(reply))
+            return
+        if turn.text is not None and self.conn.history and self.conn.replies_started == 0 and self.emulator.stalls:
+            # A fresh session seeded with the conversation answers the caller's last words
+            # when asked to (after a stall nothing else brought back).
+            last = next(
+                (p.get("text", "") for t in reversed(self.conn.history) if t.get("role") == "user" for p in t.get("parts") or []), ""
+            )
+            reply = self.agent.reply(CallerTurn(index=self.conn.turns, audio16k=np.zeros(INPUT_RATE // 10, np.int16), text=last))
+            if reply is not None:
+                self.reply_task = asyncio.create_task(self._speak(reply))
+            return
+        if turn.audio16k is not None:
+            self.emulator.caller_turns += 1
+            kind = self._stall_kind()
+            if kind is not None:
+                await self._stall(kind, turn)
+                return
         reply = self.agent.reply(turn)
         heard = None
         if turn.audio16k is not None:
@@ -903,6 +959,65 @@ class _EmulatedSession:
         elif self.reply_task is not None and not self.reply_task.done():
             return  # text while the agent talks: heard, but it does not cut the reply
         self.reply_task = asyncio.create_task(self._speak(reply, heard if late else None))
+
+    def _stall_kind(self) -> str | None:
+        if self.faults.stall is not None and self.emulator.caller_turns in self.faults.stall_turns:
+            return self.faults.stall
+        realism = self.emulator.realism
+        if realism is not None and realism.stall_rate and self.emulator._rng.random() < realism.stall_rate:
+            return self.emulator._rng.choice(sorted(STALL_KINDS))
+        return None
+
+    async def _stall(self, kind: str, turn: CallerTurn) -> None:
+        """Go silent as the real service has been seen to (`STALL_KINDS`), socket open."""
+        self.emulator.stalls.append(kind)
+        await self._transcript("inputTranscription", f"[caller spoke {turn.seconds:.2f} s]")  # Gemini has the words
+        if kind == "empty_turn":
+            await self.send({"serverContent": {"turnComplete": True}})
+        elif kind == "phantom_interrupt":  # a moment after the caller's words, with them silent
+            await asyncio.sleep(0.5 / self.emulator.speed)
+            await self.send({"serverContent": {"interrupted": True}})
+        elif kind == "mid_sentence":
+            reply = self.agent.reply(turn)
+            if reply is not None and reply.audio24k is not None:
+                cut = len(reply.audio24k) * 2 // 5
+                first = Reply(audio24k=reply.audio24k[:cut], transcript=reply.transcript[: len(reply.transcript) // 2])
+                rest = Reply(audio24k=reply.audio24k[cut:], transcript=reply.transcript[len(reply.transcript) // 2 :])
+                self.owed.append(rest)
+                self.reply_task = asyncio.create_task(self._stream_only(first))
+            return
+        elif kind == "tone":
+            self.reply_task = asyncio.create_task(self._stream_only(Reply(audio24k=tone24k(14.0, 180.0, dbfs=-20.0))))
+        self.owed.append(turn)
+        self.wedged = kind in ("no_answer", "phantom_interrupt", "tone")
+
+    async def _stream_only(self, reply: Reply) -> None:
+        """Audio (and its transcript, if any) with no end of turn: a stalled reply."""
+        if reply.audio24k is None:
+            return
+        pcm = reply.audio24k.astype("<i2").tobytes()
+        step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
+        start = time.monotonic()
+        said = [reply.transcript] if reply.transcript else []
+        for offset in range(0, len(pcm), step):
+            due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / self.emulator.speed
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            content: dict[str, Any] = {
+                "modelTurn": {
+                    "parts": [
+                        {
+                            "inlineData": {
+                                "mimeType": OUTPUT_MIME_TYPE,
+                                "data": base64.b64encode(pcm[offset : offset + step]).decode("ascii"),
+                            }
+                        }
+                    ]
+                }
+            }
+            if said:
+                content["outputTranscription"] = {"text": said.pop()}
+            await self.send({"serverContent": content})
 
     async def _transcript(self, kind: str, text: str) -> None:
         """A transcript, whole (kind) or in sub-word fragments (realistic)."""
