@@ -8,9 +8,8 @@ The call path, one direction per line:
 
 from typing import TYPE_CHECKING, Any
 
-from telephony.agent import Agent, CallContext, IncomingCall, Refuse, Tool, ToolError
-
 if TYPE_CHECKING:
+    from telephony.agent import Agent, CallContext, IncomingCall, Refuse, Tool, ToolError
     from telephony.app import create_app, router
 
 __version__ = "0.1.0"
@@ -18,10 +17,15 @@ __all__ = ["Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError"
 
 
 def __getattr__(name: str) -> Any:
-    """`telephony.router` and `telephony.create_app`, imported when first used (they bring
-    in the web server; `from telephony import Agent` stays light)."""
+    """Imported when first used: `telephony.router` and `telephony.create_app` bring in the web
+    server, `telephony.Agent` the SDK's types; importing one module of the package (the call
+    core, say) brings in neither."""
     if name in ("router", "create_app"):
         from telephony import app
 
         return getattr(app, name)
+    if name in ("Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError"):
+        from telephony import agent
+
+        return getattr(agent, name)
     raise AttributeError(f"module 'telephony' has no attribute {name!r}")

@@ -128,10 +128,15 @@ class CallRecord:
     _open_speaker: str | None = None
     _caller_line: TranscriptLine | None = None
     """The caller's line of the exchange still going on (until the agent's turn ends)."""
-    _t0: float = field(default_factory=time.monotonic)
+    _clock_ms: int = 0
+
+    def set_clock(self, ms: int) -> None:
+        """The call's own time (ms since its socket opened), set by the call core from the
+        `now` it is fed: the record reads no clock, so a test pins every time in it."""
+        self._clock_ms = ms
 
     def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)
+        return self._clock_ms
 
     def say(self, speaker: str, text: str) -> TranscriptLine | None:
         """Add transcript text; returns the line it went into. Gemini sends transcripts in

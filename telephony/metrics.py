@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -51,6 +52,15 @@ class Metrics:
         self.event_loop_tasks.set_function(_tasks_alive)
         self.open_descriptors = Gauge("telephony_open_descriptors", "File descriptors open in this process", registry=r)
         self.open_descriptors.set_function(_descriptors_open)
+
+    def publish(self, counts: Mapping[tuple[str, tuple[str, ...]], int], observations: Iterable[tuple[str, float]]) -> None:
+        """Add what a call core counted (`telephony.call.tally.Tally.take()`): each name is an
+        attribute here, a counter (with its label values) or a histogram."""
+        for (name, labels), amount in counts.items():
+            metric = getattr(self, name)
+            (metric.labels(*labels) if labels else metric).inc(amount)
+        for name, value in observations:
+            getattr(self, name).observe(value)
 
     def render(self) -> bytes:
         """This app's metrics; with `serve --workers N`, every worker's added up (prometheus

@@ -23,7 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
 
-TOKEN_PARAMETER = "token"
+from telephony.twilio_protocol import TOKEN_PARAMETER
+
+__all__ = ["TOKEN_PARAMETER", "CallTokens", "TwilioSignatures", "public_base_url", "secret_from", "websocket_url"]
 
 
 def public_base_url(

@@ -27,6 +27,9 @@ from pydantic import (
     ValidationError,
 )
 
+TOKEN_PARAMETER = "token"
+"""The `<Stream>` `<Parameter>` that carries a stream's single-use token (never logged or kept)."""
+
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest inbound frame we accept. Real frames are ~400 bytes (a 20 ms media frame);
 `start` with many custom parameters stays far below this."""

@@ -9,8 +9,9 @@ from google.genai import types
 from telephony import Agent
 from telephony.agent_loading import agent_model_problems
 from telephony.gemini.config import AgentOptions, build_live_config, declarations_for
-from telephony.gemini.events import GenerationComplete, TurnComplete, Usage, VoiceActivity, events_from_message
+from telephony.gemini.events import GenerationComplete, TurnComplete, Usage, VoiceActivity
 from telephony.gemini.models import Family, ThinkingLevel, ToolBehavior, family_of, model_problem, model_warning
+from telephony.gemini.receive import events_from_message
 from telephony.gemini.tool_results import for_model
 
 ET = "gemini-3.8-live-extended-thinking"

@@ -35,6 +35,7 @@ from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCalle
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.recording import StereoTimeline
 from telephony.call.stall import Escalate, HoldOn, Recovered, StallRules, StallWatch, Step
+from telephony.call.tally import Tally
 from telephony.call.voice_activity import CallerVoice
 from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
 from telephony.gemini import tool_results
@@ -64,10 +65,9 @@ from telephony.gemini.messages import (
 )
 from telephony.gemini.models import Scheduling
 from telephony.logs import mask_number
-from telephony.metrics import Metrics
 from telephony.playback import MarkOutcome
-from telephony.security import TOKEN_PARAMETER
 from telephony.twilio_protocol import (
+    TOKEN_PARAMETER,
     Dtmf,
     Mark,
     Media,
@@ -279,12 +279,12 @@ class Call:
         now: float,
         *,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-        metrics: Metrics | None = None,
         record: CallRecord | None = None,
     ) -> None:
         self.config = config
         self.log = logger or log
-        self.metrics = metrics
+        self.tally = Tally()
+        """What this call counted since the driver last published it (`telephony.call.tally`)."""
         self.record = record or CallRecord()
         self.state = CallState.AWAITING_START
         self.admitted = False
@@ -377,6 +377,7 @@ class Call:
 
     def twilio_frame(self, raw: str | bytes, now: float) -> None:
         """One WebSocket frame from Twilio."""
+        self._at(now)
         if self.state is CallState.ENDED:
             return
         self._last_twilio_at = now
@@ -397,11 +398,13 @@ class Call:
     def turn_away(self, reason: str, prompt: str, now: float) -> None:
         """Take no call on this stream (the server is shutting down): once it starts, the
         caller hears `prompt` and the stream closes; no agent is opened."""
+        self._at(now)
         if self.state is CallState.AWAITING_START:
             self._turn_away = (reason, prompt)
 
     def twilio_closed(self, now: float) -> None:
         """The socket closed under us (the caller's side went away)."""
+        self._at(now)
         if self.state is not CallState.ENDED:
             self._end_now("completed", "twilio socket closed", 1000)
 
@@ -487,8 +490,7 @@ class Call:
             return
         self._media_in_ms += len(payload) / (32 if self._wideband else 8)
         self.record.frames_in += 1
-        if self.metrics is not None:
-            self.metrics.frames_in.inc()
+        self.tally.inc("frames_in")
         if self._wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
             pcm16k = payload[: len(payload) & ~1]
             pcm8k, self._halving = halve_rate(pcm16k, self._halving)
@@ -562,11 +564,13 @@ class Call:
 
     def agent_ready(self, now: float) -> None:
         """The Gemini session is open."""
+        self._at(now)
         if self.state is CallState.CONNECTING:
             self._move(CallState.ACTIVE)
 
     def agent_failed(self, reason: str, now: float) -> None:
         """Gemini could not be reached for this call at all."""
+        self._at(now)
         if self.state not in (CallState.CONNECTING, CallState.ACTIVE):
             return
         self.record.errors.append(reason)
@@ -574,6 +578,7 @@ class Call:
         self._finish_with_prompt("gemini_unavailable", f"gemini unavailable: {reason}", "apology_trouble", now)
 
     def gemini_event(self, event: GeminiEvent, now: float) -> None:
+        self._at(now)
         if self.state is CallState.ENDED:
             return
         if isinstance(event, AgentAudio):
@@ -633,8 +638,7 @@ class Call:
             elif self.state is CallState.ACTIVE and cut_off:
                 said = f'; the caller last heard you say: "{heard[-300:]}"' if heard else ""
                 self._gemini(RealtimeText(CONTINUE_NUDGE.format(heard=said)))
-            if self.metrics is not None:
-                self.metrics.gemini_reconnects.labels("resumed" if event.resumed else "fresh").inc()
+            self.tally.inc("gemini_reconnects", "resumed" if event.resumed else "fresh")
             self.log.warning(
                 "Gemini session reconnected", extra={"resumed": event.resumed, "reason": event.reason, "attempts": event.attempts}
             )
@@ -748,14 +752,12 @@ class Call:
                     silence_s,
                     extra={"stall": stall.kind.value, "step": stall.step.name.lower(), "silence_ms": stall.recovered_after_ms},
                 )
-                if self.metrics is not None:
-                    self.metrics.stall_silence.observe(silence_s)
+                self.tally.observe("stall_silence", silence_s)
             elif isinstance(decision, Escalate):
                 self._escalate(decision.stall.kind.value, decision.stall.step, now)
 
     def _escalate(self, kind: str, step: Step, now: float) -> None:
-        if self.metrics is not None:
-            self.metrics.stalls.labels(kind, step.name.lower()).inc()
+        self.tally.inc("stalls", kind, step.name.lower())
         self.log.warning("Gemini stalled (%s): %s", kind, step.name.lower(), extra={"stall": kind, "step": step.name.lower()})
         if step is Step.GIVE_UP:
             self.record.stalls.append({"kind": kind, "answered_at": "gave_up", "silence_ms": None})
@@ -784,6 +786,7 @@ class Call:
         """A tool's result. Returns False when it is no longer wanted (cancelled, call over),
         in which case nothing is sent and whatever the tool meant to do next must not run.
         The model gets it with `status`, `retryable` and a message (`tool_results`)."""
+        self._at(now)
         if call.id not in self._tools_running:
             return False
         self._tools_running.discard(call.id)
@@ -810,6 +813,7 @@ class Call:
 
     def play_audio(self, mulaw: bytes, token: int, now: float) -> None:
         """Our own mu-law 8 kHz audio (keypad tones), then settle `token` once it was heard."""
+        self._at(now)
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
@@ -819,10 +823,12 @@ class Call:
     def start_hold(self, now: float) -> None:
         """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak),
         but only into silence: while the agent talks (a NON_BLOCKING tool) the tone waits."""
+        self._at(now)
         self._holds += 1
         self._resume_hold()
 
     def stop_hold(self, now: float) -> None:
+        self._at(now)
         self._holds = max(0, self._holds - 1)
         if not self._holds:
             self._end_hold()
@@ -857,6 +863,7 @@ class Call:
 
     def wait_heard(self, token: int, now: float) -> None:
         """Settle `token` once everything sent or held so far has been played."""
+        self._at(now)
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
@@ -867,6 +874,7 @@ class Call:
         """Settle `token` (ok) once the agent's goodbye has been heard: its turn is complete
         and played, or nothing more was said within `grace_s`. Settled not ok if the caller
         talks over it first."""
+        self._at(now)
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
@@ -880,6 +888,7 @@ class Call:
 
     def request_end(self, outcome: str, reason: str, now: float, prompt: str | None = None) -> None:
         """End the call from our side (agent hung up, shutdown, time limit)."""
+        self._at(now)
         if self.state is CallState.ENDED:
             return
         if prompt is None:
@@ -889,6 +898,7 @@ class Call:
 
     def tick(self, now: float) -> None:
         """Let time-based rules run; the driver calls it at `next_deadline()`."""
+        self._at(now)
         if self.state is CallState.ENDED:
             return
         if self.state is CallState.AWAITING_START:
@@ -954,8 +964,7 @@ class Call:
             dropped_ms,
             extra={"source": source, "held_dropped_ms": round(dropped_ms)},
         )
-        if self.metrics is not None:
-            self.metrics.barge_ins.labels(source).inc()
+        self.tally.inc("barge_ins", source)
         if self._goodbye is not None:  # "Bye!" - "Wait, one more thing": no hang-up
             self._actions.append(Settle(self._goodbye.token, False))
             self._goodbye = None
@@ -986,8 +995,7 @@ class Call:
                 if self.stereo is not None:
                     self.stereo.agent_sent(decode_mulaw(item.mulaw))
                 self.record.frames_out += 1
-                if self.metrics is not None:
-                    self.metrics.frames_out.inc()
+                self.tally.inc("frames_out")
             elif isinstance(item, MarkOut):
                 if pending:
                     self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
@@ -1058,8 +1066,7 @@ class Call:
         self._set_outcome(outcome, f"refused: {reason}")
         if code != 1000:
             self.log.warning("stream refused: %s", reason)
-            if self.metrics is not None:
-                self.metrics.refused.labels(outcome).inc()
+            self.tally.inc("refused", outcome)
         self._close(code, reason)
 
     def _end_now(self, outcome: str, reason: str, code: int) -> None:
@@ -1091,6 +1098,10 @@ class Call:
             self._tools_running.clear()
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _at(self, now: float) -> None:
+        """Every input carries the time; the record keeps the call's own clock from it."""
+        self.record.set_clock(int((now - self._created_at) * 1000))
 
     def _move(self, new: CallState) -> None:
         if new not in _ALLOWED[self.state]:
@@ -1125,7 +1136,6 @@ class Call:
             self._malformed_second, self._malformed_in_second = second, 0
         self._malformed_in_second += 1
         self.record.malformed += 1
-        if self.metrics is not None:
-            self.metrics.malformed.labels(kind).inc()
+        self.tally.inc("malformed", kind)
         if self.record.malformed <= MALFORMED_LOGGED or self.record.malformed % 100 == 0:  # never flood the log
             self.log.warning("bad message skipped (%s): %s", kind, detail[:200], extra={"malformed": self.record.malformed})

@@ -162,7 +162,7 @@ class CallDriver:
         self.metrics = services.metrics
         self._log = CallLogger(log)
         self._loop = asyncio.get_running_loop()
-        self.core = Call(services.call_config, self._loop.time(), logger=self._log, metrics=self.metrics)
+        self.core = Call(services.call_config, self._loop.time(), logger=self._log)
         self.gemini: ResilientGeminiSession | None = None
         self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
         self._outbound = OutboundQueue()  # for the one writer; a clear jumps it
@@ -285,6 +285,8 @@ class CallDriver:
             elif isinstance(action, CloseStream):
                 self._close = action
                 self._done.set()
+        if self.core.tally:
+            self.metrics.publish(*self.core.tally.take())
         self._schedule_tick()
         return media
 

@@ -18,7 +18,7 @@ from google.genai import errors, types
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from telephony.gemini.config import INPUT_MIME_TYPE, AgentOptions, build_live_config
-from telephony.gemini.events import GeminiEvent, SessionClosed, events_from_message
+from telephony.gemini.events import GeminiEvent, SessionClosed
 from telephony.gemini.messages import (
     ActivityEnd,
     ActivityStart,
@@ -30,6 +30,7 @@ from telephony.gemini.messages import (
     UserTurn,
 )
 from telephony.gemini.models import Scheduling, ToolBehavior
+from telephony.gemini.receive import events_from_message
 
 log = logging.getLogger(__name__)
 

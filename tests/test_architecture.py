@@ -1,0 +1,27 @@
+"""The shape of the house, checked: what importing the call core really loads.
+
+import-linter checks the import statements; this runs the import, which also counts what
+package `__init__` modules bring in (import-linter does not follow those).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("asyncio", "prometheus_client", "twilio", "google", "sqlalchemy", "websockets", "fastapi", "starlette", "httpx", "aiohttp")
+
+
+def test_importing_the_call_core_loads_no_io_metrics_sdk_or_web_framework():
+    probe = (
+        "import sys, telephony.call.core, telephony.call.stall; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"the call core's import closure brings in {loaded}"
+
+
+def test_the_public_api_still_imports_from_the_package_root():
+    probe = "from telephony import Agent, CallContext, Tool, create_app, router; print(Agent.__module__, router.__module__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["telephony.agent", "telephony.app"]
