@@ -167,6 +167,8 @@ class CallDriver:
         self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
         self._outbound = OutboundQueue()  # for the one writer; a clear jumps it
         self._outbound_ready = asyncio.Event()
+        self._outbound_sent = asyncio.Event()
+        """Set by the writer whenever the queue is empty (the end of a call waits on it)."""
         self._done = asyncio.Event()
         self._close: CloseStream = CloseStream(1000, "call ended")
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -334,11 +336,13 @@ class CallDriver:
             self._feed(core.twilio_frame, raw)
 
     async def _write_twilio(self) -> None:
-        """The one writer of the Twilio socket."""
+        """The one writer of the Twilio socket; says when it has sent everything queued."""
         while True:
             while not self._outbound:
+                self._outbound_sent.set()
                 self._outbound_ready.clear()
                 await self._outbound_ready.wait()
+            self._outbound_sent.clear()
             await self.twilio.send(self._outbound.pop())
 
     def _open_agent(self, parameters: dict[str, str]) -> None:
@@ -486,10 +490,11 @@ class CallDriver:
             await self.gemini.close()
             if self.gemini.dropped_audio_bytes:
                 self.metrics.dropped_audio_ms.labels("gemini_reconnect").inc(self.gemini.dropped_audio_bytes / 32)
-        with contextlib.suppress(TimeoutError):  # the last frames (a goodbye's tail) go out
-            async with asyncio.timeout(WRITER_FLUSH_S):
-                while self._outbound and not writer.done():
-                    await asyncio.sleep(0.005)
+        if self._outbound and not writer.done():  # the last frames (a goodbye's tail) go out
+            self._outbound_sent.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WRITER_FLUSH_S):
+                    await self._outbound_sent.wait()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         # The record is complete and stored before the socket closes, so that whoever sees
