@@ -154,3 +154,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for family in families:
             if (family, scenario) in FAMILY_MATRIX:
                 terminalreporter.write_line(f"  {family:<24} {FAMILY_MATRIX[(family, scenario)]}")
+
+
+async def until_a_call_is_live(stack: Stack, call: asyncio.Task) -> None:
+    """Until the server carries an admitted call (its CallSid is live), instead of sleeping
+    and hoping; fails if the call ends first."""
+    while not stack.app.state.voice.live_call_sids:
+        assert not call.done(), "the call ended before it was seen live"
+        await asyncio.sleep(0.01)

@@ -14,8 +14,7 @@ HEAVY = ("asyncio", "prometheus_client", "twilio", "google", "sqlalchemy", "webs
 
 def test_importing_the_call_core_loads_no_io_metrics_sdk_or_web_framework():
     probe = (
-        "import sys, telephony.call.core, telephony.call.stall; "
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+        f"import sys, telephony.call.core, telephony.call.stall; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]", f"the call core's import closure brings in {loaded}"

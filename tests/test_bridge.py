@@ -64,12 +64,21 @@ async def test_marks_are_echoed_and_tracked(stack):
     assert record.agent_audio_heard_ms == pytest.approx(record.agent_audio_ms, abs=25)
 
 
+CALL_TASKS = {"twilio-writer", "twilio-reader", "gemini->call", "gemini-supervisor", "gemini-send", "gemini-receive"}
+"""The tasks one call's driver and Gemini supervisor run (named where they are created)."""
+
+
 async def test_stop_ends_the_gemini_session_and_every_task(stack):
-    await stack.replay("hang_up")
-    await asyncio.sleep(0.1)
+    replay = asyncio.create_task(stack.replay("hang_up"))
+    during: set[str] = set()
+    while not CALL_TASKS <= during:  # every task of the call is seen running while it lasts
+        assert not replay.done(), f"never seen running during the call: {CALL_TASKS - during}"
+        during = {task.get_name() for task in asyncio.all_tasks()}
+        await asyncio.sleep(0.01)
+    await replay
     assert stack.gemini.connections[0].close_code == 1000
-    names = {task.get_name() for task in asyncio.all_tasks()}
-    assert not {"caller->gemini", "gemini->caller"} & names
+    after = {task.get_name() for task in asyncio.all_tasks()}
+    assert not CALL_TASKS & after and not any(name.startswith("tool:") for name in after), "the call's tasks outlived it"
     assert not stack.app.state.active_calls
     (record,) = stack.records()
     assert record.end_reason == "caller hung up"

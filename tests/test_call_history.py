@@ -17,7 +17,7 @@ from telephony.testing.demo import DemoModel, demo_agent
 from telephony.testing.gemini_live import GeminiLiveEmulator, Realism
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack, until_a_call_is_live
 from helpers.postgres import PostgresServer, unavailable
 
 USAGE_ONLY = Realism(
@@ -100,7 +100,7 @@ async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_
         async with offline_stack(gemini, database_url=postgres.url) as stack:
             await get(stack, "/api/calls")  # the schema is in place
             call = asyncio.create_task(stack.replay("barge_in"))
-            await asyncio.sleep(0.5)
+            await until_a_call_is_live(stack, call)
             await asyncio.to_thread(postgres.stop, "immediate")
             result = await call
             writer = stack.app.state.voice.writer

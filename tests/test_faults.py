@@ -17,7 +17,7 @@ from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
-from conftest import AUTH_TOKEN, FIXTURES, emulator_settings, offline_stack
+from conftest import AUTH_TOKEN, FIXTURES, emulator_settings, offline_stack, until_a_call_is_live
 
 EVERY_CONNECTION = set(range(1, 100))
 
@@ -97,7 +97,7 @@ async def test_a_second_stream_for_a_live_call_is_refused():
         first_target = await emulator.answer(stack.webhook, {"CallSid": call_sid})
         second_target = await emulator.answer(stack.webhook, {"CallSid": call_sid})  # a fresh, valid token
         first = asyncio.create_task(emulator.play(first_target))
-        await asyncio.sleep(0.5)
+        await until_a_call_is_live(stack, first)
         second = await TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=4.0, auth_token=AUTH_TOKEN).play(second_target)
         first_result = await first
     assert second.close_code == 1008 and first_result.close_code == 1000

@@ -26,7 +26,7 @@ from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
-from conftest import FIXTURES, emulator_settings, free_port, offline_stack, wait_until_healthy
+from conftest import FIXTURES, emulator_settings, free_port, offline_stack, until_a_call_is_live, wait_until_healthy
 
 
 async def test_1011_mid_reply_resumes_with_the_handle_and_the_call_goes_on():
@@ -233,7 +233,7 @@ async def test_metrics_count_calls_frames_and_latencies(stack):
 async def test_calls_beyond_capacity_hear_the_busy_message():
     async with offline_stack(max_concurrent_calls=1) as stack:
         first = asyncio.create_task(stack.replay("one_sentence"))
-        await asyncio.sleep(0.5)
+        await until_a_call_is_live(stack, first)
         with pytest.raises(ValueError, match="no <Connect><Stream>"):
             await TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", auth_token="test-auth-token").answer(stack.webhook)
         async with httpx.AsyncClient() as client:
