@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,6 +30,15 @@ from pydantic import (
 
 TOKEN_PARAMETER = "token"
 """The `<Stream>` `<Parameter>` that carries a stream's single-use token (never logged or kept)."""
+
+
+class Outbound(str, Enum):
+    """The three messages we send on a Media Streams socket."""
+
+    MEDIA = "media"
+    MARK = "mark"
+    CLEAR = "clear"
+
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest inbound frame we accept. Real frames are ~400 bytes (a 20 ms media frame);

@@ -21,23 +21,36 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.tones import hold_tone_mulaw
 from telephony.audio.transcode import FRAME_BYTES, CallerToGemini, GeminiToCaller
+from telephony.call.actions import (
+    Action,
+    CancelTools,
+    CloseStream,
+    OpenAgent,
+    RestartAgent,
+    RunTool,
+    SendGemini,
+    SendTwilio,
+    Settle,
+)
+from telephony.call.goodbye import GoodbyeWatch
+from telephony.call.inbound import InboundGuard
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
 from telephony.call.recording import StereoTimeline
-from telephony.call.stall import Escalate, HoldOn, Recovered, StallRules, StallWatch, Step
+from telephony.call.rules import CallConfig
+from telephony.call.stall import Escalate, HoldOn, Recovered, StallWatch, Step
+from telephony.call.state import CallState, IllegalTransition, move
 from telephony.call.tally import Tally
+from telephony.call.turn import AgentTurn
 from telephony.call.voice_activity import CallerVoice
-from telephony.call_record import CallRecord, ToolRecord, TranscriptLine
+from telephony.call_record import CallRecord, ToolRecord
 from telephony.gemini import tool_results
 from telephony.gemini.events import (
     AgentAudio,
@@ -71,6 +84,7 @@ from telephony.twilio_protocol import (
     Dtmf,
     Mark,
     Media,
+    Outbound,
     Start,
     Stop,
     TwilioProtocolError,
@@ -84,11 +98,25 @@ from telephony.twilio_protocol import (
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "Action",
+    "Call",
+    "CallConfig",
+    "CallState",
+    "CancelTools",
+    "CloseStream",
+    "IllegalTransition",
+    "OpenAgent",
+    "RestartAgent",
+    "RunTool",
+    "SendGemini",
+    "SendTwilio",
+    "Settle",
+]
+
 DTMF_TEXT = "The caller pressed the keypad key {digit}."
 PHONE_PARAMETERS = ("caller", "called")
 """Stream parameters that hold phone numbers (masked in the log)."""
-MEDIA_BURST_MS = 2000
-"""Caller audio may run this far ahead of real time (network jitter delivers bursts)."""
 MAX_TOOL_RECORDS = 500
 """Tool calls kept in a call's record (the transcript keeps a line for every one)."""
 MALFORMED_LOGGED = 20
@@ -109,154 +137,6 @@ STALL_NUDGE = "(The caller is waiting for your answer to what they just said. An
 """A stalled model is asked for its answer as realtime text: it never interrupts, on any family."""
 PREROLL_MS = 300
 """Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
-
-
-# --- actions -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SendTwilio:
-    """One Media Streams message (media, mark or clear), ready for the wire."""
-
-    text: str
-    kind: str  # "media" | "mark" | "clear"
-
-
-@dataclass(frozen=True, slots=True)
-class SendGemini:
-    message: GeminiMessage
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAgent:
-    """Open the Gemini session for this call; `parameters` are the stream's own (no token)."""
-
-    parameters: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class RestartAgent:
-    """Move the Gemini session to a new connection now: resumed, or `fresh` (seeded with the
-    conversation so far). A stalled model's way back."""
-
-    fresh: bool
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RunTool:
-    call: ToolCall
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTools:
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Settle:
-    """A waiter the driver registered (`wait_heard`, `watch_goodbye`) is settled."""
-
-    token: int
-    ok: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CloseStream:
-    """The call is over: close the Twilio socket with this code. Always the last action."""
-
-    code: int
-    reason: str
-
-
-Action = SendTwilio | SendGemini | OpenAgent | RestartAgent | RunTool | CancelTools | Settle | CloseStream
-
-
-# --- state and configuration ---------------------------------------------------------------
-
-
-class CallState(str, Enum):
-    AWAITING_START = "awaiting_start"
-    """Socket open, no valid `start` yet."""
-    CONNECTING = "connecting"
-    """`start` accepted, Gemini being opened; caller audio is queued for it."""
-    ACTIVE = "active"
-    ENDING = "ending"
-    """A last prompt is playing (apology, shutdown); the agent is silenced."""
-    ENDED = "ended"
-
-
-_ALLOWED: dict[CallState, set[CallState]] = {
-    CallState.AWAITING_START: {CallState.CONNECTING, CallState.ENDED},
-    CallState.CONNECTING: {CallState.ACTIVE, CallState.ENDING, CallState.ENDED},
-    CallState.ACTIVE: {CallState.ENDING, CallState.ENDED},
-    CallState.ENDING: {CallState.ENDED},
-    CallState.ENDED: set(),
-}
-
-
-class IllegalTransition(RuntimeError):
-    """A bug: the core tried a state change its table does not allow."""
-
-
-@dataclass(frozen=True)
-class CallConfig:
-    """Per-call rules, plain values (the composition root fills them from settings)."""
-
-    prompts: Mapping[str, bytes] = field(default_factory=dict)
-    """Recorded mu-law 8 kHz prompts by name: `apology_trouble`, `apology_closing`."""
-    admit_stream: Callable[[str, str | None], tuple[str, str] | None] | None = None
-    """When set, asked at `start` with the CallSid and `customParameters.token`: None admits
-    the stream, else (kind, reason) refuses it (1008) before any agent is opened."""
-    caller_agc: bool = True
-    caller_block_bytes: int = 640
-    """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
-    manual_activity: bool = False
-    """Gemini's VAD is off: we send activityStart/activityEnd from local voice detection."""
-    activity_silence_ms: int = 500
-    playout_lead_ms: int = 300
-    playout_batch_ms: int = 100
-    barge_in_min_speech_ms: int = 300
-    """Caller speech this long over agent audio cuts the agent off; 0 leaves barge-in to
-    Gemini alone (it only interrupts replies it is still generating)."""
-    goodbye_grace_s: float = 3.0
-    """After end_call, speech may still start this long after the last agent audio."""
-    goodbye_max_s: float = 20.0
-    start_timeout_s: float = 10.0
-    idle_timeout_s: float = 15.0
-    max_call_s: float = 3600.0
-    max_payload_bytes: int = 8000
-    malformed_limit: int = 200
-    """Bad messages (unparseable, unknown events or marks, floods) a stream may send in all..."""
-    malformed_per_second: int = 20
-    """...and in any one second, before it is closed with 1008. Twilio itself sends none."""
-    media_rate_limit: float = 1.25
-    """Caller audio is accepted at up to this multiple of real time (after a 2 s burst);
-    Twilio sends real time, a replay at --speed N needs N (inf: unchecked)."""
-    max_dtmf_per_second: int = 10
-    media_message_ms: int = 100
-    """Agent audio per Twilio media message (frames of one batch joined; 20 = one per frame)."""
-    accept_wideband: bool = False
-    """Also take 16 kHz linear PCM (the browser phone's wideband switch; never from Twilio)."""
-    final_prompt_timeout_s: float = 10.0
-    log_phone_numbers: bool = False
-    record_audio: bool = False
-    """Keep both sides on the call's timeline (`take_recording`), for a stereo recording."""
-    recording_notice: bool = False
-    """With recording on: play the `recording_notice` prompt before the agent speaks."""
-    stall: StallRules = field(default_factory=StallRules)
-    """When the model is silent too long, and how to bring it back (`telephony.call.stall`)."""
-    """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
-
-
-@dataclass
-class _GoodbyeWatch:
-    token: int
-    since: float
-    grace_s: float
-    max_s: float
-    last_audio_at: float | None = None
-    turn_done_after_audio: bool = False
 
 
 @dataclass
@@ -290,12 +170,11 @@ class Call:
         self.admitted = False
         """The stream passed `admit_stream` (its CallSid is this call's until it ends)."""
         self._turn_away: tuple[str, str] | None = None
-        self._media_in_ms = 0.0
         self._wideband = False
         self._halving: Any = None
-        self._dtmf_times: deque[float] = deque()
-        self._malformed_second = -1
-        self._malformed_in_second = 0
+        self.inbound = InboundGuard(
+            config.malformed_limit, config.malformed_per_second, config.max_dtmf_per_second, config.media_rate_limit
+        )
         self.stream_sid = ""
         self.outcome = "completed"
         self.playout = Playout(config.playout_lead_ms, config.playout_batch_ms)
@@ -313,29 +192,19 @@ class Call:
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._in_activity = False
-        self._discarding = False
-        """The caller cut the agent off while Gemini was still generating: the rest of that
-        reply is dropped until Gemini says the turn ended or was interrupted."""
-        self._agent_turn_open = False
-        self._turn_audio_ms = 0.0
-        self._turn_start_position_ms = 0.0
-        self._turn_line: TranscriptLine | None = None
+        self.turn = AgentTurn()
+        """The agent's reply being spoken (`telephony.call.turn`)."""
         self._caller_spoke_last = False
         """The caller's speech ended after the last agent audio: an answer is due."""
         self._caller_turn_from: float | None = None
         self._caller_stopped_at: float | None = None
-        self._turn_latency_ms: float | None = None
-        self._turn_heard_from_ms = 0.0
-        self._turn_log_pending = False
         self._tools_running: set[str] = set()
-        self._goodbye: _GoodbyeWatch | None = None
+        self._goodbye: GoodbyeWatch | None = None
         self._ending: _Ending | None = None
         self._own_tokens = -1  # tokens the core makes for itself are negative
         self._holds = 0  # slow tools the caller is waiting for
         self._hold_token: int | None = None
         """The hold tone is playing (or queued): its period's marker."""
-        self._agent_working = False
-        """Extended Thinking said IN_PROGRESS: the agent's turn goes on after a filler."""
         self.stall = StallWatch(config.stall)
         self._stall_hold = False
         """The hold tone is on for a stalled model (it plays even mid-turn)."""
@@ -362,9 +231,7 @@ class Call:
         if self._ending is not None:
             times.append(self._ending.deadline)
         if self._goodbye is not None:
-            watch = self._goodbye
-            times.append(watch.since + watch.max_s)
-            times.append(max(watch.since, watch.last_audio_at or watch.since) + watch.grace_s)
+            times.extend(self._goodbye.deadlines())
         if self.state is CallState.ACTIVE and (stalled_at := self.stall.deadline()) is not None:
             times.append(stalled_at)
         return min(times)
@@ -390,10 +257,8 @@ class Call:
                 self._malformed("unparseable", str(exc))
             else:
                 self._twilio_message(message, now)
-        if not self.ended and self.record.malformed > self.config.malformed_limit:
-            self._end_now("malformed", "too many malformed messages", 1008)
-        elif not self.ended and self._malformed_in_second > self.config.malformed_per_second:
-            self._end_now("malformed", "too many malformed messages in one second", 1008)
+        if not self.ended and (abuse := self.inbound.closing_reason()) is not None:
+            self._end_now("malformed", abuse, 1008)
 
     def turn_away(self, reason: str, prompt: str, now: float) -> None:
         """Take no call on this stream (the server is shutting down): once it starts, the
@@ -421,7 +286,7 @@ class Call:
         elif isinstance(message, Dtmf):
             if self.state is CallState.AWAITING_START:
                 self._malformed("before_start", "dtmf before start")
-            elif self._dtmf_flood(now):
+            elif self.inbound.dtmf_flood(now):
                 self._malformed("dtmf_flood", f"more than {self.config.max_dtmf_per_second} keypad digits in a second")
             else:
                 digit = message.dtmf.digit
@@ -484,11 +349,9 @@ class Call:
         if not payload or len(payload) > self.config.max_payload_bytes:
             self._malformed("bad_payload_size", f"media payload of {len(payload)} bytes")
             return
-        rate = self.config.media_rate_limit
-        if math.isfinite(rate) and self._media_in_ms > MEDIA_BURST_MS + (now - self._started_at) * 1000 * rate:
+        if self.inbound.media_too_fast(len(payload) / (32 if self._wideband else 8), now, self._started_at):
             self._malformed("media_too_fast", f"caller audio faster than {self.config.media_rate_limit:g}x real time")
             return
-        self._media_in_ms += len(payload) / (32 if self._wideband else 8)
         self.record.frames_in += 1
         self.tally.inc("frames_in")
         if self._wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
@@ -584,12 +447,12 @@ class Call:
         if isinstance(event, AgentAudio):
             self._agent_audio(event.pcm24k, now)
         elif isinstance(event, Interrupted):
-            if self._discarding:
-                self._discarding = False  # we already cut this reply off ourselves
+            if self.turn.discarding:
+                self.turn.discarding = False  # we already cut this reply off ourselves
             else:
                 self._barge_in("gemini")
-            self._agent_turn_open = False
-            self._agent_working = False
+            self.turn.open = False
+            self.turn.working = False
             self.stall.agent_working(False)
             self.stall.interrupted(now, caller_speaking=self.voice is not None and self.voice.speaking)
         elif isinstance(event, TurnComplete):
@@ -603,8 +466,8 @@ class Call:
         elif isinstance(event, GenerationComplete):
             self.stall.generation_complete()
         elif isinstance(event, OutputTranscript):
-            if not self._discarding and self.state is not CallState.ENDING:
-                self._turn_line = self.record.say("agent", event.text) or self._turn_line
+            if not self.turn.discarding and self.state is not CallState.ENDING:
+                self.turn.line = self.record.say("agent", event.text) or self.turn.line
                 self.stall.agent_transcript()
         elif isinstance(event, ToolCall):
             if self.state in (CallState.CONNECTING, CallState.ACTIVE):
@@ -624,11 +487,11 @@ class Call:
             if self.state is not CallState.ENDING:
                 self.playout.hold(self.to_caller.flush(), Source.AGENT)
                 self._release()
-            cut_off = self._agent_turn_open and not self._discarding and self._turn_audio_ms > 0
-            heard = self._turn_line.text if cut_off and self._turn_line is not None else ""
-            self._discarding = False
-            self._agent_turn_open = False
-            self._agent_working = False
+            cut_off = self.turn.open and not self.turn.discarding and self.turn.audio_ms > 0
+            heard = self.turn.line.text if cut_off and self.turn.line is not None else ""
+            self.turn.discarding = False
+            self.turn.open = False
+            self.turn.working = False
             self.record.end_turn()
             self.record.reconnects += 1
             if self.stall.current is not None:
@@ -664,16 +527,16 @@ class Call:
         """The model ended a turn. On Extended Thinking an IN_PROGRESS turn is a filler
         before background work: it is played like any speech, but the agent's turn is not
         over (a goodbye or a transfer announcement is waited for until IDLE)."""
-        self._discarding = False
-        if self._agent_turn_open and self._turn_audio_ms:
+        self.turn.discarding = False
+        if self.turn.open and self.turn.audio_ms:
             # Generated is not heard: the turn is logged once played out, or cut by a barge-in.
-            self._turn_log_pending = True
+            self.turn.log_pending = True
         if self.state is not CallState.ENDING:
             self.playout.hold(self.to_caller.flush(), Source.AGENT)
-        had_audio = self._agent_turn_open
-        self._agent_turn_open = False
-        self._agent_working = not event.final
-        self.stall.agent_working(self._agent_working)
+        had_audio = self.turn.open
+        self.turn.open = False
+        self.turn.working = not event.final
+        self.stall.agent_working(self.turn.working)
         if event.final:
             waiting = bool(event.waiting_for_input) or event.reason == "NEED_MORE_INPUT"
             self.stall.turn_complete(had_audio, waiting_for_more=waiting)
@@ -684,40 +547,39 @@ class Call:
             self.log.warning(
                 "Gemini ended the agent's turn: %s", event.unusual_reason, extra={"turn_complete_reason": event.unusual_reason}
             )
-        if event.final and self._goodbye is not None and self._goodbye.last_audio_at is not None:
-            self._goodbye.turn_done_after_audio = True
+        if self._goodbye is not None:
+            self._goodbye.turn_complete(event.final)
         self._after_playout_change(now)
 
     def _agent_audio(self, pcm24k: bytes, now: float) -> None:
-        if self._discarding or self.state is CallState.ENDING:
+        if self.turn.discarding or self.state is CallState.ENDING:
             return
-        if not self._agent_turn_open:
+        if not self.turn.open:
             self.stall.turn_started()
         decisions = self.stall.agent_audio(now, len(pcm24k) / 48)
         if decisions:
             self._on_stall(decisions, now)
-            if self._discarding:
+            if self.turn.discarding:
                 return  # the stall was this audio (a tone): it is not played
         answering = self._caller_spoke_last and self._caller_stopped_at is not None
         self._caller_spoke_last = False
         if self._hold_token is not None:
             self._pause_hold()  # the agent speaks (a NON_BLOCKING tool runs on): no hold tone over it
-        if not self._agent_turn_open:
+        if not self.turn.open:
             self._finish_turn_log()
-            self._agent_turn_open = True
+            self.turn.open = True
             # Our side of the caller's wait: from the end of their speech to the reply's first audio here.
-            self._turn_latency_ms = (now - self._caller_stopped_at) * 1000 if answering and self._caller_stopped_at is not None else None
-            self._turn_audio_ms = 0.0
-            self._turn_start_position_ms = self.playout.ledger.sent_ms + self.playout.held_agent_ms
+            self.turn.latency_ms = (now - self._caller_stopped_at) * 1000 if answering and self._caller_stopped_at is not None else None
+            self.turn.audio_ms = 0.0
+            self.turn.start_position_ms = self.playout.ledger.sent_ms + self.playout.held_agent_ms
             # Heard from when what is ahead of it has played (sent and held audio of earlier turns).
-            ahead_ms = max(0.0, self._turn_start_position_ms - self.playout.heard_ms)
-            self._turn_heard_from_ms = self.record.elapsed_ms() + ahead_ms
-            self._turn_line = None
-        self._turn_audio_ms += len(pcm24k) / 48
+            ahead_ms = max(0.0, self.turn.start_position_ms - self.playout.heard_ms)
+            self.turn.heard_from_ms = self.record.elapsed_ms() + ahead_ms
+            self.turn.line = None
+        self.turn.audio_ms += len(pcm24k) / 48
         self.record.agent_audio_ms += len(pcm24k) / 48
         if self._goodbye is not None:
-            self._goodbye.last_audio_at = now
-            self._goodbye.turn_done_after_audio = False
+            self._goodbye.agent_audio(now)
         self.playout.hold(self.to_caller.process(pcm24k), Source.AGENT)
         self._release()
 
@@ -765,8 +627,8 @@ class Call:
             return
         if kind == "tone" and step is Step.NUDGE:
             self._silence_agent()  # not speech: the caller hears none of it
-            self._discarding = self._agent_turn_open
-            self._turn_audio_ms = 0.0
+            self.turn.discarding = self.turn.open
+            self.turn.audio_ms = 0.0
         if step is Step.RESUME:
             self._actions.append(RestartAgent(fresh=False, reason=f"stalled ({kind})"))
         elif step is Step.FRESH:
@@ -851,7 +713,7 @@ class Call:
             self._holds
             and self._hold_token is None
             and self.state is CallState.ACTIVE
-            and (not self._agent_turn_open or self._stall_hold)
+            and (not self.turn.open or self._stall_hold)
             and not self.playout.agent_audible
         ):
             self._hold_more()
@@ -878,7 +740,7 @@ class Call:
         if self.state is CallState.ENDED:
             self._actions.append(Settle(token, False))
             return
-        self._goodbye = _GoodbyeWatch(token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s)
+        self._goodbye = GoodbyeWatch(token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s)
         self._check_goodbye(now)
 
     def forget(self, token: int) -> None:
@@ -924,40 +786,40 @@ class Call:
 
     def _finish_turn_log(self) -> None:
         """The last reply was played to its end: its turn line and heard span."""
-        if self._turn_log_pending:
-            self._turn_log_pending = False
+        if self.turn.log_pending:
+            self.turn.log_pending = False
             self._log_agent_turn("complete")
-            self._turn_audio_ms = 0.0
+            self.turn.audio_ms = 0.0
 
     def _log_agent_turn(self, how: str, heard_ms: float | None = None) -> None:
-        span_ms = self._turn_audio_ms if heard_ms is None else heard_ms
-        self.record.heard("agent", self._turn_heard_from_ms, self._turn_heard_from_ms + span_ms, heard_ms is not None)
-        extra: dict[str, Any] = {"turn": "agent", "duration_ms": round(self._turn_audio_ms), "ended": how}
-        if self._turn_latency_ms is not None:
-            extra["latency_ms"] = round(self._turn_latency_ms)
-        after = f", {self._turn_latency_ms / 1000:.2f} s after the caller stopped" if self._turn_latency_ms is not None else ""
+        span_ms = self.turn.audio_ms if heard_ms is None else heard_ms
+        self.record.heard("agent", self.turn.heard_from_ms, self.turn.heard_from_ms + span_ms, heard_ms is not None)
+        extra: dict[str, Any] = {"turn": "agent", "duration_ms": round(self.turn.audio_ms), "ended": how}
+        if self.turn.latency_ms is not None:
+            extra["latency_ms"] = round(self.turn.latency_ms)
+        after = f", {self.turn.latency_ms / 1000:.2f} s after the caller stopped" if self.turn.latency_ms is not None else ""
         if heard_ms is not None:
             extra["heard_ms"] = round(heard_ms)
-            self.log.info("agent turn: interrupted after %.1f of %.1f s%s", heard_ms / 1000, self._turn_audio_ms / 1000, after, extra=extra)
+            self.log.info("agent turn: interrupted after %.1f of %.1f s%s", heard_ms / 1000, self.turn.audio_ms / 1000, after, extra=extra)
         else:
-            self.log.info("agent turn: %.1f s%s", self._turn_audio_ms / 1000, after, extra=extra)
-        self._turn_latency_ms = None
+            self.log.info("agent turn: %.1f s%s", self.turn.audio_ms / 1000, after, extra=extra)
+        self.turn.latency_ms = None
 
     def _barge_in(self, source: str) -> None:
         """The caller took the turn: empty Twilio's buffer now, drop what we hold of the reply."""
-        if source == "caller" and self._agent_turn_open:
-            self._discarding = True  # Gemini is still sending this reply
-        heard_in_turn = max(0.0, self.playout.heard_ms - self._turn_start_position_ms)
-        if self._turn_audio_ms:
-            self._log_agent_turn("interrupted", min(heard_in_turn, self._turn_audio_ms))
-        self._turn_log_pending = False
+        if source == "caller" and self.turn.open:
+            self.turn.discarding = True  # Gemini is still sending this reply
+        heard_in_turn = max(0.0, self.playout.heard_ms - self.turn.start_position_ms)
+        if self.turn.audio_ms:
+            self._log_agent_turn("interrupted", min(heard_in_turn, self.turn.audio_ms))
+        self.turn.log_pending = False
         dropped_ms = self._silence_agent()
-        if self._turn_audio_ms and self._turn_line is not None:
-            self._turn_line.cut_to(min(1.0, heard_in_turn / self._turn_audio_ms))
-        self._turn_line = None
+        if self.turn.audio_ms and self.turn.line is not None:
+            self.turn.line.cut_to(min(1.0, heard_in_turn / self.turn.audio_ms))
+        self.turn.line = None
         self.record.interruptions += 1
         self.record.end_turn()
-        self._turn_audio_ms = 0.0
+        self.turn.audio_ms = 0.0
         self.log.info(
             "interrupted (%s) -> clear sent, %.0f ms of held agent audio dropped",
             "the caller spoke" if source == "caller" else "Gemini",
@@ -973,7 +835,7 @@ class Call:
     def _silence_agent(self) -> float:
         """Empty Twilio's buffer and drop what we hold of the agent, the resampler's tail
         included; returns the ms of agent audio dropped here."""
-        self._twilio(clear_message(self.stream_sid), "clear")
+        self._twilio(clear_message(self.stream_sid), Outbound.CLEAR)
         if self.stereo is not None:
             self.stereo.cleared()
         dropped_ms = self.playout.clear()
@@ -989,7 +851,7 @@ class Call:
         for item in self.playout.release():
             if isinstance(item, MediaOut):
                 if len(pending) + len(item.mulaw) > limit:
-                    self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
+                    self._twilio(media_message(self.stream_sid, bytes(pending)), Outbound.MEDIA)
                     pending.clear()
                 pending += item.mulaw
                 if self.stereo is not None:
@@ -998,11 +860,11 @@ class Call:
                 self.tally.inc("frames_out")
             elif isinstance(item, MarkOut):
                 if pending:
-                    self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
+                    self._twilio(media_message(self.stream_sid, bytes(pending)), Outbound.MEDIA)
                     pending.clear()
-                self._twilio(mark_message(self.stream_sid, item.name), "mark")
+                self._twilio(mark_message(self.stream_sid, item.name), Outbound.MARK)
         if pending:
-            self._twilio(media_message(self.stream_sid, bytes(pending)), "media")
+            self._twilio(media_message(self.stream_sid, bytes(pending)), Outbound.MEDIA)
         self._settle_resolved()
 
     def _settle_resolved(self) -> None:
@@ -1020,9 +882,9 @@ class Call:
 
     def _after_playout_change(self, now: float) -> None:
         self._release()
-        if self._turn_log_pending and not self.playout.agent_audible:
+        if self.turn.log_pending and not self.playout.agent_audible:
             self._finish_turn_log()
-        if self._agent_turn_open and not self.playout.agent_audible:
+        if self.turn.open and not self.playout.agent_audible:
             self.stall.agent_quiet(now, turn_open=True)
         self._resume_hold()
         if self.state is not CallState.ENDED:
@@ -1030,14 +892,10 @@ class Call:
 
     def _check_goodbye(self, now: float) -> None:
         watch = self._goodbye
-        if watch is None or not self.playout.idle and now < watch.since + watch.max_s:
-            return
-        quiet_since = max(watch.since, watch.last_audio_at or watch.since)
         # Extended Thinking's IN_PROGRESS: the agent works on and will speak again, unless what
         # it waits for is one of our tools (a transfer announced before its call).
-        still_working = self._agent_working and not self._tools_running
-        quiet_enough = not still_working and now >= quiet_since + watch.grace_s
-        if watch.turn_done_after_audio or quiet_enough or now >= watch.since + watch.max_s:
+        still_working = self.turn.working and not self._tools_running
+        if watch is not None and watch.heard(now, self.playout.idle, still_working):
             self._goodbye = None
             self._actions.append(Settle(watch.token, True))
 
@@ -1104,15 +962,13 @@ class Call:
         self.record.set_clock(int((now - self._created_at) * 1000))
 
     def _move(self, new: CallState) -> None:
-        if new not in _ALLOWED[self.state]:
-            raise IllegalTransition(f"{self.state.value} -> {new.value}")
-        self.state = new
+        self.state = move(self.state, new)
 
     def _set_outcome(self, outcome: str, reason: str) -> None:
         if not self.record.end_reason:
             self.outcome, self.record.end_reason = outcome, reason
 
-    def _twilio(self, text: str, kind: str) -> None:
+    def _twilio(self, text: str, kind: Outbound) -> None:
         self._actions.append(SendTwilio(text, kind))
 
     def _gemini(self, message: GeminiMessage) -> None:
@@ -1123,19 +979,8 @@ class Call:
         self._own_tokens -= 1
         return token
 
-    def _dtmf_flood(self, now: float) -> bool:
-        window = self._dtmf_times
-        window.append(now)
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        return len(window) > self.config.max_dtmf_per_second
-
     def _malformed(self, kind: str, detail: str) -> None:
-        second = int(self._last_twilio_at)
-        if second != self._malformed_second:
-            self._malformed_second, self._malformed_in_second = second, 0
-        self._malformed_in_second += 1
-        self.record.malformed += 1
+        self.record.malformed = self.inbound.bad_message(self._last_twilio_at)
         self.tally.inc("malformed", kind)
         if self.record.malformed <= MALFORMED_LOGGED or self.record.malformed % 100 == 0:  # never flood the log
             self.log.warning("bad message skipped (%s): %s", kind, detail[:200], extra={"malformed": self.record.malformed})

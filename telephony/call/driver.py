@@ -46,6 +46,7 @@ from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.logs import CallLogger
 from telephony.metrics import Metrics
 from telephony.recording_file import WavAppender, recording_path
+from telephony.twilio_protocol import Outbound
 
 log = logging.getLogger("telephony.call")
 
@@ -262,7 +263,7 @@ class CallDriver:
             if isinstance(action, SendTwilio):
                 self._outbound.push(action.kind, action.text)
                 self._outbound_ready.set()
-                media += action.kind == "media"
+                media += action.kind is Outbound.MEDIA
             elif isinstance(action, SendGemini):
                 if self.gemini is not None:
                     self.gemini.send(action.message)

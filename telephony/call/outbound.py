@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from collections import deque
 
+from telephony.twilio_protocol import Outbound
+
 
 class OutboundQueue:
     def __init__(self) -> None:
-        self._items: deque[tuple[str, str]] = deque()
+        self._items: deque[tuple[Outbound, str]] = deque()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, kind: str, text: str) -> None:
-        """Queue one message ("media", "mark", "clear", ...)."""
-        if kind == "clear":
-            kept = [item for item in self._items if item[0] != "media"]
+    def push(self, kind: Outbound, text: str) -> None:
+        """Queue one message."""
+        if kind is Outbound.CLEAR:
+            kept = [item for item in self._items if item[0] is not Outbound.MEDIA]
             self._items.clear()
             self._items.append((kind, text))
             self._items.extend(kept)
