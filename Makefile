@@ -10,7 +10,7 @@ DEV_INSTALLED := $(VENV)/.installed-dev
 # it); `make lock` re-pins to the newest releases pyproject.toml allows.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test lint bench fixtures lock clean
+.PHONY: demo test test-fast lint bench fixtures lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ lint: $(DEV_INSTALLED)  ## ruff (lint + format), mypy, and the import contracts 
 test: lint  ## lint, then the whole suite (real sockets on 127.0.0.1, no network, no keys)
 	@infra/test-packages.sh
 	@eval "$$(infra/docker-engine.sh up)"; $(BIN)/python -m pytest; status=$$?; infra/docker-engine.sh down; exit $$status
+
+# The inner loop: the pure parts (call core, stall watch, model families, wire formats, audio)
+# in seconds, no sockets, no servers. `make test` runs these too.
+FAST_TESTS := tests/test_call_core.py tests/test_gemini_models.py tests/test_mulaw.py tests/test_resample.py \
+	tests/test_transcode.py tests/test_twilio_protocol.py tests/test_playback.py tests/test_call_record.py tests/test_architecture.py
+
+test-fast: $(DEV_INSTALLED)  ## unit and core tests only (seconds): the inner loop
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 bench: $(DEV_INSTALLED)  ## codec figures (printed, not asserted)
 	$(BIN)/telephony bench codec

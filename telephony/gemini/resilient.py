@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import random
 import time
@@ -42,7 +41,8 @@ from telephony.gemini.events import (
     ToolCall,
     TurnComplete,
 )
-from telephony.gemini.messages import CallerAudio, GeminiMessage, RealtimeText, ToolResult
+from telephony.gemini.ledger import ResumptionLedger
+from telephony.gemini.messages import CallerAudio, GeminiMessage
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 
 __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 GO_AWAY_MARGIN_S = 1.0
 """Switch connections at least this long before a goAway's deadline."""
-ORPHANED_RESULT_TEXT = "(The result of your earlier {name} request, which was interrupted by a reconnection: {result})"
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,8 @@ class ResilientGeminiSession:
         self._outbox_audio = 0
         self._audio_limit = int(self.policy.buffer_seconds * 32000)
         self._wake = asyncio.Event()
-        self._sent_index = 0
-        self._unconfirmed: collections.deque[tuple[int, GeminiMessage]] = collections.deque()
-        """Non-audio messages (audio too, with an index) sent since the last resumable handle."""
-        self._unanswered: set[str] = set()
-        self._orphaned: set[str] = set()  # ids of tool calls from a lost conversation
+        self.ledger = ResumptionLedger()
+        """What the conversation owes and is owed across connections (`gemini.ledger`)."""
         self._events: asyncio.Queue[GeminiEvent | _Closed] = asyncio.Queue()
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
@@ -220,21 +216,15 @@ class ResilientGeminiSession:
                 self._wake.clear()
                 await self._wake.wait()
             queued = self._outbox[0]
-            message = self._on_the_wire(queued)
+            message = self.ledger.on_the_wire(queued)
             try:
                 await session.send(message)
             except GeminiSessionError as exc:
                 return f"send failed: {exc} ({exc.code})"  # the message stays first in line
             self._outbox.popleft()
-            if message is not queued and isinstance(queued, ToolResult):
-                self._orphaned.discard(queued.call_id)
             if isinstance(message, CallerAudio):
                 self._outbox_audio -= len(message.pcm16k)
-            self._sent_index += 1
-            if not isinstance(message, CallerAudio):
-                self._unconfirmed.append((self._sent_index, message))
-            if isinstance(message, ToolResult):
-                self._unanswered.discard(message.call_id)
+            self.ledger.sent(queued, message)
 
     async def _receive_loop(self, session: GeminiLiveSession) -> str | None:
         """Forward events; returns why the connection must be replaced, or None when the
@@ -247,7 +237,7 @@ class ResilientGeminiSession:
         switch: str | None = None
         deadline: float | None = None
         in_turn = False
-        resumable_now = self.handle is not None
+        self.ledger.resumable_now = self.handle is not None
         async with contextlib.aclosing(session.events()) as stream:
             while True:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -263,13 +253,11 @@ class ResilientGeminiSession:
                 elif isinstance(event, Interrupted) or isinstance(event, TurnComplete) and event.final:
                     in_turn = False  # Extended Thinking's IN_PROGRESS turn is not over: more audio follows
                 elif isinstance(event, ToolCall):
-                    self._unanswered.add(event.id)
-                    resumable_now = False
+                    self.ledger.tool_called(event.id)
                 elif isinstance(event, ResumptionHandle):
                     if event.resumable:
                         self.handle = event.handle
-                        self._confirmed(event.last_consumed_client_message_index)
-                        resumable_now = not self._unanswered
+                        self.ledger.handle(event.last_consumed_client_message_index)
                 elif isinstance(event, GoAway):
                     switch = f"goAway ({event.time_left_s:.1f} s left)"
                     deadline = time.monotonic() + max(0.0, event.time_left_s - GO_AWAY_MARGIN_S)
@@ -279,7 +267,7 @@ class ResilientGeminiSession:
                         return None
                     return switch or f"closed {event.code} {event.reason}".strip()
                 self._events.put_nowait(event)
-                if deadline is not None and not in_turn and resumable_now and not self._unanswered:
+                if deadline is not None and self.ledger.may_switch(agent_speaking=in_turn):
                     return switch  # nothing being said or awaited: switch now
 
     # --- connecting -----------------------------------------------------------------------
@@ -354,36 +342,17 @@ class ResilientGeminiSession:
         resumed = resuming and self.handle is not None
         if resumed:
             # What the old connection may not have taken in goes first, in its order.
-            self._outbox.extendleft(message for _, message in reversed(self._unconfirmed))
-            self._outbox_audio += sum(len(m.pcm16k) for _, m in self._unconfirmed if isinstance(m, CallerAudio))
+            self._outbox.extendleft(reversed(self.ledger.resumed()))
         else:
             # A fresh session was seeded with the conversation as it opened, but knows nothing
-            # of the old one's tool calls: their results are told to the model as text
-            # instead of a toolResponse it would refuse.
-            self._orphaned |= self._unanswered
-            self._unanswered.clear()
-        self._unconfirmed.clear()
-        self._sent_index = 0
+            # of the old one's tool calls: their results go to it as text.
+            self.ledger.fresh()
         self._session = session
         self.reconnects += 1
         self._wake.set()
         return Reconnected(resumed=resumed, reason=reason, attempts=attempts)
 
     # --- bookkeeping ----------------------------------------------------------------------
-
-    def _confirmed(self, last_consumed: int | None) -> None:
-        """A resumable handle covers what the server had consumed when it made it."""
-        if last_consumed is None:
-            self._unconfirmed.clear()
-            return
-        while self._unconfirmed and self._unconfirmed[0][0] <= last_consumed:
-            self._unconfirmed.popleft()
-
-    def _on_the_wire(self, message: GeminiMessage) -> GeminiMessage:
-        if isinstance(message, ToolResult) and message.call_id in self._orphaned:
-            result = json.dumps(message.response, default=str)[:2000]
-            return RealtimeText(ORPHANED_RESULT_TEXT.format(name=message.name, result=result))
-        return message
 
     def _drop_oldest_audio(self) -> None:
         kept: collections.deque[GeminiMessage] = collections.deque()
