@@ -215,7 +215,6 @@ def router(
         ),
         recordings_dir=(settings.recordings_dir or settings.data_dir / "recordings") if settings.record_audio else None,
         tool_timeout_s=settings.tool_timeout_seconds,
-        tool_filler_s=settings.tool_filler_seconds,
         extra_voices=tuple(settings.extra_voices),
         call_log_dir=settings.call_log_dir,
         record_dir=settings.record_dir,

@@ -69,6 +69,7 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         playout_lead_ms=settings.playout_lead_ms,
         barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
         goodbye_grace_s=settings.goodbye_grace_seconds,
+        hold_after_s=settings.tool_filler_seconds,
         stall=StallRules(
             answer_s=settings.stall_seconds,
             step_s=settings.stall_step_seconds,

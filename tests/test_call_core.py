@@ -794,3 +794,18 @@ def test_tone_like_audio_without_a_transcript_is_cut_and_recovered():
     assert script.call.stall.stalls[-1].kind.value == "tone"
     assert twilio(sent, "clear"), "the caller stops hearing it at once"
     assert to_gemini(sent, RealtimeText) == [RealtimeText(STALL_NUDGE)]
+
+
+def test_a_slow_tool_gets_the_hold_tone_at_its_deadline_and_call_control_never_does():
+    script = Script(hold_after_s=1.0)
+    script.start()
+    slow = ToolCall("t-1", "find_order", {})
+    script.gemini(slow)
+    assert script.call.next_deadline() == pytest.approx(script.now + 1.0)
+    assert frames(script.tick(0.9)) == 0, "not yet"
+    assert frames(script.tick(0.1)) > 0, "a second on: the hold tone"
+    script.call.tool_finished(slow, {"result": "ok"}, script.now)
+    assert script.call._holds == 0 and script.call._hold_token is None, "the result is back: the tone stops"
+    goodbye = ToolCall("t-2", "end_call", {})
+    script.gemini(goodbye)
+    assert frames(script.tick(5.0)) == 0, "end_call waits for the goodbye itself: no hold tone"

@@ -203,6 +203,9 @@ class Call:
         self._ending: _Ending | None = None
         self._own_tokens = -1  # tokens the core makes for itself are negative
         self._holds = 0  # slow tools the caller is waiting for
+        self._hold_due: dict[str, float] = {}
+        """Running tools (by call id) and when their hold tone starts if they still run."""
+        self._holding_for: set[str] = set()
         self._hold_token: int | None = None
         """The hold tone is playing (or queued): its period's marker."""
         self.stall = StallWatch(config.stall)
@@ -234,6 +237,8 @@ class Call:
             times.extend(self._goodbye.deadlines())
         if self.state is CallState.ACTIVE and (stalled_at := self.stall.deadline()) is not None:
             times.append(stalled_at)
+        if self._hold_due:
+            times.append(min(self._hold_due.values()))
         return min(times)
 
     @property
@@ -473,6 +478,8 @@ class Call:
             if self.state in (CallState.CONNECTING, CallState.ACTIVE):
                 self._tools_running.add(event.id)
                 self.stall.tools_running(True)
+                if self.config.hold_after_s > 0 and event.name not in self.config.tools_without_hold:
+                    self._hold_due[event.id] = now + self.config.hold_after_s
                 self.log.info("tool call %s", event.name, extra={"tool_args": event.args})
                 self._actions.append(RunTool(event))
         elif isinstance(event, ToolCallCancelled):
@@ -480,6 +487,8 @@ class Call:
             # running tool, or what an answered one still had to do (hang up), must stop.
             self._tools_running.difference_update(event.ids)
             self.stall.tools_running(bool(self._tools_running))
+            for call_id in event.ids:
+                self._tool_over(call_id)
             self._actions.append(CancelTools(tuple(event.ids)))
             self.log.info("tool calls cancelled by the caller's interruption", extra={"ids": list(event.ids)})
         elif isinstance(event, Reconnected):
@@ -649,6 +658,7 @@ class Call:
         in which case nothing is sent and whatever the tool meant to do next must not run.
         The model gets it with `status`, `retryable` and a message (`tool_results`)."""
         self._at(now)
+        self._tool_over(call.id)
         if call.id not in self._tools_running:
             return False
         self._tools_running.discard(call.id)
@@ -780,6 +790,12 @@ class Call:
             return
         if self.state is CallState.ACTIVE:
             self._on_stall(self.stall.tick(now), now)
+            for call_id, due in list(self._hold_due.items()):
+                if now >= due:  # a slow tool: the caller hears the hold tone (into silence)
+                    del self._hold_due[call_id]
+                    self._holding_for.add(call_id)
+                    self._holds += 1
+                    self._resume_hold()
         self._check_goodbye(now)
 
     # --- decisions ------------------------------------------------------------------------
@@ -954,6 +970,17 @@ class Call:
         if self._tools_running:
             self._actions.append(CancelTools(tuple(sorted(self._tools_running))))
             self._tools_running.clear()
+        self._hold_due.clear()
+        self._holding_for.clear()
+
+    def _tool_over(self, call_id: str) -> None:
+        """A tool ended (result, cancellation): its hold tone, if it had started, stops."""
+        self._hold_due.pop(call_id, None)
+        if call_id in self._holding_for:
+            self._holding_for.discard(call_id)
+            self._holds = max(0, self._holds - 1)
+            if not self._holds:
+                self._end_hold()
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -109,8 +109,6 @@ class CallServices:
     greeting: str | None = None
     """When set, and neither the agent nor the call says otherwise, the agent speaks first."""
     tool_timeout_s: float = 30.0
-    tool_filler_s: float = 1.0
-    """A tool still running after this long: the caller hears the hold tone (0: silence)."""
     extra_voices: tuple[str, ...] = ()
     """Voice names accepted per call beyond `gemini.catalog.VOICES`."""
     call_log_dir: Path | None = None
@@ -176,7 +174,6 @@ class CallDriver:
         self._running_tools: dict[str, asyncio.Task[None]] = {}
         self.agent: CallAgent = _SettingsAgent()
         self._call_tools: dict[str, CallTool] = {}
-        self._builtin_names: set[str] = set()
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -364,7 +361,6 @@ class CallDriver:
         directory = self.services.agents
         self.agent = agent = directory.named(parameters.get("agent")) if directory is not None else _SettingsAgent()
         builtins = self.services.builtin_tools(agent.builtin_tools)
-        self._builtin_names = {tool.name for tool in builtins}
         tools = [*builtins, *agent.tools.values()]
         self._call_tools = {tool.name: tool for tool in tools}
         base = agent.options(self.services.agent_options).with_overrides(tools=tuple(tool.declaration for tool in tools))
@@ -421,17 +417,7 @@ class CallDriver:
     async def _run_tool(self, call: ToolCall) -> None:
         tool = self._call_tools.get(call.name)
         timeout_s = (tool.timeout_s if tool else None) or self.agent.tool_timeout_s or self.services.tool_timeout_s
-        started = time.perf_counter()
-        holding = False
-
-        def hold() -> None:
-            nonlocal holding
-            holding = True
-            self._feed(self.core.start_hold)
-
-        # Your slow tools get the hold tone; the built-in ones play or wait for audio themselves.
-        slow = self.services.tool_filler_s and call.name not in self._builtin_names
-        filler = self._loop.call_later(self.services.tool_filler_s, hold) if slow else None
+        started = time.perf_counter()  # (the hold tone for a slow tool is the core's deadline)
         try:
             if tool is None:
                 outcome = ToolOutcome({"error": f"unknown tool {call.name!r}", "status": "unknown_tool"})
@@ -443,11 +429,6 @@ class CallDriver:
         except Exception as exc:  # a failing tool is reported to the model, never fatal
             self._log.exception("tool %s raised", call.name)
             outcome = ToolOutcome({"error": f"{type(exc).__name__}: {exc}"})
-        finally:
-            if filler is not None:
-                filler.cancel()
-            if holding:
-                self._feed(self.core.stop_hold)
         took_ms = (time.perf_counter() - started) * 1000
         error = outcome.response.get("error")
         level = logging.WARNING if error else logging.INFO

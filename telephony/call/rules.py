@@ -54,6 +54,11 @@ class CallConfig:
     """Keep both sides on the call's timeline (`take_recording`), for a stereo recording."""
     recording_notice: bool = False
     """With recording on: play the `recording_notice` prompt before the agent speaks."""
+    hold_after_s: float = 1.0
+    """A tool still running after this long: the caller hears the hold tone, into silence
+    only (0: never)."""
+    tools_without_hold: frozenset[str] = frozenset({"end_call", "transfer_call", "send_dtmf"})
+    """Tools that play or wait for audio themselves (the built-in call control): no hold tone."""
     stall: StallRules = field(default_factory=StallRules)
     """When the model is silent too long, and how to bring it back (`telephony.call.stall`)."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
