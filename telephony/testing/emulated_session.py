@@ -1,0 +1,538 @@
+"""One connection of the Gemini Live emulator: the setup, then caller audio in and the
+model's replies out, as the session's model family would give them (`model_profiles`), with
+its faults and stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import itertools
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from telephony.gemini.models import Family, ToolBehavior
+from telephony.testing.gemini_faults import FILLER_TEXT, STALL_KINDS, ConnectionLog, Faults, fragments
+from telephony.testing.gemini_wire import EnergyVad, _setup_refusal, decode_bytes_field, normalize_keys
+from telephony.testing.model_profiles import (
+    DEADLINE_CLOSE_REASON,
+    NO_ANSWER,
+    ModelProfile,
+    profile_for,
+    setup_refusal,
+    tool_response_refusal,
+)
+from telephony.testing.scripted_model import INPUT_RATE, OUTPUT_RATE, CallerTurn, EmulatedToolCall, Reply, tone24k
+
+if TYPE_CHECKING:
+    from telephony.testing.gemini_live import GeminiLiveEmulator
+
+log = logging.getLogger("telephony.testing.gemini_live")
+OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
+
+
+class _EmulatedSession:
+    """One connection: setup, then caller audio in, agent replies out."""
+
+    def __init__(self, emulator: GeminiLiveEmulator, ws: ServerConnection, conn: ConnectionLog) -> None:
+        self.emulator, self.ws, self.conn = emulator, ws, conn
+        self.agent = emulator.agent_for_connection()
+        self.faults = emulator.faults if conn.number in emulator.faults.connections else Faults()
+        self.reply_task: asyncio.Task[None] | None = None
+        self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.reply_tool_ids: list[str] = []  # tool calls of the reply being spoken
+        self.vad: EnergyVad | None = None
+        self.manual_activity: list[np.ndarray] | None = None
+        self.resumable = False
+        self.send_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self.profile: ModelProfile = profile_for(emulator.model or "")
+        self.declared: dict[str, str | None] = {}
+        """Tool name -> declared behaviour (None: the family's default)."""
+        self.awaiting_history = False
+        """3.x with `historyConfig`: client content is initial history until `turnComplete`."""
+        self.wedged = False
+        """A stall that only a new connection gets past: this one hears nothing more."""
+        self.owed: list[CallerTurn | Reply] = emulator._owed_by_connection.setdefault(conn.number, [])
+        """What this session (and the ones resuming it) owes the caller after a stall."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.send_lock:
+            if self.emulator.record_messages:
+                self.conn.messages.append(message)
+            await self.ws.send(json.dumps(message))
+
+    async def run(self) -> None:
+        setup = await self._receive_setup()
+        if setup is None:
+            return
+        faults = self.emulator.faults
+        if faults.setup_delay_s and self.conn.number in faults.setup_delay_connections:
+            await asyncio.sleep(faults.setup_delay_s / self.emulator.speed)
+        await self.send({"setupComplete": {}})
+        realism = self.emulator.realism
+        if realism is not None and realism.unknown_message:
+            await self.send({"serverCapabilities": {"someFutureField": True}})  # unknown to the SDK
+        fault_task = asyncio.create_task(self._inject_faults())
+        try:
+            async for raw in self.ws:
+                if isinstance(raw, bytes):
+                    raw = raw.decode("utf-8", "replace")
+                try:
+                    message = normalize_keys(json.loads(raw))
+                except json.JSONDecodeError:
+                    await self.ws.close(1007, "invalid JSON")
+                    return
+                await self._dispatch(message)
+        finally:
+            fault_task.cancel()
+            if self.reply_task is not None:
+                self.reply_task.cancel()
+
+    async def _receive_setup(self) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(10):
+                raw = await self.ws.recv()
+            message = normalize_keys(json.loads(raw))
+        except (TimeoutError, json.JSONDecodeError, TypeError):
+            await self.ws.close(1007, "the first message must be a JSON setup")
+            return None
+        setup = message.get("setup") if isinstance(message, dict) else None
+        if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith(("models/", "projects/")):
+            await self.ws.close(1007, "setup.model is required (models/<name>)")
+            return None
+        token = self.emulator._token_of.pop(id(self.ws), None)
+        if token is not None and token.setup is not None:
+            # A constrained session: the token's model and locked configuration win.
+            locked = token.setup
+            if str(locked.get("model", "")).rsplit("/", 1)[-1] != str(setup.get("model", "")).rsplit("/", 1)[-1]:
+                await self.ws.close(1008, "the model is not the one the ephemeral token was created for")
+                return None
+            setup = {**setup, **locked}
+            self.conn.token = token.name
+        self.conn.setup = setup
+        self.profile = profile_for(self.emulator.model or str(setup.get("model", "")))
+        self.conn.family = self.profile.family.value
+        realism = self.emulator.realism
+        if realism is not None and realism.check_setup:
+            refusal = _setup_refusal(setup)
+            if refusal is not None:
+                await self.ws.close(1008, refusal)
+                return None
+        refused = setup_refusal(setup, self.profile)
+        if refused == NO_ANSWER:  # as 3.1 does: no setupComplete, ever
+            await self.ws.wait_closed()
+            return None
+        if refused is not None:
+            await self.ws.close(*refused)
+            return None
+        self.declared = {
+            str(d.get("name")): d.get("behavior") for tool in setup.get("tools") or [] for d in tool.get("function_declarations") or []
+        }
+        self.awaiting_history = bool((setup.get("history_config") or {}).get("initial_history_in_client_content"))
+        generation = setup.get("generation_config") or {}
+        modalities = generation.get("response_modalities") or ["AUDIO"]
+        if "AUDIO" not in modalities:
+            await self.ws.close(1007, "this emulator answers with AUDIO only")
+            return None
+        resumption = setup.get("session_resumption")
+        self.resumable = resumption is not None
+        handle = (resumption or {}).get("handle")
+        if handle:
+            refuse = self.emulator.faults.refuse_resumption or handle in self.emulator._deadline_handles
+            if refuse or handle not in self.emulator._handles:
+                await self.ws.close(1007, "invalid session resumption handle")
+                return None
+            self.conn.resumed_handle = handle
+            self.conn.turns = self.emulator._handles[handle]
+            self.owed = self.emulator._owed_by_connection.setdefault(self.emulator._handle_connection[handle], [])
+            self.emulator._owed_by_connection[self.conn.number] = self.owed
+        activity = (setup.get("realtime_input_config") or {}).get("automatic_activity_detection") or {}
+        if activity.get("disabled"):
+            self.manual_activity = None
+        else:
+            self.vad = EnergyVad(
+                threshold_dbfs=self.emulator.vad_threshold_dbfs,
+                silence_ms=int(activity.get("silence_duration_ms") or 500),
+            )
+        return setup
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        realtime = message.get("realtime_input")
+        if isinstance(realtime, dict):
+            await self._realtime_input(realtime)
+        content = message.get("client_content")
+        if isinstance(content, dict):
+            turns = content.get("turns") or []
+            if self.profile.family is not Family.NATIVE_AUDIO_25 and any(not t.get("role") for t in turns):
+                await self.ws.close(1007, "Request contains an invalid argument.")  # a turn without a role, on 3.x
+                return
+            if self.awaiting_history or not content.get("turn_complete"):
+                self.conn.history.extend(turns)  # taken in; no answer
+                seeded = " ".join(p["text"] for t in turns for p in t.get("parts") or [] if p.get("text"))
+                if seeded:
+                    self.conn.texts.append(seeded)
+                if content.get("turn_complete"):
+                    self.awaiting_history = False
+                return
+            texts = [p.get("text", "") for t in turns for p in t.get("parts") or []]
+            text = " ".join(t for t in texts if t)
+            if text:
+                self.conn.texts.append(text)
+                await self._caller_turn(CallerTurn(index=self.conn.turns, text=text))
+        response = message.get("tool_response")
+        if isinstance(response, dict):
+            for item in response.get("function_responses") or []:
+                refusal = tool_response_refusal(item, self.profile)
+                if refusal is not None:
+                    await self.ws.close(1007, refusal)
+                    return
+                self.conn.tool_responses.append(item)
+                waiter = self.tool_waiters.pop(str(item.get("id")), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(item)
+
+    async def _realtime_input(self, realtime: dict[str, Any]) -> None:
+        audio = realtime.get("audio") or next(iter(realtime.get("media_chunks") or []), None)
+        if isinstance(audio, dict) and audio.get("data"):
+            try:
+                pcm = decode_bytes_field(audio["data"])
+            except (binascii.Error, ValueError):
+                await self.ws.close(1007, "audio.data is not base64")
+                return
+            self.conn.audio_in_bytes += len(pcm)
+            if self.emulator.record_timings:
+                self.conn.audio_received_at.append(time.monotonic())
+            samples = np.frombuffer(pcm[: len(pcm) & ~1], dtype="<i2")
+            if self.vad is not None:
+                for kind, utterance in self.vad.feed(samples):
+                    if kind == "start":
+                        await self._caller_started()
+                    elif utterance is not None and len(utterance):
+                        await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=utterance))
+            elif self.manual_activity is not None:
+                self.manual_activity.append(samples)
+        if realtime.get("activity_start") is not None:
+            self.manual_activity = []
+            await self._caller_started()
+        if realtime.get("activity_end") is not None and self.manual_activity is not None:
+            utterance = np.concatenate(self.manual_activity) if self.manual_activity else np.zeros(0, np.int16)
+            self.manual_activity = None
+            await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=utterance))
+        if realtime.get("audio_stream_end") and self.vad is not None and self.vad.speaking:
+            await self._caller_turn(CallerTurn(index=self.conn.turns, audio16k=self.vad.finish()))
+        text = realtime.get("text")
+        if isinstance(text, str) and text:
+            self.conn.texts.append(text)
+            await self._caller_turn(CallerTurn(index=self.conn.turns, text=text), interrupt=False)
+
+    async def _caller_started(self) -> None:
+        """Barge-in: caller speech while a reply is still being generated interrupts it."""
+        if self.wedged:
+            return
+        if self.reply_task is not None and not self.reply_task.done():
+            self.reply_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reply_task
+            self.conn.interruptions += 1
+            self.conn.interrupted_sent_at.append(time.monotonic())
+            await self.send({"serverContent": {"interrupted": True}})
+            if self.reply_tool_ids:  # as the service does: the interrupted turn's calls are void
+                self.conn.tool_calls_cancelled += self.reply_tool_ids
+                await self.send({"toolCallCancellation": {"ids": list(self.reply_tool_ids)}})
+                self.reply_tool_ids = []
+
+    async def _caller_turn(self, turn: CallerTurn, interrupt: bool = True) -> None:
+        if self.wedged:
+            return
+        self.conn.turns += 1
+        if turn.text is not None and self.owed:  # a nudge: what was owed is said now
+            owed = self.owed.pop(0)
+            reply = owed if isinstance(owed, Reply) else self.agent.reply(owed)
+            if reply is not None:
+                self.reply_task = asyncio.create_task(self._speak(reply))
+            return
+        if turn.text is not None and self.conn.history and self.conn.replies_started == 0 and self.emulator.stalls:
+            # A fresh session seeded with the conversation answers the caller's last words
+            # when asked to (after a stall nothing else brought back).
+            last = next(
+                (p.get("text", "") for t in reversed(self.conn.history) if t.get("role") == "user" for p in t.get("parts") or []), ""
+            )
+            reply = self.agent.reply(CallerTurn(index=self.conn.turns, audio16k=np.zeros(INPUT_RATE // 10, np.int16), text=last))
+            if reply is not None:
+                self.reply_task = asyncio.create_task(self._speak(reply))
+            return
+        if turn.audio16k is not None:
+            self.emulator.caller_turns += 1
+            kind = self._stall_kind()
+            if kind is not None:
+                await self._stall(kind, turn)
+                return
+        reply = self.agent.reply(turn)
+        heard = None
+        if turn.audio16k is not None:
+            heard = (reply.heard if reply is not None else None) or f"[caller spoke {turn.seconds:.2f} s]"
+        realism = self.emulator.realism
+        late = heard is not None and reply is not None and realism is not None and realism.late_input_transcript
+        if heard is not None and not late:
+            await self._transcript("inputTranscription", heard)
+        if reply is None:
+            return
+        if interrupt:
+            await self._caller_started()
+        elif self.reply_task is not None and not self.reply_task.done():
+            return  # text while the agent talks: heard, but it does not cut the reply
+        self.reply_task = asyncio.create_task(self._speak(reply, heard if late else None))
+
+    def _stall_kind(self) -> str | None:
+        if self.faults.stall is not None and self.emulator.caller_turns in self.faults.stall_turns:
+            return self.faults.stall
+        realism = self.emulator.realism
+        if realism is not None and realism.stall_rate and self.emulator._rng.random() < realism.stall_rate:
+            return self.emulator._rng.choice(sorted(STALL_KINDS))
+        return None
+
+    async def _stall(self, kind: str, turn: CallerTurn) -> None:
+        """Go silent as the real service has been seen to (`STALL_KINDS`), socket open."""
+        self.emulator.stalls.append(kind)
+        await self._transcript("inputTranscription", f"[caller spoke {turn.seconds:.2f} s]")  # Gemini has the words
+        if kind == "empty_turn":
+            await self.send({"serverContent": {"turnComplete": True}})
+        elif kind == "phantom_interrupt":  # a moment after the caller's words, with them silent
+            await asyncio.sleep(0.5 / self.emulator.speed)
+            await self.send({"serverContent": {"interrupted": True}})
+        elif kind == "mid_sentence":
+            reply = self.agent.reply(turn)
+            if reply is not None and reply.audio24k is not None:
+                cut = len(reply.audio24k) * 2 // 5
+                first = Reply(audio24k=reply.audio24k[:cut], transcript=reply.transcript[: len(reply.transcript) // 2])
+                rest = Reply(audio24k=reply.audio24k[cut:], transcript=reply.transcript[len(reply.transcript) // 2 :])
+                self.owed.append(rest)
+                self.reply_task = asyncio.create_task(self._stream_only(first))
+            return
+        elif kind == "tone":
+            self.reply_task = asyncio.create_task(self._stream_only(Reply(audio24k=tone24k(14.0, 180.0, dbfs=-20.0))))
+        self.owed.append(turn)
+        self.wedged = kind in ("no_answer", "phantom_interrupt", "tone")
+
+    async def _stream_only(self, reply: Reply) -> None:
+        """Audio (and its transcript, if any) with no end of turn: a stalled reply."""
+        if reply.audio24k is None:
+            return
+        pcm = reply.audio24k.astype("<i2").tobytes()
+        step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
+        start = time.monotonic()
+        said = [reply.transcript] if reply.transcript else []
+        for offset in range(0, len(pcm), step):
+            due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / self.emulator.speed
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            content: dict[str, Any] = {
+                "modelTurn": {
+                    "parts": [
+                        {
+                            "inlineData": {
+                                "mimeType": OUTPUT_MIME_TYPE,
+                                "data": base64.b64encode(pcm[offset : offset + step]).decode("ascii"),
+                            }
+                        }
+                    ]
+                }
+            }
+            if said:
+                content["outputTranscription"] = {"text": said.pop()}
+            await self.send({"serverContent": content})
+
+    async def _transcript(self, kind: str, text: str) -> None:
+        """A transcript, whole (kind) or in sub-word fragments (realistic)."""
+        realism = self.emulator.realism
+        pieces = fragments(text, self.emulator._rng) if realism is not None and realism.fragment_transcripts else [text]
+        for piece in pieces:
+            await self.send({"serverContent": {kind: {"text": piece}}})
+
+    async def _speak(self, reply: Reply, late_input: str | None = None) -> None:
+        """One reply, as the session's model family would give it: BLOCKING calls awaited in
+        silence first; NON_BLOCKING ones with the model talking meanwhile and the result
+        used as its `scheduling` says; on Extended Thinking a filler, an IN_PROGRESS turn,
+        the background calls, then the answer and IDLE."""
+        self.conn.replies_started += 1
+        self.reply_tool_ids = []
+        if self.faults.reply_delay_s:
+            await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)
+        profile = self.profile
+        background = [c for c in reply.tool_calls if profile.tool_behavior(self.declared.get(c.name)) is ToolBehavior.NON_BLOCKING]
+        blocking = [c for c in reply.tool_calls if c not in background]
+        for call in blocking:
+            await self._tool_result(await self._send_tool_call(call))
+        speak_answer = True
+        if background and profile.rules.split_turns:
+            await self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input, status="IN_PROGRESS")
+            late_input = None
+            waiters = [await self._send_tool_call(call) for call in background]
+            for waiter in waiters:
+                await self._tool_result(waiter)
+        elif background:
+            waiters = [await self._send_tool_call(call) for call in background]
+            filler = asyncio.create_task(self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input))
+            late_input = None
+            try:
+                results = [await self._tool_result(waiter) for waiter in waiters]
+                schedules = {self._scheduling(result) for result in results}
+                if "INTERRUPT" in schedules and not (self.vad is not None and self.vad.speaking):
+                    filler.cancel()  # stop talking and answer now (3.8 waits while the caller speaks)
+                    await asyncio.gather(filler, return_exceptions=True)
+                    if filler.cancelled():
+                        await self._end_turn()  # the filler's turn, cut short
+                else:
+                    await filler  # WHEN_IDLE: once the filler is said
+                speak_answer = schedules != {"SILENT"}
+            finally:
+                filler.cancel()
+        if speak_answer:
+            delay_s = reply.speech_delay_s
+            realism = self.emulator.realism
+            if delay_s is None:
+                delay_s = self.emulator._rng.uniform(*realism.tool_speech_delay_s) if realism is not None and reply.tool_calls else 0.0
+            if delay_s:
+                await asyncio.sleep(delay_s / self.emulator.speed)
+            self.conn.reply_started_at.append(time.monotonic())
+            final = "IDLE" if profile.rules.split_turns else None
+            await self._stream(reply.audio24k, reply.transcript, late_input, status=final)
+        self.conn.replies_finished += 1
+        if self.resumable:
+            handle = self.emulator._issue_handle(self.conn, self.conn.turns)
+            await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    def _filler(self, reply: Reply) -> np.ndarray:
+        self.conn.fillers += 1
+        return tone24k(self.profile.filler_s, freq_hz=330.0)
+
+    @staticmethod
+    def _scheduling(result: dict[str, Any] | None) -> str:
+        if not result:
+            return "WHEN_IDLE"
+        return str(result.get("scheduling") or (result.get("response") or {}).get("scheduling") or "WHEN_IDLE")
+
+    async def _send_tool_call(self, call: EmulatedToolCall) -> asyncio.Future[dict[str, Any]]:
+        call_id = f"call-{self.conn.number}-{next(self._ids)}"
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.tool_waiters[call_id] = waiter
+        self.reply_tool_ids.append(call_id)
+        await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
+        return waiter
+
+    async def _tool_result(self, waiter: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(30):
+                return await waiter
+        except TimeoutError:
+            log.warning("emulator: no tool response")
+            return None
+
+    async def _stream(self, audio24k: np.ndarray | None, transcript: str, late_input: str | None = None, status: str | None = None) -> None:
+        """Speech and its transcript, faster than real time, then the end of the turn. 3.x
+        bundles: the last chunk carries the turn's end in the same message."""
+        realism = self.emulator.realism
+        rng = self.emulator._rng
+        bundle = self.profile.bundles_parts
+        said = fragments(transcript, rng) if realism is not None and realism.fragment_transcripts else [transcript]
+        said = [piece for piece in said if piece]
+        last: dict[str, Any] | None = None
+        if audio24k is not None and len(audio24k):
+            pcm = audio24k.astype("<i2").tobytes()
+            step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
+            start = time.monotonic()
+            speed = self.emulator.speed
+            for offset in range(0, len(pcm), step):
+                # Faster than real time, but never more than `lead_s` ahead of playout.
+                due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                chunk = base64.b64encode(pcm[offset : offset + step]).decode("ascii")
+                content: dict[str, Any] = {"modelTurn": {"parts": [{"inlineData": {"mimeType": OUTPUT_MIME_TYPE, "data": chunk}}]}}
+                if said:  # one transcript piece rides with each chunk, as the service does
+                    content["outputTranscription"] = {"text": said.pop(0)}
+                if late_input is not None and bundle:  # the caller's words, transcribed after the reply began
+                    content["inputTranscription"] = {"text": late_input}
+                    late_input = None
+                if bundle and offset + step >= len(pcm) and not said:
+                    last = content  # sent with the turn's end
+                    break
+                if self.emulator.record_timings:
+                    self.conn.audio_sent_at.append(time.monotonic())
+                await self.send({"serverContent": content})
+                if late_input is not None:
+                    await self._transcript("inputTranscription", late_input)
+                    late_input = None
+        for piece in said:
+            await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
+        if late_input is not None:
+            await self._transcript("inputTranscription", late_input)
+        if last is not None and self.emulator.record_timings:
+            self.conn.audio_sent_at.append(time.monotonic())
+        await self._end_turn(last, status)
+
+    async def _end_turn(self, content: dict[str, Any] | None = None, status: str | None = None) -> None:
+        end: dict[str, Any] = {"generationComplete": True, "turnComplete": True}
+        if status is not None:
+            end["interactionStatus"] = status
+        if content is not None or self.profile.bundles_parts:
+            await self.send({"serverContent": {**(content or {}), **end}})
+        else:
+            await self.send({"serverContent": {"generationComplete": True}})
+            await self.send({"serverContent": {k: v for k, v in end.items() if k != "generationComplete"}})
+        realism = self.emulator.realism
+        if realism is not None and realism.usage_metadata:
+            usage = {
+                "promptTokenCount": 250 + 32 * self.conn.turns,
+                "responseTokenCount": 60,
+                "totalTokenCount": 310 + 32 * self.conn.turns,
+            }
+            if self.profile.rules.thinking_level_required:
+                usage["thoughtsTokenCount"] = 120
+            await self.send({"usageMetadata": usage})
+
+    async def _inject_faults(self) -> None:
+        faults = self.faults
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            if self.resumable:  # a handle is available from the start, as with the real service
+                handle = self.emulator._issue_handle(self.conn, self.conn.turns)
+                await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+            deadline_s = faults.session_deadline_s
+            realism = self.emulator.realism
+            if deadline_s is None and realism is not None:
+                deadline_s = self.profile.session_deadline_s
+            plan = [
+                (faults.go_away_after_s, "go_away"),
+                (faults.close_after_s, "close"),
+                (faults.drop_after_s, "drop"),
+                (None if deadline_s is None else deadline_s / self.emulator.session_age_speed, "deadline"),
+            ]
+            start = time.monotonic()
+            speed = self.emulator.speed
+            due = sorted((at, kind) for at, kind in plan if at is not None)
+            for at, kind in due:
+                await asyncio.sleep(max(0.0, start + at / speed - time.monotonic()))
+                if kind == "go_away":
+                    await self.send({"goAway": {"timeLeft": f"{faults.go_away_time_left_s:g}s"}})
+                    await asyncio.sleep(faults.go_away_time_left_s / speed)
+                    await self.ws.close(1011, "deadline expired (after goAway)")
+                    return
+                if kind == "close":
+                    await self.ws.close(faults.close_code, faults.close_reason)
+                    return
+                if kind == "drop":
+                    self.ws.transport.abort()
+                    return
+                if kind == "deadline":  # 3.8 at 58:00: closed, and its handles refused after
+                    self.emulator._deadline_handles.update(self.conn.handles_issued)
+                    await self.ws.close(1011, DEADLINE_CLOSE_REASON)
+                    return
