@@ -1,0 +1,341 @@
+"""`telephony bench ...`: benchmarks whose figures are printed (and written as JSON), never
+asserted; latencies measured on the wire, at the emulators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from telephony.cli.common import console, require_test_kit, run_event_loop
+
+bench_app = typer.Typer(help="Benchmarks: figures are printed, never asserted.", no_args_is_help=True)
+
+
+@bench_app.command("codec")
+def bench_codec(
+    seconds: float = typer.Option(10.0, help="Seconds of audio pushed through each direction."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+    agc: bool = typer.Option(True, "--agc/--no-agc", help="Include the caller gain control (on in production)."),
+) -> None:
+    """Microseconds per 20 ms frame each way (JSON and base64 included) and each way's delay."""
+    from telephony.bench.codec import figures_as_dict, run_codec_bench
+
+    figures = run_codec_bench(seconds=seconds, with_agc=agc)
+    gain = "with" if agc else "without"
+    table = Table(title=f"codec: {figures.frames} frames of 20 ms, best of 5 runs, {gain} caller gain control")
+    table.add_column("direction")
+    table.add_column("us per 20 ms frame", justify="right")
+    table.add_column("share of real time", justify="right")
+    table.add_column("delay (ms)", justify="right")
+    for name, us, delay in [
+        ("caller -> Gemini", figures.caller_to_gemini_us_per_frame, f"{figures.caller_to_gemini_delay_ms:.2f}"),
+        ("Gemini -> caller", figures.gemini_to_caller_us_per_frame, f"{figures.gemini_to_caller_delay_ms:.2f}"),
+        ("local voice detection (webrtcvad)", figures.voice_detection_us_per_frame, "0 (runs beside)"),
+        ("a caller frame through the call core", figures.call_core_caller_frame_us, "-"),
+    ]:
+        table.add_row(name, f"{us:.1f}", f"{us / 20000:.2%}", delay)
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(figures_as_dict(figures), indent=2) + "\n")
+        console.print(f"figures written to {json_out}")
+
+
+@bench_app.command("stalls")
+def bench_stalls(
+    calls: int = typer.Option(10, min=1, max=100, help="Calls per stall kind (real time, 0.2 s apart)."),
+    healthy: int = typer.Option(100, min=0, max=1000, help="Healthy calls per model family, counted for false recoveries (0: skip)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """The model goes silent with its socket open: the silence the caller hears, per stall kind.
+
+    Example: telephony bench stalls --calls 10 --healthy 100"""
+    require_test_kit()
+    import json
+
+    from telephony.bench.stalls import FAMILY_MODELS, figures_as_dict, kinds, run_false_recoveries, run_stall_kind
+
+    figures = []
+    with console.status("") as status:
+        for kind in kinds():
+            status.update(f"{calls} calls, {kind or 'no stall'} ...")
+            figures.append(run_event_loop(run_stall_kind(kind, calls), "uvloop"))
+        found = []
+        for family in FAMILY_MODELS if healthy else ():
+            status.update(f"{healthy} healthy calls on {family.value} (realistic) ...")
+            found.append(run_event_loop(run_false_recoveries(family, healthy), "uvloop"))
+    table = Table(title=f"bench stalls: {calls} calls each, real time, on the wire at the Twilio emulator")
+    for column in ("stall", "answered", "silence heard p50", "p99", "max", "brought back by", "errors"):
+        table.add_column(column, justify="left" if column in ("stall", "brought back by") else "right")
+
+    def s(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    for row in figures:
+        steps = ", ".join(f"{step} {count}" for step, count in sorted(row.answered_by.items()))
+        table.add_row(
+            row.kind,
+            f"{row.answered}/{row.calls}",
+            s(row.silence_s["p50"]),
+            s(row.silence_s["p99"]),
+            s(row.silence_s["max"]),
+            steps,
+            str(row.errors),
+        )
+    console.print(table)
+    if found:
+        healthy_table = Table(title="healthy calls (realistic profile): nudges are false recoveries")
+        for column in ("model family", "calls", "nudged", "errors"):
+            healthy_table.add_column(column)
+        for row in found:
+            healthy_table.add_row(row.family, str(row.calls), str(row.nudged_calls), str(row.errors))
+        console.print(healthy_table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(figures_as_dict(figures, found), indent=2))
+
+
+@bench_app.command("barge-in")
+def bench_barge_in(
+    calls: int = typer.Option(10, min=1, max=200, help="Concurrent calls (started 0.25 s apart)."),
+    min_speech_ms: int = typer.Option(300, help="TELEPHONY_BARGE_IN_MIN_SPEECH_MS for the server under test."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+) -> None:
+    """The caller talks over agent audio already buffered: caller speech -> Twilio clear, on the wire."""
+    require_test_kit()
+    from telephony.bench.barge_in import figures_as_dict, run_barge_in
+
+    rows = []
+    with console.status(f"{calls} calls with local barge-in, then {calls} with Gemini's alone ..."):
+        for speech_ms in (min_speech_ms, 0):
+            rows.append(run_event_loop(run_barge_in(calls, speech_ms), "uvloop"))
+    table = Table(title=f"bench barge-in: {calls} calls, each 8 s answer generated at once (ms, on the wire at the Twilio emulator)")
+    for column in (
+        "barge-in",
+        "calls cleared",
+        "speech -> clear p50",
+        "p95",
+        "p99",
+        "max",
+        "old reply heard after speech p50",
+        "max",
+        "errors",
+    ):
+        table.add_column(column, justify="left" if column == "barge-in" else "right")
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    for row in rows:
+        latency, heard = row.caller_to_clear_ms, row.old_reply_heard_after_barge_in_ms
+        name = f"local, {row.min_speech_ms} ms of speech" if row.min_speech_ms else "Gemini's interrupted only"
+        table.add_row(
+            name, f"{row.cleared_calls}/{row.calls}", ms(latency["p50"]), ms(latency["p95"]), ms(latency["p99"]),
+            ms(latency["max"]), ms(heard["p50"]), ms(heard["max"]), str(row.errors),
+        )  # fmt: skip
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps([figures_as_dict(row) for row in rows], indent=2) + "\n")
+        console.print(f"figures written to {json_out}")
+
+
+@bench_app.command("reconnect")
+def bench_reconnect(json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON.")) -> None:
+    """Gemini connections replaced mid-call (1000, 1008, 1011, refused resumption, drop, goAway):
+    the silence the caller hears, on the wire."""
+    require_test_kit()
+    from telephony.bench.reconnect import figures_as_dict, run_reconnect
+
+    with console.status("one call per case, all at once (about 20 s) ..."):
+        rows = run_event_loop(run_reconnect(), "uvloop")
+    table = Table(title="bench reconnect: realistic Gemini emulator, one fault per call (seconds, on the wire at the Twilio emulator)")
+    for column in ("case", "reconnects", "follow-up -> answer heard", "extra silence", "first answer heard", "error"):
+        table.add_column(column, justify="left" if column in ("case", "error") else "right")
+    for row in rows:
+        gap = "-" if row.answer_gap_s is None else f"{row.answer_gap_s:.2f}"
+        extra = "-" if row.extra_silence_s is None else f"{row.extra_silence_s:+.2f}"
+        table.add_row(row.case, str(row.reconnects), gap, extra, f"{row.first_answer_heard_s:.2f}", row.errors[:60])
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(figures_as_dict(rows), indent=2) + "\n")
+        console.print(f"figures written to {json_out}")
+
+
+@bench_app.command("quality")
+def bench_quality(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON."),
+    speech: Path = typer.Option(Path("fixtures") / "speech", help="Folder of speech WAV files (in a clone: fixtures/speech)."),
+) -> None:
+    """PESQ and STOI of speech through the real transcoders, against G.711 alone."""
+    from telephony.bench.quality import run_quality_bench, scores_as_dicts
+
+    try:
+        scores = run_quality_bench(speech)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    table = Table(title="bench quality: against the ideal one-shot conversion (PESQ wb at 16 kHz, nb at 8 kHz)")
+    for column in ("direction", "speaker", "condition", "PESQ", "STOI", "level dBFS"):
+        table.add_column(column, justify="left" if column in ("direction", "speaker", "condition") else "right")
+    for score in scores:
+        table.add_row(score.direction, score.speaker, score.condition, f"{score.pesq:.2f}", f"{score.stoi:.3f}", f"{score.level_dbfs:.1f}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(scores_as_dicts(scores), indent=2) + "\n")
+        console.print(f"scores written to {json_out}")
+
+
+@bench_app.command("soak")
+def bench_soak(
+    calls: int = typer.Option(30, min=1, help="Concurrent calls, each replaced by a new one as it ends."),
+    minutes: float = typer.Option(5.0, min=0.05, help="How long the load lasts."),
+    call_seconds: float = typer.Option(20.0, min=8.0, help="Length of each call."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the samples as JSON."),
+) -> None:
+    """Calls for minutes against a server in its own process: RSS, descriptors and tasks over
+    time and after an idle pause (a leak shows as figures that do not come back)."""
+    from rich.progress import Progress
+
+    from telephony.bench.soak import run_soak, write_json
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{calls} calls for {minutes:g} min", total=minutes * 60)
+        figures = run_event_loop(
+            run_soak(calls, minutes, call_seconds, on_sample=lambda s: progress.update(task, completed=s.at_s)), "uvloop"
+        )
+    table = Table(title=f"bench soak: {calls} concurrent calls of {call_seconds:.0f} s for {minutes:g} min (server process)")
+    for column in ("at s", "RSS MB", "descriptors", "tasks", "live calls", "calls done"):
+        table.add_column(column, justify="right")
+    rows = [("before", figures.before), *((f"{s.at_s:.0f}", s) for s in figures.samples), ("after idle", figures.after_idle)]
+    for label, sample in rows:
+        if sample is not None:
+            table.add_row(
+                label, f"{sample.rss_mb:.1f}", str(sample.descriptors), str(sample.tasks), str(sample.live_calls), str(sample.calls_done)
+            )
+    console.print(table)
+    console.print(f"calls completed: {figures.calls_done}, failed: {figures.calls_failed}")
+    if json_out:
+        write_json(json_out, figures)
+        console.print(f"figures written to {json_out}")
+
+
+@bench_app.command("load")
+def bench_load(
+    calls: str = typer.Option("10", help="Concurrent calls; a list such as 10,50,100,200 prints the curve."),
+    seconds: float = typer.Option(20.0, min=8.0, help="Length of each call (each caller interrupts once, at ~5.4 s)."),
+    loop: str = typer.Option("uvloop", help="Event loop of the server under test: uvloop or asyncio."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="The server's call history: default a fresh SQLite file; off; or postgresql://..."
+    ),
+    record_audio: bool = typer.Option(False, "--record-audio", help="The server keeps a stereo recording of every call."),
+    compare: bool = typer.Option(
+        False, "--compare", help="Also run the same load against the naive bridge (telephony/bench/naive_bridge.py): ratios."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Our server's processes (serve --workers)."),
+    readme: Path | None = typer.Option(None, "--readme", help="Rewrite the capacity table in this README from the figures."),
+) -> None:
+    """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
+    from rich.progress import Progress
+
+    from telephony.bench.load import run_load, write_json
+
+    try:
+        points = [int(c) for c in calls.split(",") if c.strip()]
+    except ValueError:
+        raise typer.BadParameter("a number or a comma-separated list of numbers", param_hint="--calls") from None
+    if not points or min(points) < 1:
+        raise typer.BadParameter("at least one call", param_hint="--calls")
+    results = []
+    for n in points:
+        for bridge in ("ours", "naive") if compare else ("ours",):
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task(f"{bridge}: {n} calls x {seconds:.0f} s", total=seconds)
+                results.append(
+                    run_event_loop(
+                        run_load(
+                            n,
+                            seconds,
+                            loop,
+                            on_progress=lambda t, done, task=task: progress.update(task, completed=t),
+                            database_url=database_url,
+                            record_audio=record_audio,
+                            bridge=bridge,
+                            workers=workers if bridge == "ours" else 1,
+                        ),
+                        "uvloop",
+                    )
+                )
+    table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")
+    for column in (
+        "bridge",
+        "calls",
+        "CPU ms/call-s",
+        "CPU of 1 core",
+        "peak RSS MB",
+        "MB/call",
+        "late out",
+        "late in",
+        "in p50/p99",
+        "reply start p50/p99",
+        "out p50/p99",
+        "clear p50/p99",
+        "errors/dropped",
+    ):
+        table.add_column(column, justify="right")
+    for f in results:
+        table.add_row(
+            f.bridge,
+            str(f.calls),
+            f"{f.server_cpu_ms_per_call_second:.2f}",
+            f"{f.server_cpu_share_of_one_core:.0%}",
+            f"{f.peak_rss_mb:.0f}",
+            f"{f.rss_per_call_mb:.2f}",
+            f"{f.late_outbound_frames}/{f.outbound_frames}",
+            f"{f.late_inbound_frames}/{f.inbound_frames}",
+            _p50_p99(f.inbound_delay_ms),
+            _p50_p99(f.reply_start_ms),
+            _p50_p99(f.outbound_delay_ms),
+            _p50_p99(f.interrupted_to_clear_ms),
+            f"{f.errors}/{f.dropped_calls}",
+        )
+    console.print(table)
+    if compare:
+        ratios = Table(title="ours vs the naive bridge, same run (naive / ours: above 1 means ours is better)")
+        for column in ("calls", "CPU per call-s", "peak RSS", "clear p99", "in p99", "reply start p99"):
+            ratios.add_column(column, justify="right")
+        for ours, naive in zip(results[0::2], results[1::2], strict=True):
+            ratios.add_row(
+                str(ours.calls),
+                _ratio(naive.server_cpu_ms_per_call_second, ours.server_cpu_ms_per_call_second),
+                _ratio(naive.peak_rss_mb, ours.peak_rss_mb),
+                _ratio(naive.interrupted_to_clear_ms["p99"], ours.interrupted_to_clear_ms["p99"]),
+                _ratio(naive.inbound_delay_ms["p99"], ours.inbound_delay_ms["p99"]),
+                _ratio(naive.reply_start_ms["p99"], ours.reply_start_ms["p99"]),
+            )
+        console.print(ratios)
+    for f in results:
+        for note in f.notes:
+            console.print(f"[yellow]note:[/] {note}")
+    if json_out:
+        write_json(json_out, results)
+        console.print(f"figures written to {json_out}")
+    if readme:
+        from telephony.bench.load import figures_as_dict
+        from telephony.bench.readme import update_readme
+
+        update_readme(readme, [figures_as_dict(f) for f in results])
+        console.print(f"capacity table rewritten in {readme}")
+
+
+def _ratio(theirs: float | None, ours: float | None) -> str:
+    if not theirs or not ours:
+        return "-"
+    return f"{theirs / ours:.2f}x"
+
+
+def _p50_p99(stats: dict[str, float | None]) -> str:
+    if stats["p50"] is None or stats["p99"] is None:
+        return "-"
+    return f"{stats['p50']:.2f}/{stats['p99']:.2f}"

@@ -1,0 +1,358 @@
+"""The commands a user types most: serve, dial, calls and the history database, check,
+replay, demo."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from pydantic import SecretStr
+from rich.table import Table
+
+from telephony.cli.common import (
+    DEMO_CALL,
+    _refused_403,
+    agent_or_exit,
+    console,
+    require_test_kit,
+    run_event_loop,
+    settings_or_exit,
+)
+
+if TYPE_CHECKING:
+    from telephony.config import Settings
+
+app = typer.Typer(help="Put a Gemini Live voice agent on a phone number (Twilio Media Streams).", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on [TELEPHONY_HOST, 127.0.0.1]."),
+    port: int | None = typer.Option(None, help="Port [TELEPHONY_PORT, 8080]."),
+    record: Path | None = typer.Option(None, "--record", help="Write every inbound Twilio message of each call here, as fixtures."),
+    call_log: Path | None = typer.Option(None, "--call-log", help="Append one JSON line per call here."),
+    emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
+    log_level: str | None = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR [TELEPHONY_LOG_LEVEL, INFO]."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="auto (plain on a terminal, else JSON), plain or json [TELEPHONY_LOG_FORMAT]."
+    ),
+    loop: str = typer.Option("auto", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
+    agent: str | None = typer.Option(None, "--agent", help="Your agent: module:attribute or agent.toml [TELEPHONY_AGENT]."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="Server processes on one port [TELEPHONY_WORKERS; 0 there: one per core]."
+    ),
+) -> None:
+    """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
+    import os
+
+    from telephony.logs import configure_logging
+
+    given: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "record_dir": record,
+        "call_log_dir": call_log,
+        "agent": agent,
+        "log_level": log_level,
+        "log_format": log_format,
+        "workers": workers,
+    }
+    settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, **{k: v for k, v in given.items() if v is not None})
+    processes = 1 if emulate_gemini else (settings.workers or os.cpu_count() or 1)
+    if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
+        from telephony.workers import prepare_shared_metrics
+
+        prepare_shared_metrics()
+
+    from telephony.app import create_app
+    from telephony.server import DrainingServer, listen_socket, uvicorn_config
+
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_level != "DEBUG":  # the built-in emulator speaks only when asked
+        logging.getLogger("telephony.testing").setLevel(logging.WARNING)
+    agents = agent_or_exit(settings)
+    try:
+        listening = listen_socket(settings.host, settings.port, reuse_port=processes > 1)
+        bound_port = listening.getsockname()[1]
+        sockets = [listening, *(listen_socket(settings.host, bound_port, reuse_port=True) for _ in range(processes - 1))]
+    except OSError as exc:
+        console.print(f"[red]cannot listen on {settings.host}:{settings.port}:[/red] {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(1) from None
+    public = settings.public_url or f"http://{settings.host}:{settings.port}"
+    console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
+
+    async def run() -> None:
+        from telephony.mcp_tools import McpError, mcp_tools_of
+
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(mcp_tools_of(agents))
+            except McpError as exc:
+                console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            if emulate_gemini:
+                require_test_kit()
+                from telephony.testing.gemini_live import GeminiLiveEmulator
+
+                emulator = await stack.enter_async_context(GeminiLiveEmulator())
+                settings.gemini_api_key = SecretStr("offline")
+                settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
+                console.print(f"Gemini: local emulator (echo agent) at {emulator.base_url}")
+            try:
+                app = create_app(settings, agent=agents)
+            except ValueError as exc:
+                console.print(f"[red]cannot start:[/red] {exc}")
+                raise typer.Exit(2) from None
+
+            config = uvicorn_config(
+                app,
+                settings.host,
+                settings.port,
+                log_level=settings.log_level.lower(),
+                header_timeout_s=settings.header_timeout_seconds,
+                max_connections_per_client=settings.max_connections_per_client,
+            )
+            await DrainingServer(config, app, settings.drain_seconds).serve(sockets=[listening])
+
+    if processes == 1:
+        run_event_loop(run(), loop)
+        return
+    from telephony.workers import run_workers
+
+    def work(mine: Any) -> int:
+        nonlocal listening
+        listening = mine
+        try:
+            run_event_loop(run(), loop)
+        except typer.Exit as exc:
+            return int(exc.exit_code)
+        return 0
+
+    raise typer.Exit(run_workers(sockets, work))
+
+
+@app.command()
+def dial(
+    to: str = typer.Argument(..., help="Number to call, E.164 (+15551234567)."),
+    from_: str | None = typer.Option(None, "--from", help="Your Twilio number [TWILIO_PHONE_NUMBER]."),
+    instructions: Path | None = typer.Option(None, exists=True, dir_okay=False, help="System instructions for this call (text file)."),
+    voice: str | None = typer.Option(None, help="Gemini prebuilt voice for this call (e.g. Kore, Puck, Charon)."),
+    greeting: str | None = typer.Option(None, help="Make the agent speak first, e.g. 'Introduce yourself.'"),
+    vad: str | None = typer.Option(None, help="Turn-taking preset for this call: phone, responsive or patient."),
+    agent: str | None = typer.Option(None, "--agent", help="One of your server's agents, by name (see serve --agent)."),
+    server: str | None = typer.Option(None, help="Public URL of your running `telephony serve` [TELEPHONY_PUBLIC_URL]."),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Show the call's progress until it ends."),
+) -> None:
+    """Call a phone number and connect it to the agent on your running server."""
+    import asyncio
+
+    from telephony.dial import DialRequest, FollowError, check_number, follow_call, place_call
+    from telephony.gemini import catalog
+    from telephony.gemini.config import VAD_PRESETS
+    from telephony.twilio_rest import TwilioRestError
+
+    settings = settings_or_exit()
+    public = server or settings.public_url
+    try:
+        if not public:
+            raise ValueError("say where your server is reachable: --server https://... or TELEPHONY_PUBLIC_URL")
+        text = instructions.read_text(encoding="utf-8").strip() if instructions else None
+        if text and len(text) > 4000:
+            raise ValueError("per-call instructions are limited to 4000 characters; use TELEPHONY_INSTRUCTIONS_FILE on the server")
+        request = DialRequest(
+            to=check_number(to, "the number to call"),
+            from_=check_number(from_ or settings.from_number or "", "--from (or TWILIO_PHONE_NUMBER)"),
+            server=public,
+            voice=voice,
+            instructions=text,
+            greeting=greeting,
+            vad=vad,
+            agent=agent,
+        )
+        if vad and vad not in VAD_PRESETS:
+            raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")
+        if voice and (problem := catalog.voice_problem(voice, settings.extra_voices)):
+            raise ValueError(f"--voice: {problem}")
+        call_sid = asyncio.run(place_call(settings, request))
+    except (ValueError, TwilioRestError) as exc:
+        console.print(f"[red]cannot dial:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"calling {request.to} from {request.from_}: {call_sid}")
+    if follow:
+        try:
+            final = asyncio.run(follow_call(settings, public, call_sid, console))
+        except FollowError as exc:
+            console.print(f"[red]cannot follow the call:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        console.print(f"call {call_sid}: {final}")
+
+
+db_app = typer.Typer(help="The call history database (SQLite by default, or TELEPHONY_DATABASE_URL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _store(settings: Settings) -> Any:
+    from telephony.store import CallStore
+
+    url = settings.call_history_url
+    if url == "off":
+        console.print("call history is off (TELEPHONY_DATABASE_URL=off)")
+        raise typer.Exit(1)
+    return CallStore(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the call history tables (servers also do it on first use)."""
+    settings = settings_or_exit()
+    store = _store(settings)
+
+    async def run() -> None:
+        try:
+            await store.ensure_schema()
+        finally:
+            await store.close()
+
+    try:
+        run_event_loop(run())
+    except Exception as exc:  # a database that cannot be reached: one line, no URL (it may hold a password)
+        console.print(f"[red]cannot upgrade the {store.kind} database:[/red] {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        raise typer.Exit(1) from None
+    console.print(f"call history schema is current ({store.kind})")
+
+
+@app.command()
+def calls(
+    number: str | None = typer.Option(None, help="Only calls from or to a number containing this."),
+    limit: int = typer.Option(20, min=1, max=500, help="How many, newest first."),
+) -> None:
+    """Recent calls from the call history, as a table."""
+    import datetime as dt
+
+    from telephony.store import CallQuery
+
+    settings = settings_or_exit()
+    store = _store(settings)
+
+    async def run() -> tuple[list[dict[str, Any]], int]:
+        try:
+            return await store.calls(CallQuery(number=number, page_size=limit))
+        finally:
+            await store.close()
+
+    try:
+        rows, total = run_event_loop(run())
+    except Exception as exc:
+        console.print(f"[red]cannot read the call history:[/red] {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"calls: {len(rows)} of {total}")
+    for column in ("started (UTC)", "CallSid", "direction", "from", "to", "agent", "length", "outcome", "cost"):
+        table.add_column(column, justify="right" if column in ("length", "cost") else "left")
+    for row in rows:
+        started = dt.datetime.fromtimestamp(row["started_at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        length = "" if row["duration_s"] is None else f"{row['duration_s']:.0f} s"
+        cost = "" if row["cost_usd"] is None else f"${row['cost_usd']:.4f}"
+        outcome = row["outcome"] or ("live" if row["ended_at"] is None else "")
+        table.add_row(
+            started,
+            row["call_sid"],
+            row["direction"] or "",
+            row["from_number"] or "",
+            row["to_number"] or "",
+            row["agent"] or "",
+            length,
+            outcome,
+            cost,
+        )
+    console.print(table)
+
+
+@app.command()
+def check(
+    agent: str | None = typer.Option(None, "--agent", help="Your agent (module:attr or a .toml file) [TELEPHONY_AGENT]."),
+) -> None:
+    """Before the phone rings: your agent's exact Gemini session, Twilio, your number's webhook, your public URL.
+
+    Each check talks to the real thing as a call would. Example: telephony check --agent myagent:agent"""
+    from telephony.agent import Agent
+    from telephony.preflight import run_checks
+
+    overrides: dict[str, Any] = {"agent": agent} if agent else {}
+    settings = settings_or_exit(warn=True, **overrides)
+    loaded = agent_or_exit(settings)
+    agents: list[Agent] | None = None
+    if isinstance(loaded, Agent):
+        agents = [loaded]
+    elif isinstance(loaded, list):
+        agents = [one for one in loaded if isinstance(one, Agent)]
+    results = run_event_loop(run_checks(settings, agents))
+    table = Table(title="telephony check")
+    for column in ("", "check", "finding", "what to do"):
+        table.add_column(column)
+    marks = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}
+    for result in results:
+        table.add_row(marks[result.ok], result.name, result.detail, result.fix)
+    console.print(table)
+    if any(result.ok is False for result in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    fixture: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recorded call (.jsonl)."),
+    url: str = typer.Option(..., help="http(s)://HOST/twiml (full Twilio flow) or ws(s)://HOST/media-stream."),
+    speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
+    auth_token: str | None = typer.Option(None, envvar="TWILIO_AUTH_TOKEN", help="Sign requests like Twilio."),
+    account_sid: str | None = typer.Option(None, envvar="TWILIO_ACCOUNT_SID", help="To fetch the transcript."),
+    out: Path = typer.Option(Path("out"), help="Where the WAV and transcript go."),
+) -> None:
+    """Play a recorded call into a running server as Twilio would; write what the caller heard."""
+    import asyncio
+
+    import httpx
+    import websockets
+
+    require_test_kit()
+    from telephony.testing.replay import replay_call
+
+    try:
+        outcome = asyncio.run(
+            replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console)
+        )
+    except (OSError, ValueError, httpx.HTTPError, websockets.exceptions.WebSocketException) as exc:
+        console.print(f"[red]replay failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        if _refused_403(exc) and not auth_token:
+            console.print(
+                "the server checks Twilio signatures: pass --auth-token (or set TWILIO_AUTH_TOKEN) with its auth token",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(1) from None
+    outcome.print(console)
+
+
+@app.command()
+def demo(
+    fixture: Path = typer.Option(DEMO_CALL, help="Recorded call to play (default: the one shipped with the package)."),
+    out: Path = typer.Option(Path("out"), help="Where the WAV files and transcript go."),
+    speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
+    port: int = typer.Option(0, min=0, max=65535, help="Port for the demo's server (0: any free port)."),
+) -> None:
+    """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller."""
+    import asyncio
+
+    require_test_kit()
+    from telephony.testing.replay import demo_call
+
+    if not fixture.is_file():
+        console.print(f"[red]no recorded call at {fixture}[/red] (pass --fixture with a .jsonl recorded call)")
+        raise typer.Exit(2)
+    try:
+        outcome = asyncio.run(demo_call(fixture, out_dir=out, speed=speed, console=console, port=port))
+    except OSError as exc:
+        console.print(f"[red]demo failed:[/red] {exc.strerror or exc} (port {port})", highlight=False)
+        raise typer.Exit(1) from None
+    outcome.print(console)

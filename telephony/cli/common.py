@@ -1,0 +1,96 @@
+"""What every command shares: the console, settings and agents or a one-line exit, the
+test kit check, and running a coroutine on the chosen event loop."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from telephony.config import Settings
+
+# Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+DEMO_CALL = Path(__file__).resolve().parent.parent / "testing" / "calls" / "barge_in.jsonl"
+"""The recorded call `telephony demo` plays; it ships inside the package."""
+
+
+def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, warn: bool = False, **overrides: Any) -> Settings:
+    """The settings, or every problem with them on its own line and exit code 2 (never a
+    traceback, never a value: it may be a secret). `for_serve`: also what would make the
+    server refuse to start (`Settings.serve_problems`)."""
+    from telephony.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(**overrides)
+        problems = settings.serve_problems(gemini_emulated) if for_serve else []
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        for problem in problems:
+            console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in settings.startup_warnings() if (warn or for_serve) else []:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    return settings
+
+
+def agent_or_exit(settings: Settings) -> Any:
+    """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or one line and exit 2."""
+    if not settings.agent:
+        return None
+    from telephony.agent_loading import AgentLoadError, agent_model_problems, agent_names, load_agent
+
+    secret = settings.tool_signing_secret.get_secret_value().encode() if settings.tool_signing_secret else None
+    try:
+        agents = load_agent(settings.agent, secret)
+    except AgentLoadError as exc:
+        console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    problems = agent_model_problems(agents, settings.gemini_model)
+    for problem in problems:
+        console.print(f"[red]agent:[/red] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"agents: {', '.join(agent_names(agents))}", highlight=False)
+    return agents
+
+
+def require_test_kit() -> None:
+    """The emulators are an extra (`pip install 'telephony[emulators]'`): say so, in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("trustme") is None:
+        console.print("[red]the offline test kit is not installed:[/red] pip install 'telephony[emulators]' (make demo and make test do)")
+        raise typer.Exit(2)
+
+
+def _refused_403(exc: BaseException) -> bool:
+    import httpx
+    from websockets.exceptions import InvalidStatus
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code == 403
+    return isinstance(exc, InvalidStatus) and exc.response.status_code == 403
+
+
+def run_event_loop(coroutine, loop: str = "auto"):
+    """Run on uvloop when asked (or, for 'auto', when installed), else on asyncio's loop."""
+    import asyncio
+
+    if loop not in ("auto", "uvloop", "asyncio"):
+        raise typer.BadParameter("choose auto, uvloop or asyncio", param_hint="--loop")
+    if loop != "asyncio":
+        try:
+            import uvloop
+
+            return uvloop.run(coroutine)
+        except ImportError:
+            if loop == "uvloop":
+                raise typer.BadParameter("uvloop is not installed", param_hint="--loop") from None
+    return asyncio.run(coroutine)
