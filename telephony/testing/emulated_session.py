@@ -12,7 +12,7 @@ import itertools
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
@@ -31,9 +31,6 @@ from telephony.testing.model_profiles import (
 )
 from telephony.testing.scripted_model import INPUT_RATE, OUTPUT_RATE, CallerTurn, EmulatedToolCall, Reply, tone24k
 
-if TYPE_CHECKING:
-    from telephony.testing.gemini_live import GeminiLiveEmulator
-
 log = logging.getLogger("telephony.testing.gemini_live")
 OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
 
@@ -41,7 +38,7 @@ OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
 class _EmulatedSession:
     """One connection: setup, then caller audio in, agent replies out."""
 
-    def __init__(self, emulator: GeminiLiveEmulator, ws: ServerConnection, conn: ConnectionLog) -> None:
+    def __init__(self, emulator: Any, ws: ServerConnection, conn: ConnectionLog) -> None:
         self.emulator, self.ws, self.conn = emulator, ws, conn
         self.agent = emulator.agent_for_connection()
         self.faults = emulator.faults if conn.number in emulator.faults.connections else Faults()
