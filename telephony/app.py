@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime
 import functools
 import logging
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSocket
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from google import genai
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -46,20 +43,18 @@ from telephony.call_control import CallControl
 from telephony.call_record import CallRecord
 from telephony.composition import agent_options_from, call_config_from, gemini_client_from
 from telephony.config import Settings
-from telephony.dashboard import pages
-from telephony.dashboard.access import basic_credentials, credentials_match, is_local
+from telephony.dashboard.access import DashboardAccess
+from telephony.dashboard.routes import add_dashboard
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.ephemeral import mint_token
 from telephony.gemini.resilient import RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
-from telephony.pricing import estimated_cost_usd, prices
+from telephony.pricing import prices
 from telephony.recording_file import delete_old_recordings
 from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
 from telephony.socket_adapter import StarletteTwilioConnection
-from telephony.store import CallQuery, CallStore, StoreWriter
-from telephony.store.database import PAGE_SIZE
-from telephony.store.writer import call_row
+from telephony.store import CallStore, StoreWriter
 from telephony.twilio_rest import TwilioRest
 from telephony.twiml import busy, connect_stream, say_and_hang_up
 
@@ -229,7 +224,6 @@ def router(
     services.on_call_end = service.remember
     services.on_call_start = service.call_started
     statuses = service.call_statuses
-    recent = service.recent_calls
     # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
     # and capped so that a flood of them cannot exhaust descriptors.
     pending_cap = max(20, 2 * settings.max_concurrent_calls)
@@ -354,50 +348,8 @@ def router(
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
         return Response(status_code=204)
 
-    accepted_credentials: list[tuple[str, str]] = []
-    if settings.dashboard_credentials is not None:
-        user, _, password = settings.dashboard_credentials.get_secret_value().partition(":")
-        accepted_credentials.append((user, password))
-    if settings.twilio_account_sid and auth_token:
-        accepted_credentials.append((settings.twilio_account_sid, auth_token))
-
-    def may_see_history(request: Request) -> bool:
-        peer = request.client.host if request.client else None
-        if is_local(peer, request.headers, settings.trusted_proxies):
-            return True
-        return credentials_match(basic_credentials(request.headers), accepted_credentials)
-
-    def refused() -> JSONResponse:
-        metrics.refused.labels("dashboard_auth").inc()
-        return JSONResponse({"detail": "dashboard credentials required"}, 401, {"WWW-Authenticate": 'Basic realm="telephony"'})
-
-    def base_path(request: Request, marker: str) -> str:
-        return request.url.path.rsplit(marker, 1)[0]
-
-    async def one_call(call_sid: str) -> dict[str, object] | None:
-        """This instance's own record first (complete the moment the call ends), else the store."""
-        record = recent.get(call_sid) or next(
-            (c.record for c in list(service.active_calls) if c.core.admitted and c.record.call_sid == call_sid), None
-        )
-        stored: dict[str, object] | None = None
-        try:
-            stored = await writer.store.call(call_sid) if writer is not None else None
-        except Exception as exc:  # the store is down: what this instance knows still answers
-            log.warning("call store unavailable for a read: %s", type(exc).__name__)
-        statuses_here = statuses.get(call_sid, [])
-        if record is None and stored is None and not statuses_here:
-            return None
-        body: dict[str, object] = dict(stored or {"call_sid": call_sid})
-        if record is not None:
-            finished = record.ended_at is not None
-            body |= record.summary() | {"transcript_text": record.transcript_text(), "finished": finished}
-            body |= {"cost_usd": estimated_cost_usd(record.usage, price_table)}
-        seen = {(s.get("CallStatus"), s.get("SequenceNumber")) for s in statuses_here}
-        from_store: list[dict[str, str]] = list((stored or {}).get("statuses") or [])  # type: ignore[call-overload]
-        merged = list(statuses_here) + [s for s in from_store if (s.get("CallStatus"), s.get("SequenceNumber")) not in seen]
-        body["statuses"] = merged
-        body.setdefault("call_sid", call_sid)
-        return body
+    access = DashboardAccess(settings, auth_token, metrics)
+    may_see_history, refused = access.allows, access.refused
 
     @functools.cache
     def minting_client() -> genai.Client:
@@ -428,79 +380,7 @@ def router(
         mint_gemini_token=None if settings.uses_vertex else mint_for_browser,
     )
 
-    async def call_response(call_sid: str, request: Request, page: bool) -> Response:
-        """One call, as a page for a browser (`page` and it accepts HTML) or as JSON."""
-        if not may_see_history(request):
-            return refused()
-        body = await one_call(call_sid)
-        if body is None:
-            raise HTTPException(404, "no call with that SID")
-        if page and "text/html" in request.headers.get("accept", ""):
-            base = base_path(request, f"/calls/{call_sid}")
-            recording = f"{base}/calls/{call_sid}/recording.wav" if body.get("recording") else None
-            return HTMLResponse(pages.call_page(body, recording, base))
-        return JSONResponse(jsonable_encoder(body))
-
-    @routes.get("/calls/{call_sid}")
-    async def call_record(call_sid: str, request: Request) -> Response:
-        return await call_response(call_sid, request, page=True)
-
-    @routes.get("/api/calls/{call_sid}")
-    async def api_call(call_sid: str, request: Request) -> Response:
-        return await call_response(call_sid, request, page=False)
-
-    @routes.get("/calls/{call_sid}/recording.wav")
-    async def recording(call_sid: str, request: Request) -> Response:
-        if not may_see_history(request):
-            return refused()
-        body = await one_call(call_sid)
-        path = Path(str(body.get("recording"))) if body and body.get("recording") else None
-        directory = services.recordings_dir
-        if path is None or directory is None or not path.is_file() or directory.resolve() not in path.resolve().parents:
-            raise HTTPException(404, "no recording of that call here")
-        return FileResponse(path, media_type="audio/wav")
-
-    async def history(request: Request) -> tuple[list[dict[str, object]], int, dict[str, str], int]:
-        query = {k: v for k, v in request.query_params.items() if k in ("number", "since", "until") and v}
-        try:
-            page = max(1, int(request.query_params.get("page", "1")))
-            since = _day(query.get("since"))
-            until = _day(query.get("until"), next_day=True)
-        except ValueError:
-            raise HTTPException(400, "since/until are dates (YYYY-MM-DD), page a number") from None
-        if writer is None:  # memory only: this process's recent calls
-            found = [call_row(r, r.outcome, price_table)[0] for r in reversed(recent.values())]
-            number = query.get("number")
-            found = [row for row in found if not number or number in f"{row['from_number']} {row['to_number']}"]
-            return found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(found), query, page
-        rows, total = await writer.store.calls(CallQuery(number=query.get("number"), since=since, until=until, page=page))
-        return rows, total, query, page
-
-    @routes.get("/api/calls")
-    async def api_calls(request: Request) -> Response:
-        if not may_see_history(request):
-            return refused()
-        rows, total, _, page = await history(request)
-        return JSONResponse(jsonable_encoder({"calls": rows, "total": total, "page": page, "page_size": PAGE_SIZE}))
-
-    @routes.get("/calls")
-    async def calls_dashboard(request: Request) -> Response:
-        if not may_see_history(request):
-            return refused()
-        rows, total, query, page = await history(request)
-        now = time.time()
-        live = [
-            {
-                "call_sid": call.record.call_sid,
-                "from_number": call.record.parameters.get("caller"),
-                "to_number": call.record.parameters.get("called"),
-                "agent": call.record.parameters.get("agent"),
-                "seconds": now - call.record.started_at,
-            }
-            for call in list(service.active_calls)
-            if call.core.admitted
-        ]
-        return HTMLResponse(pages.calls_page(rows, total, live, query, page, PAGE_SIZE, base_path(request, "/calls")))
+    add_dashboard(routes, service=service, writer=writer, price_table=price_table, access=access)
 
     return routes
 
@@ -546,13 +426,3 @@ async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -
         deadline = time.monotonic() + 15
         while active and time.monotonic() < deadline:
             await asyncio.sleep(poll_s)
-
-
-def _day(value: str | None, next_day: bool = False) -> float | None:
-    """A YYYY-MM-DD date as a UTC epoch (the start of the day, or of the next)."""
-    if not value:
-        return None
-    day = datetime.date.fromisoformat(value)
-    if next_day:
-        day += datetime.timedelta(days=1)
-    return datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp()

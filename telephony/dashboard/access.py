@@ -14,6 +14,10 @@ import base64
 import hmac
 import ipaddress
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
 
 FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "cf-connecting-ip", "x-forwarded-host", "true-client-ip")
 
@@ -47,3 +51,27 @@ def credentials_match(given: tuple[str, str] | None, accepted: Sequence[tuple[st
         if password:  # compare against every pair, so timing says nothing about which
             ok |= hmac.compare_digest(given[0], user) & hmac.compare_digest(given[1], password)
     return ok
+
+
+class DashboardAccess:
+    """The rule above for one server: `allows(request)`, and the 401 to answer otherwise."""
+
+    def __init__(self, settings: Any, auth_token: str | None, metrics: Any) -> None:
+        self.trusted_proxies = settings.trusted_proxies
+        self.metrics = metrics
+        self.accepted: list[tuple[str, str]] = []
+        if settings.dashboard_credentials is not None:
+            user, _, password = settings.dashboard_credentials.get_secret_value().partition(":")
+            self.accepted.append((user, password))
+        if settings.twilio_account_sid and auth_token:
+            self.accepted.append((settings.twilio_account_sid, auth_token))
+
+    def allows(self, request: Request) -> bool:
+        peer = request.client.host if request.client else None
+        if is_local(peer, request.headers, self.trusted_proxies):
+            return True
+        return credentials_match(basic_credentials(request.headers), self.accepted)
+
+    def refused(self) -> JSONResponse:
+        self.metrics.refused.labels("dashboard_auth").inc()
+        return JSONResponse({"detail": "dashboard credentials required"}, 401, {"WWW-Authenticate": 'Basic realm="telephony"'})
