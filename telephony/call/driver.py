@@ -35,9 +35,9 @@ from telephony.call.core import (
     Settle,
 )
 from telephony.call.outbound import OutboundQueue
+from telephony.call.plan import SettingsAgent, conversation_so_far, plan_call
 from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool, ToolOutcome
 from telephony.call_record import CallRecord, CallRecorder, append_call_log
-from telephony.gemini import catalog
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
 from telephony.gemini.messages import UserTurn
@@ -52,28 +52,6 @@ log = logging.getLogger("telephony.call")
 
 WRITER_FLUSH_S = 2.0
 """At the end of a call, how long queued messages (a last goodbye frame) may take to go out."""
-HISTORY_CHARS = 8000
-"""How much of the conversation a fresh Gemini session is given when it replaces a lost one."""
-
-
-def conversation_so_far(record: CallRecord, max_chars: int = HISTORY_CHARS) -> list[tuple[str, str]]:
-    """The call's transcript as Gemini turns (newest kept when it is long), for a fresh session."""
-    turns: list[tuple[str, str]] = []
-    for line in record.transcript:
-        if line.speaker == "caller":
-            turns.append(("user", line.text))
-        elif line.speaker == "keypad":
-            turns.append(("user", f"(The caller pressed the keypad key {line.text}.)"))
-        elif line.speaker == "agent":
-            turns.append(("model", line.text + (" (the caller interrupted here)" if line.interrupted else "")))
-    kept: list[tuple[str, str]] = []
-    size = 0
-    for role, text in reversed(turns):
-        size += len(text)
-        if size > max_chars:
-            break
-        kept.append((role, text))
-    return kept[::-1]
 
 
 def load_prompt(name: str) -> bytes:
@@ -120,38 +98,6 @@ class CallServices:
     """Stereo WAV per call here when the core records (CallConfig.record_audio)."""
 
 
-def options_for_call(
-    base: AgentOptions, parameters: dict[str, str], logger: logging.LoggerAdapter[Any], extra_voices: tuple[str, ...] = ()
-) -> AgentOptions:
-    """Per-call agent settings travel as Stream <Parameter>s of our own (signed) TwiML. A
-    voice the service would refuse (it closes the socket at setup) falls back to the
-    agent's own, so that a typo costs a voice, not the call."""
-    voice = parameters.get("voice") or None
-    if voice and (problem := catalog.voice_problem(voice, extra_voices)):
-        logger.warning("per-call voice ignored, using %s: %s", base.voice, problem)
-        voice = None
-    options = base.with_overrides(voice=voice, instructions=parameters.get("instructions") or None)
-    if parameters.get("vad"):
-        try:
-            options = options.with_vad_preset(parameters["vad"])
-        except ValueError as exc:
-            logger.warning("per-call VAD preset ignored: %s", exc)
-    return options
-
-
-class _SettingsAgent:
-    """The agent of a server given none: the settings' own, with the built-in tools."""
-
-    name = "default"
-    greeting: str | None = None
-    builtin_tools = ("end_call", "transfer_call", "send_dtmf")
-    tool_timeout_s: float | None = None
-    tools: dict[str, CallTool] = {}
-
-    def options(self, base: AgentOptions) -> AgentOptions:
-        return base
-
-
 class CallDriver:
     """Runs one Twilio stream's call: `await CallDriver(socket, services).run()`."""
 
@@ -172,7 +118,7 @@ class CallDriver:
         self._close: CloseStream = CloseStream(1000, "call ended")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running_tools: dict[str, asyncio.Task[None]] = {}
-        self.agent: CallAgent = _SettingsAgent()
+        self.agent: CallAgent = SettingsAgent()
         self._call_tools: dict[str, CallTool] = {}
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._tokens = itertools.count(1)
@@ -357,23 +303,24 @@ class CallDriver:
                 self._log.error("cannot record the call: %s", exc)
         if self.services.on_call_start is not None:
             self.services.on_call_start(record)
-        # The agent the webhook chose travels by name; its tools are this call's tools.
-        directory = self.services.agents
-        self.agent = agent = directory.named(parameters.get("agent")) if directory is not None else _SettingsAgent()
-        builtins = self.services.builtin_tools(agent.builtin_tools)
-        tools = [*builtins, *agent.tools.values()]
-        self._call_tools = {tool.name: tool for tool in tools}
-        base = agent.options(self.services.agent_options).with_overrides(tools=tuple(tool.declaration for tool in tools))
-        options = options_for_call(base, parameters, self._log, self.services.extra_voices)
+        plan = plan_call(
+            parameters,
+            agents=self.services.agents,
+            builtin_tools=self.services.builtin_tools,
+            base=self.services.agent_options,
+            greeting=self.services.greeting,
+            extra_voices=self.services.extra_voices,
+            logger=self._log,
+        )
+        self.agent, self._call_tools, options = plan.agent, plan.tools, plan.options
         self.gemini = ResilientGeminiSession(
             lambda: self.services.open_gemini(options),
             self.services.retry_policy,
             self._log,
             history=lambda: conversation_so_far(record),
         )
-        greeting = parameters.get("greeting") or agent.greeting or self.services.greeting
-        if greeting:
-            self.gemini.send(UserTurn(greeting))  # queued: it goes first, once the session is up
+        if plan.greeting:
+            self.gemini.send(UserTurn(plan.greeting))  # queued: it goes first, once the session is up
         self._spawn(self._run_agent(self.gemini), "gemini->call")
 
     async def _run_agent(self, gemini: ResilientGeminiSession) -> None:
