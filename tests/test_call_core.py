@@ -809,3 +809,20 @@ def test_a_slow_tool_gets_the_hold_tone_at_its_deadline_and_call_control_never_d
     goodbye = ToolCall("t-2", "end_call", {})
     script.gemini(goodbye)
     assert frames(script.tick(5.0)) == 0, "end_call waits for the goodbye itself: no hold tone"
+
+
+def test_an_answer_that_starts_before_our_voice_detection_ends_the_turn_still_gets_its_wait_measured():
+    script = Script()
+    script.start()
+    for frame in speech_frames()[:60]:
+        script.media(frame)
+    spoke_until = script.now
+    for _ in range(10):  # 200 ms of silence: Gemini's detection may end the turn before ours
+        script.media()
+    script.gemini(AgentAudio(agent_pcm(400)))
+    while script.call.voice is not None and script.call.voice.speaking:
+        script.media()
+    latency_ms = script.call.turn.latency_ms
+    assert latency_ms is not None, "the answer's wait was measured"
+    assert 0 <= latency_ms <= (script.call.turn.started_at - spoke_until) * 1000 + 100
+    assert not script.call._caller_spoke_last, "the caller is being answered"

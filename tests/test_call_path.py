@@ -14,9 +14,10 @@ from test_call_control import caller_stays_on_the_line, stack_with
 
 
 async def test_dtmf_pressed_during_a_reconnect_reaches_the_new_connection():
-    # The keys are pressed at 2.24, 2.54 and 2.84 s; Gemini drops the call at 2.0 s and the
-    # new connection takes 1.5 s to set up, so every key arrives while no connection is up.
-    faults = Faults(close_after_s=2.0, close_code=1011, setup_delay_s=1.5, setup_delay_connections={2})
+    # The keys are pressed at 2.24, 2.54 and 2.84 s; Gemini drops the call 1.6 s after its
+    # setup (0.4 s before the first key, whatever the set-up took) and the new connection
+    # takes 1.5 s to set up, so every key arrives while no connection is up.
+    faults = Faults(close_after_s=1.6, close_code=1011, setup_delay_s=1.5, setup_delay_connections={2})
     gemini = GeminiLiveEmulator(speed=4.0, faults=faults)
     async with gemini, offline_stack(gemini) as stack:
         await stack.replay("dtmf")

@@ -38,7 +38,8 @@ def receptionist_model() -> ScriptedAgent:
                 audio24k=tone24k(0.6),
                 transcript="Nine o'clock is free. Booked!",
                 tool_calls=(
-                    EmulatedToolCall("free_slots", {"day": "2026-12-02"}),
+                    # 3.8 runs both at once (NON_BLOCKING): the slots asked for are another day's.
+                    EmulatedToolCall("free_slots", {"day": "2026-12-03"}),
                     EmulatedToolCall("book", {"day": "2026-12-02", "time": "09:00", "name": "Ada Lovelace"}),
                 ),
             )
@@ -55,7 +56,8 @@ async def test_the_clinic_agent_as_code_lists_slots_and_books_one(clinic_folder)
     agent = load_agent("clinic:agent")
     async with GeminiLiveEmulator(receptionist_model(), speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
         await stack.replay("one_sentence")
-    free, book = gemini.connections[0].tool_responses
+    # Both run in the background at once: their results come back in either order.
+    free, book = sorted(gemini.connections[0].tool_responses, key=lambda response: response["name"] != "free_slots")
     assert as_the_tool_said(free["response"]) == {"result": ["09:00", "09:30", "10:00", "11:00", "14:00", "15:30"]}
     assert as_the_tool_said(book["response"]) == {"booked": "2026-12-02 09:00", "name": "Ada Lovelace"}
     assert booked(clinic_folder) == [("2026-12-02", "09:00", "Ada Lovelace", "+15550100001")]
@@ -71,7 +73,8 @@ async def test_the_same_clinic_agent_in_toml_with_its_http_backend(clinic_folder
         agent = load_agent(str(clinic_folder / "agent.toml"), SECRET.encode())
         async with GeminiLiveEmulator(receptionist_model(), speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
             await stack.replay("one_sentence")
-    free, book = gemini.connections[0].tool_responses
+    # Both run in the background at once: their results come back in either order.
+    free, book = sorted(gemini.connections[0].tool_responses, key=lambda response: response["name"] != "free_slots")
     assert as_the_tool_said(free["response"]) == {"free": ["09:00", "09:30", "10:00", "11:00", "14:00", "15:30"]}
     assert as_the_tool_said(book["response"]) == {"booked": "2026-12-02 09:00", "name": "Ada Lovelace"}
     assert booked(clinic_folder) == [("2026-12-02", "09:00", "Ada Lovelace", "+15550100001")]

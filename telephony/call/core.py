@@ -389,6 +389,12 @@ class Call:
     def _caller_turn_ended(self, now: float) -> None:
         silence_s = self.voice.silence_ms / 1000 if self.voice is not None else 0.0
         self._caller_stopped_at = now - silence_s
+        turn = self.turn
+        if turn.open and turn.latency_ms is None and turn.started_at is not None and turn.started_at >= self._caller_stopped_at:
+            # The answer began before our voice detection saw the end of the speech (it waits
+            # for the same silence as Gemini's): it is the answer, and its wait counts from there.
+            turn.latency_ms = (turn.started_at - self._caller_stopped_at) * 1000
+            self._caller_spoke_last = False
         self.stall.caller_ended(self._caller_stopped_at)
         if self._caller_turn_from is not None:
             took_s = max(0.0, self._caller_stopped_at - self._caller_turn_from)
@@ -577,6 +583,7 @@ class Call:
         if not self.turn.open:
             self._finish_turn_log()
             self.turn.open = True
+            self.turn.started_at = now
             # Our side of the caller's wait: from the end of their speech to the reply's first audio here.
             self.turn.latency_ms = (now - self._caller_stopped_at) * 1000 if answering and self._caller_stopped_at is not None else None
             self.turn.audio_ms = 0.0

@@ -25,6 +25,8 @@ class AgentTurn:
     """Extended Thinking said IN_PROGRESS: the agent's turn goes on after a filler."""
     audio_ms: float = 0.0
     """Agent audio of this turn received so far."""
+    started_at: float | None = None
+    """When its first audio arrived here (call time, as the core is fed)."""
     start_position_ms: float = 0.0
     """Where in the call's playout (sent + held) the turn's first audio sits."""
     heard_from_ms: float = 0.0
