@@ -209,8 +209,6 @@ class Call:
         self._hold_token: int | None = None
         """The hold tone is playing (or queued): its period's marker."""
         self.stall = StallWatch(config.stall)
-        self._stall_hold = False
-        """The hold tone is on for a stalled model (it plays even mid-turn)."""
 
     # --- what the driver reads ------------------------------------------------------------
 
@@ -603,17 +601,11 @@ class Call:
         """The stall watch's decisions, as actions (see `telephony.call.stall`)."""
         for decision in decisions:
             if isinstance(decision, HoldOn):
-                self._stall_hold = True
-                self._holds += 1
-                self._resume_hold()
+                self._add_hold()
             elif isinstance(decision, Recovered):
                 stall = decision.stall
-                if self._stall_hold:
-                    self._stall_hold = False
-                    self.stall.stop_holding()
-                    self._holds = max(0, self._holds - 1)
-                    if not self._holds:
-                        self._end_hold()
+                if self.stall.stop_holding():
+                    self._drop_hold()
                 silence_s = (stall.recovered_after_ms or 0.0) / 1000
                 self.record.stalls.append(
                     {"kind": stall.kind.value, "answered_at": stall.step.name.lower(), "silence_ms": stall.recovered_after_ms}
@@ -703,11 +695,19 @@ class Call:
         """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak),
         but only into silence: while the agent talks (a NON_BLOCKING tool) the tone waits."""
         self._at(now)
-        self._holds += 1
-        self._resume_hold()
+        self._add_hold()
 
     def stop_hold(self, now: float) -> None:
         self._at(now)
+        self._drop_hold()
+
+    def _add_hold(self) -> None:
+        """One more reason for the hold tone (a slow tool, a stalled model)."""
+        self._holds += 1
+        self._resume_hold()
+
+    def _drop_hold(self) -> None:
+        """One reason fewer; the tone stops with the last."""
         self._holds = max(0, self._holds - 1)
         if not self._holds:
             self._end_hold()
@@ -730,7 +730,7 @@ class Call:
             self._holds
             and self._hold_token is None
             and self.state is CallState.ACTIVE
-            and (not self.turn.open or self._stall_hold)
+            and (not self.turn.open or self.stall.holding)
             and not self.playout.agent_audible
         ):
             self._hold_more()
@@ -801,8 +801,7 @@ class Call:
                 if now >= due:  # a slow tool: the caller hears the hold tone (into silence)
                     del self._hold_due[call_id]
                     self._holding_for.add(call_id)
-                    self._holds += 1
-                    self._resume_hold()
+                    self._add_hold()
         self._check_goodbye(now)
 
     # --- decisions ------------------------------------------------------------------------
@@ -985,9 +984,7 @@ class Call:
         self._hold_due.pop(call_id, None)
         if call_id in self._holding_for:
             self._holding_for.discard(call_id)
-            self._holds = max(0, self._holds - 1)
-            if not self._holds:
-                self._end_hold()
+            self._drop_hold()
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -241,6 +241,11 @@ class StallWatch:
         kind = StallKind.PHANTOM_INTERRUPT if self._phantom else StallKind.EMPTY_TURN if self._empty_turn else StallKind.NO_ANSWER
         return self._stalled(kind, since, now)
 
+    @property
+    def holding(self) -> bool:
+        """The hold tone is on for the current stall (it plays even mid-turn)."""
+        return self._holding
+
     def stop_holding(self) -> bool:
         """Whether the hold tone of a stall was on (it stops when the agent speaks)."""
         holding, self._holding = self._holding, False
