@@ -56,13 +56,4 @@ class ActivityEnd:
     """Manual turn-taking (Gemini's VAD off): the caller stopped speaking."""
 
 
-@dataclass(frozen=True, slots=True)
-class History:
-    """The conversation so far, for a fresh session that replaced a lost one: the model
-    takes it in and keeps listening (on 3.x through `historyConfig`, see `models`)."""
-
-    turns: tuple[tuple[str, str], ...]
-    """(role, text) with role "user" or "model", oldest first."""
-
-
-GeminiMessage = CallerAudio | RealtimeText | UserTurn | ToolResult | ActivityStart | ActivityEnd | History
+GeminiMessage = CallerAudio | RealtimeText | UserTurn | ToolResult | ActivityStart | ActivityEnd

@@ -24,7 +24,6 @@ from telephony.gemini.messages import (
     ActivityStart,
     CallerAudio,
     GeminiMessage,
-    History,
     RealtimeText,
     ToolResult,
     UserTurn,
@@ -127,8 +126,6 @@ class GeminiLiveSession:
             await self.send_activity_start()
         elif isinstance(message, ActivityEnd):
             await self.send_activity_end()
-        elif isinstance(message, History):
-            await self.send_history(message.turns)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"not a Gemini message: {message!r}")
 
