@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from telephony.audio.mulaw import decode_mulaw
-from telephony.bench.load import _Server, percentiles
+from telephony.bench.load import _instructions, _Server, percentiles
 from telephony.call.core import STALL_NUDGE
 from telephony.gemini.models import Family
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
@@ -84,6 +84,14 @@ def _agent() -> ScriptedAgent:
     return ScriptedAgent([Reply(audio24k=tone24k(ANSWER_S, ANSWER_HZ), transcript="We are open until six.")])
 
 
+def _connections_by_call(gemini: GeminiLiveEmulator) -> dict[str, list[ConnectionLog]]:
+    """Each call's connections, by the instructions that name it (`?instructions=stall-N`)."""
+    by_call: dict[str, list[ConnectionLog]] = {}
+    for conn in gemini.connections:
+        by_call.setdefault(_instructions(conn.setup).split("\n\n")[0], []).append(conn)
+    return by_call
+
+
 def _step(connections: list[ConnectionLog]) -> str:
     if len(connections) > 1:
         return "resume" if connections[-1].resumed_handle else "fresh"
@@ -114,10 +122,7 @@ async def run_stall_kind(kind: str | None, calls: int = 10) -> StallFigures:
     faults = Faults(stall=kind, stall_turns=set(range(1, calls + 1)), connections=set(range(1, 10 * calls)))
     async with GeminiLiveEmulator(_agent, faults=faults, realism=REALISTIC) as gemini:
         results = await _calls(gemini, calls)
-    by_call: dict[str, list[ConnectionLog]] = {}
-    for conn in gemini.connections:
-        text = conn.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "").split("\n\n")[0]
-        by_call.setdefault(text, []).append(conn)
+    by_call = _connections_by_call(gemini)
     silences: list[float] = []
     answered_by: dict[str, int] = {}
     for index, result in enumerate(results):
@@ -142,10 +147,7 @@ async def run_false_recoveries(family: Family, calls: int = 100, at_once: int = 
         async with GeminiLiveEmulator(_agent, realism=replace(REALISTIC, seed=done + 1)) as gemini:
             results = await _calls(gemini, batch, FAMILY_MODELS[family])
         errors += sum(not isinstance(r, ReplayResult) for r in results)
-        by_call: dict[str, list[ConnectionLog]] = {}
-        for conn in gemini.connections:
-            text = conn.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "").split("\n\n")[0]
-            by_call.setdefault(text, []).append(conn)
+        by_call = _connections_by_call(gemini)
         nudged += sum(any(STALL_NUDGE in t for c in conns for t in c.texts) for conns in by_call.values())
         done += batch
     return FalseRecoveries(family.value, calls, nudged, errors)
