@@ -551,7 +551,7 @@ def test_a_slow_tool_plays_the_hold_tone_until_it_is_done_and_never_over_the_cal
     script.call.take_actions()
     for frame in speech_frames()[:10]:  # the caller talks: the hold tone stops
         script.media(frame)
-    assert script.call._holds == 0
+    assert script.call.hold.reasons == 0
 
 
 def test_waiters_settled_with_the_closing_prompt_still_hear_about_it():
@@ -644,7 +644,7 @@ def test_the_hold_tone_waits_while_the_agent_talks_over_a_running_tool_then_fill
         tone += script.mark(name, after=0.1)
     assert frames(tone) >= 5, "the agent is done and the tool still runs: the hold tone fills the silence"
     script.call.stop_hold(script.now)
-    assert script.call._hold_token is None
+    assert script.call.hold.token is None
 
 
 def test_a_tool_result_says_what_happened_and_carries_the_tools_scheduling():
@@ -671,10 +671,10 @@ def caller_says_something(script: Script) -> float:
     """The caller speaks, then is silent until their turn ends; returns when their speech ended."""
     for frame in speech_frames()[:60]:
         script.media(frame)
-    while script.call.voice is not None and script.call.voice.speaking:
+    while script.call.caller.voice is not None and script.call.caller.voice.speaking:
         script.media()
-    assert script.call._caller_stopped_at is not None
-    return script.call._caller_stopped_at
+    assert script.call.caller_turn.stopped_at is not None
+    return script.call.caller_turn.stopped_at
 
 
 def stall_script(**rules: float) -> Script:
@@ -729,7 +729,7 @@ def test_each_recovery_step_is_taken_in_turn_and_the_first_audio_ends_the_stall(
     script.gemini(AgentAudio(agent_pcm(400)), after=0.1)
     (stall,) = script.call.record.stalls
     assert stall == {"kind": "no_answer", "answered_at": "fresh", "silence_ms": pytest.approx(4300, abs=1)}
-    assert script.call._holds == 0, "the hold tone stopped with the agent's answer"
+    assert script.call.hold.reasons == 0, "the hold tone stopped with the agent's answer"
     assert script.call.stall.deadline() is None
 
 
@@ -805,7 +805,7 @@ def test_a_slow_tool_gets_the_hold_tone_at_its_deadline_and_call_control_never_d
     assert frames(script.tick(0.9)) == 0, "not yet"
     assert frames(script.tick(0.1)) > 0, "a second on: the hold tone"
     script.call.tool_finished(slow, {"result": "ok"}, script.now)
-    assert script.call._holds == 0 and script.call._hold_token is None, "the result is back: the tone stops"
+    assert script.call.hold.reasons == 0 and script.call.hold.token is None, "the result is back: the tone stops"
     goodbye = ToolCall("t-2", "end_call", {})
     script.gemini(goodbye)
     assert frames(script.tick(5.0)) == 0, "end_call waits for the goodbye itself: no hold tone"
@@ -820,9 +820,9 @@ def test_an_answer_that_starts_before_our_voice_detection_ends_the_turn_still_ge
     for _ in range(10):  # 200 ms of silence: Gemini's detection may end the turn before ours
         script.media()
     script.gemini(AgentAudio(agent_pcm(400)))
-    while script.call.voice is not None and script.call.voice.speaking:
+    while script.call.caller.voice is not None and script.call.caller.voice.speaking:
         script.media()
     latency_ms = script.call.turn.latency_ms
     assert latency_ms is not None, "the answer's wait was measured"
     assert 0 <= latency_ms <= (script.call.turn.started_at - spoke_until) * 1000 + 100
-    assert not script.call._caller_spoke_last, "the caller is being answered"
+    assert not script.call.caller_turn.spoke_last, "the caller is being answered"

@@ -293,7 +293,7 @@ class CallDriver:
         record = self.record  # the core has bound the call's logger to its SIDs at `start`
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
-        if self.core.stereo is not None and self.services.recordings_dir is not None and record.call_sid:
+        if self.core.out.stereo is not None and self.services.recordings_dir is not None and record.call_sid:
             path = recording_path(self.services.recordings_dir, record.call_sid, record.started_at)
             try:
                 self._wav = WavAppender(path)

@@ -31,7 +31,7 @@ class Source(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Frame:
+class _Audio:
     mulaw: bytes
     source: Source
 
@@ -43,10 +43,11 @@ class _Marker:
 
 @dataclass(frozen=True, slots=True)
 class MediaOut:
-    """Send this 20 ms mu-law frame to Twilio."""
+    """Send this mu-law audio to Twilio as one media message (up to one batch)."""
 
     mulaw: bytes
-    source: Source
+    frames: int
+    """Twilio's 20 ms frames in it (the last may be short)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class Playout:
         self.lead_ms = lead_ms
         self.batch_ms = min(batch_ms, lead_ms)
         self.ledger = Playback()
-        self._held: deque[_Frame | _Marker] = deque()
+        self._held: deque[_Audio | _Marker] = deque()
         self._held_agent_bytes = 0
         self._tokens: dict[str, int] = {}  # sync mark name -> waiter token
         self._agent_until_ms = 0.0  # ledger position just after the last agent frame sent
@@ -74,15 +75,12 @@ class Playout:
 
     # --- input ----------------------------------------------------------------------------
 
-    def hold(self, frames: list[bytes], source: Source) -> None:
-        for frame in frames:
-            self._held.append(_Frame(frame, source))
+    def hold(self, mulaw: bytes, source: Source) -> None:
+        """Audio to play after what is held: agent speech, a prompt, tones."""
+        if mulaw:
+            self._held.append(_Audio(mulaw, source))
             if source is Source.AGENT:
-                self._held_agent_bytes += len(frame)
-
-    def hold_mulaw(self, mulaw: bytes, source: Source) -> None:
-        """Our own recorded audio (a prompt, tones), cut into Twilio's 20 ms frames."""
-        self.hold([mulaw[i : i + FRAME_BYTES] for i in range(0, len(mulaw), FRAME_BYTES)], source)
+                self._held_agent_bytes += len(mulaw)
 
     def hold_marker(self, token: int) -> None:
         """Settle `token` once everything held or sent before it has been played."""
@@ -108,7 +106,7 @@ class Playout:
 
     def drop_held(self, source: Source) -> None:
         """Forget held frames of one source (what is already at Twilio plays out: < lead)."""
-        self._held = deque(item for item in self._held if not (isinstance(item, _Frame) and item.source is source))
+        self._held = deque(item for item in self._held if not (isinstance(item, _Audio) and item.source is source))
         if source is Source.AGENT:
             self._held_agent_bytes = 0
 
@@ -126,33 +124,46 @@ class Playout:
     # --- output ---------------------------------------------------------------------------
 
     def release(self) -> list[MediaOut | MarkOut]:
-        """What may go to Twilio now: frames up to the lead, each batch closed by a mark."""
+        """What may go to Twilio now: batches up to the lead, each closed by a mark."""
         out: list[MediaOut | MarkOut] = []
         while self._held and self.unconfirmed_ms < self.lead_ms:
-            batch_bytes = 0
-            while self._held and batch_bytes < self.batch_ms * BYTES_PER_MS:
-                item = self._held[0]
-                if isinstance(item, _Marker):
-                    break
-                self._held.popleft()
-                out.append(MediaOut(item.mulaw, item.source))
-                self.ledger.audio_sent(len(item.mulaw))
-                batch_bytes += len(item.mulaw)
-                if item.source is Source.AGENT:
-                    self._held_agent_bytes -= len(item.mulaw)
-                    self._agent_until_ms = self.ledger.sent_ms
+            batch = self._take_batch()
+            if batch:
+                out.append(MediaOut(batch, -(-len(batch) // FRAME_BYTES)))
             marker = self._held[0] if self._held and isinstance(self._held[0], _Marker) else None
             if marker is not None:
                 self._held.popleft()
-                if not self.ledger.playing and not batch_bytes:
+                if not self.ledger.playing and not batch:
                     self.resolved.append((marker.token, True))  # nothing left to hear
                     continue
                 name = self.ledger.new_mark("sync")
                 self._tokens[name] = marker.token
                 out.append(MarkOut(name))
-            elif batch_bytes:
+            elif batch:
                 out.append(MarkOut(self.ledger.new_mark("reply")))
         return out
+
+    def _take_batch(self) -> bytes:
+        """`batch_ms` of held audio, in whole 20 ms frames (a batch may end a frame past it
+        when a short last frame of a prompt came before), up to the next marker."""
+        limit = self.batch_ms * BYTES_PER_MS
+        parts: list[bytes] = []
+        size = 0
+        while self._held and size < limit and isinstance(item := self._held[0], _Audio):
+            take = -(-(limit - size) // FRAME_BYTES) * FRAME_BYTES
+            if len(item.mulaw) > take:
+                head = item.mulaw[:take]
+                self._held[0] = _Audio(item.mulaw[take:], item.source)
+            else:
+                head = item.mulaw
+                self._held.popleft()
+            parts.append(head)
+            size += len(head)
+            self.ledger.audio_sent(len(head))
+            if item.source is Source.AGENT:
+                self._held_agent_bytes -= len(head)
+                self._agent_until_ms = self.ledger.sent_ms
+        return b"".join(parts)
 
     # --- state ----------------------------------------------------------------------------
 

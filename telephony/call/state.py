@@ -3,6 +3,7 @@ the table does not allow is a bug that raises."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -35,3 +36,14 @@ def move(current: CallState, new: CallState) -> CallState:
     if new not in _ALLOWED[current]:
         raise IllegalTransition(f"{current.value} -> {new.value}")
     return new
+
+
+@dataclass(frozen=True)
+class Ending:
+    """The call is ending on a last prompt: close with `code` and `reason` once the marker
+    `token` after it was heard, or at `deadline` at the latest."""
+
+    token: int
+    deadline: float
+    code: int
+    reason: str

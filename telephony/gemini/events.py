@@ -123,6 +123,18 @@ class Usage:
     tool_use_prompt_tokens: int | None = None
     cached_tokens: int | None = None
 
+    def counts(self) -> dict[str, int | None]:
+        """Flat counts for a call's record: `prompt_tokens`, `response_audio`, ..."""
+        counts: dict[str, int | None] = {
+            "prompt_tokens": self.prompt_tokens,
+            "response_tokens": self.response_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        counts |= {f"prompt_{m.lower()}": n for m, n in self.prompt_by_modality}
+        counts |= {f"response_{m.lower()}": n for m, n in self.response_by_modality}
+        extra = {"thoughts_tokens": self.thoughts_tokens, "tool_use_prompt_tokens": self.tool_use_prompt_tokens}
+        return counts | {name: n for name, n in extra.items() if n is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:

@@ -1,0 +1,109 @@
+"""The caller's audio on its way to Gemini: where Twilio's mu-law is decoded for the model.
+
+One `CallerAudioPath` per call turns each media payload into what the core needs: 8 kHz PCM
+for voice detection and the recording, 16 kHz PCM for Gemini (level-controlled and resampled
+by `audio.transcode.CallerToGemini`, or the browser phone's wideband PCM as it is), and the
+messages for Gemini, sent in blocks of `caller_block_bytes`.
+
+With Gemini's voice detection off (`manual_activity`), the caller's turns are framed here:
+`activityStart` at the onset of speech, then the audio from just before it (a 300 ms
+pre-roll, or the first syllable is lost), then `activityEnd` after the silence. The point
+where speech started is reported in order among the messages (`SPEECH_STARTED`), so the core
+can cut the agent off exactly there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from telephony.audio.agc import CallerLevel
+from telephony.audio.mulaw import decode_mulaw, halve_rate
+from telephony.audio.transcode import CallerToGemini
+from telephony.call.rules import CallConfig
+from telephony.call.voice_activity import CallerVoice, SpeechUpdate
+from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, GeminiMessage
+
+PREROLL_MS = 300
+"""Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
+SPEECH_STARTED: Final = "speech_started"
+"""In `CallerFrame.out`: the caller began to speak here (manual turn-taking)."""
+
+
+@dataclass
+class CallerFrame:
+    """What one media payload became."""
+
+    pcm8k: bytes
+    updates: list[SpeechUpdate] = field(default_factory=list)
+    """Voice detection's news (onset, barge-in length reached, end of speech)."""
+    out: list[GeminiMessage | Literal["speech_started"]] = field(default_factory=list)
+    """For Gemini, in order; `SPEECH_STARTED` marks where the caller's speech began."""
+
+
+class CallerAudioPath:
+    """Twilio (or browser) audio in, Gemini messages out; no I/O."""
+
+    def __init__(self, config: CallConfig) -> None:
+        self.wideband = False
+        """16 kHz linear PCM from the browser phone, instead of 8 kHz mu-law."""
+        self._halving: Any = None
+        self._manual = config.manual_activity
+        self._block_bytes = config.caller_block_bytes
+        self.to_gemini = CallerToGemini(CallerLevel() if config.caller_agc else None)
+        self.voice: CallerVoice | None = None
+        if config.manual_activity or config.barge_in_min_speech_ms > 0:
+            self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
+        self._block = bytearray()
+        self._preroll: deque[bytes] = deque()
+        self._preroll_bytes = 0
+        self._in_activity = False
+
+    def ms_in(self, payload: bytes) -> float:
+        """How much audio a payload carries."""
+        return len(payload) / (32 if self.wideband else 8)
+
+    def feed(self, payload: bytes) -> CallerFrame:
+        if self.wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
+            pcm16k = payload[: len(payload) & ~1]
+            pcm8k, self._halving = halve_rate(pcm16k, self._halving)
+        else:
+            pcm8k = decode_mulaw(payload)
+            pcm16k = self.to_gemini.process_pcm8k(pcm8k)
+        frame = CallerFrame(pcm8k, self.voice.feed(pcm8k) if self.voice is not None else [])
+        if self._manual:
+            self._frame_turns(pcm16k, frame)
+        else:
+            self._send(pcm16k, frame.out)
+        return frame
+
+    def _send(self, pcm16k: bytes, out: list[Any], flush: bool = False) -> None:
+        self._block += pcm16k
+        if self._block and (flush or len(self._block) >= self._block_bytes):
+            out.append(CallerAudio(bytes(self._block)))
+            self._block.clear()
+
+    def _frame_turns(self, pcm16k: bytes, frame: CallerFrame) -> None:
+        """Gemini's VAD is off: the caller's turns are framed by local voice detection,
+        with the audio from just before the onset sent after activityStart."""
+        for update in frame.updates:
+            if update.started and not self._in_activity:
+                self._in_activity = True
+                frame.out.append(ActivityStart())
+                frame.out.append(SPEECH_STARTED)
+                for block in self._preroll:
+                    self._send(block, frame.out)
+                self._preroll.clear()
+                self._preroll_bytes = 0
+        if self._in_activity:
+            self._send(pcm16k, frame.out)
+        else:
+            self._preroll.append(pcm16k)
+            self._preroll_bytes += len(pcm16k)
+            while self._preroll_bytes > PREROLL_MS * 32:
+                self._preroll_bytes -= len(self._preroll.popleft())
+        if self._in_activity and any(update.ended for update in frame.updates):
+            self._in_activity = False
+            self._send(b"", frame.out, flush=True)
+            frame.out.append(ActivityEnd())
