@@ -140,6 +140,37 @@ def as_the_tool_said(response: dict) -> dict:
 
 FAMILY_MATRIX: dict[tuple[str, str], str] = {}
 """What the caller heard in each (model family, scenario) cell of test_model_families.py."""
+_CELLS_UNREPORTED: list[tuple[str, str, str]] = []
+
+
+RUN_FIRST = ("tests/test_infra.py::test_compose", "tests/test_infra.py::test_the_image", "tests/test_bench.py")
+"""The longest tests start first: with pytest-xdist (`make test`) the rest fill the other
+workers around them instead of waiting at the end."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    items.sort(key=lambda item: next((i for i, prefix in enumerate(RUN_FIRST) if item.nodeid.startswith(prefix)), len(RUN_FIRST)))
+
+
+def family_cell(family: str, scenario: str, text: str) -> None:
+    """One cell of the matrix. With pytest-xdist the test runs in a worker: the cell travels
+    to the summary in the test's report."""
+    FAMILY_MATRIX[(family, scenario)] = text
+    _CELLS_UNREPORTED.append((family, scenario, text))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == "teardown" and _CELLS_UNREPORTED:
+        report.user_properties.append(("family_matrix", list(_CELLS_UNREPORTED)))
+        _CELLS_UNREPORTED.clear()
+
+
+def pytest_runtest_logreport(report) -> None:
+    for name, cells in report.user_properties:
+        if name == "family_matrix":
+            FAMILY_MATRIX.update({(family, scenario): text for family, scenario, text in cells})
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

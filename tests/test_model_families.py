@@ -21,7 +21,7 @@ from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_rest import FakeTwilioRest
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, FAMILY_MATRIX, FIXTURES, offline_stack
+from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, family_cell, offline_stack
 
 MODELS = {
     Family.NATIVE_AUDIO_25: "gemini-2.5-flash-native-audio-preview-12-2025",
@@ -45,7 +45,7 @@ async def family_stack(family: Family, model_agent, agent: Agent | None = None, 
 
 
 def cell(family: Family, scenario: str, heard_s: float, note: str) -> None:
-    FAMILY_MATRIX[(family.value, scenario)] = f"{heard_s:.2f} s: {note}"
+    family_cell(family.value, scenario, f"{heard_s:.2f} s: {note}")
 
 
 def caller_waits(fixture: str, seconds: float):
@@ -98,7 +98,7 @@ async def test_blocking_tool(family):
     if family is Family.LIVE_38_THINKING:
         with pytest.raises(ValueError, match="declared blocking"):
             Agent("shop", model=MODELS[family], tools=[lookup_agent("blocking").tools["find_order"]])
-        FAMILY_MATRIX[(family.value, "blocking tool")] = "refused at startup (naming the tool): ET takes NON_BLOCKING only"
+        family_cell(family.value, "blocking tool", "refused at startup (naming the tool): ET takes NON_BLOCKING only")
         return
     model = ScriptedAgent(
         [Reply(audio24k=tone24k(1.0), transcript="It shipped.", tool_calls=(EmulatedToolCall("find_order", {"order": "7"}),))]
