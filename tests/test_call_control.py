@@ -104,7 +104,9 @@ async def test_transfer_to_an_unlisted_number_is_refused_without_rest():
 async def test_rest_failure_is_reported_to_the_model_and_the_call_stays_up():
     fake = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, fail_updates_with=(500, 20500))
     async with stack_with(ScriptedAgent([tool_reply("transfer_call", {"to": TRANSFER_TO})]), fake) as stack:
-        result = await stack.replay("one_sentence")
+        # At 2x the caller's 6 s of silence after speaking (3 s here) hold the whole second of
+        # the reply even when the failed REST call and the reply are slow on a busy machine.
+        result = await stack.replay("one_sentence", speed=2.0)
         (record,) = stack.records()
     assert "failed" in stack.gemini.connections[0].tool_responses[0]["response"]["error"]
     assert record.end_reason == "caller hung up"
