@@ -9,8 +9,8 @@ The call path, one direction per line:
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from telephony.agent import Agent, CallContext, IncomingCall, Refuse, Tool, ToolError
-    from telephony.app import create_app, router
+    from telephony.agents.agent import Agent, CallContext, IncomingCall, Refuse, Tool, ToolError
+    from telephony.web.app import create_app, router
 
 __version__ = "0.1.0"
 __all__ = ["Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError", "create_app", "router"]
@@ -21,11 +21,11 @@ def __getattr__(name: str) -> Any:
     server, `telephony.Agent` the SDK's types; importing one module of the package (the call
     core, say) brings in neither."""
     if name in ("router", "create_app"):
-        from telephony import app
+        from telephony.web import app
 
         return getattr(app, name)
     if name in ("Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError"):
-        from telephony import agent
+        from telephony.agents import agent
 
         return getattr(agent, name)
     raise AttributeError(f"module 'telephony' has no attribute {name!r}")

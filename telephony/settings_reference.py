@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
-from telephony.config import Settings, env_name
+from telephony.settings import Settings, env_name
 
 SECTION = "## Configuration"
 TABLE_HEADER = "| variable | default | what it does |\n|---|---|---|\n"
@@ -47,7 +47,7 @@ def readme_table() -> str:
 def env_example() -> str:
     lines = [
         "# Every setting telephony reads, with its default; copy to .env and uncomment what you change.",
-        "# Made by `python -m telephony.settings_reference` from telephony/config.py.",
+        "# Made by `python -m telephony.settings_reference` from telephony/settings.py.",
         "",
     ]
     for env, default, what in _rows():

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from telephony.audio.transcode import CallerToGemini
-from telephony.composition import agent_options_from, gemini_client_from
-from telephony.config import Settings
 from telephony.gemini import GeminiLiveSession
+from telephony.settings import Settings
 from telephony.testing.call_fixture import caller_audio
 from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.web.composition import agent_options_from, gemini_client_from
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -110,8 +110,8 @@ class Stack:
 @contextlib.asynccontextmanager
 async def offline_stack(gemini: GeminiLiveEmulator | None = None, agent=None, **overrides):
     """Start the server against a Gemini emulator; signatures and tokens are checked."""
-    from telephony.app import create_app
-    from telephony.server import running_server
+    from telephony.web.app import create_app
+    from telephony.web.server import running_server
 
     async with contextlib.AsyncExitStack() as stack:
         if gemini is None:

@@ -18,10 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from telephony import Agent
-from telephony.agent_loading import SIGNATURE_HEADER, AgentLoadError, load_agent
+from telephony.agents.loading import SIGNATURE_HEADER, AgentLoadError, load_agent
 from telephony.audio.mulaw import decode_mulaw
-from telephony.server import running_server
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.web.server import running_server
 
 from conftest import as_the_tool_said, offline_stack
 
@@ -191,7 +191,7 @@ MCP_SERVER = Path(__file__).resolve().parent / "helpers" / "mcp_orders_server.py
     "order,expected", [(42, {"result": "order 42 was shipped on Monday"}), (13, "order 13 is lost")], ids=["ok", "tool-error"]
 )
 async def test_an_mcp_servers_tool_is_offered_to_the_model_and_called_through_it(tmp_path, order, expected):
-    from telephony.mcp_tools import mcp_tools_of
+    from telephony.agents.mcp_tools import mcp_tools_of
 
     path = tmp_path / "agent.toml"
     path.write_text(f'name = "orders"\n[[mcp]]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}"]\ntools = ["order_status"]\n')
@@ -212,7 +212,7 @@ async def test_an_mcp_servers_tool_is_offered_to_the_model_and_called_through_it
 
 
 async def test_an_mcp_server_that_cannot_start_is_one_line(tmp_path):
-    from telephony.mcp_tools import McpError, mcp_tools_of
+    from telephony.agents.mcp_tools import McpError, mcp_tools_of
 
     path = tmp_path / "agent.toml"
     path.write_text('name = "orders"\n[[mcp]]\ncommand = "/nonexistent/mcp-server"\n')

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 
 from telephony import Agent, CallContext, IncomingCall, Refuse, ToolError, router
-from telephony.server import running_server
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.web.server import running_server
 
 from conftest import AUTH_TOKEN, FIXTURES, emulator_settings, offline_stack
 

@@ -23,4 +23,4 @@ def test_importing_the_call_core_loads_no_io_metrics_sdk_or_web_framework():
 def test_the_public_api_still_imports_from_the_package_root():
     probe = "from telephony import Agent, CallContext, Tool, create_app, router; print(Agent.__module__, router.__module__)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["telephony.agent", "telephony.app"]
+    assert out == ["telephony.agents.agent", "telephony.web.app"]

@@ -127,10 +127,10 @@ async def test_ephemeral_tokens_are_single_use_locked_and_expire():
 
     from google.genai import types
 
-    from telephony.composition import agent_options_from, gemini_client_from
     from telephony.gemini.config import make_client
     from telephony.gemini.ephemeral import mint_token
     from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+    from telephony.web.composition import agent_options_from, gemini_client_from
 
     from conftest import emulator_settings
 

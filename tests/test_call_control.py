@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from telephony.dial import DialRequest, follow_call, place_call
-from telephony.security import TwilioSignatures
 from telephony.testing.call_fixture import FixtureMessage, read_fixture
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
+from telephony.twilio.dial import DialRequest, follow_call, place_call
+from telephony.twilio.signatures import TwilioSignatures
 
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack
 

@@ -582,7 +582,7 @@ def test_with_recording_on_the_notice_is_played_before_the_agent_and_both_sides_
 
 def test_a_clear_jumps_the_outbound_queue_dropping_media_but_keeping_marks():
     from telephony.call.outbound import OutboundQueue
-    from telephony.twilio_protocol import Outbound
+    from telephony.twilio.media_streams import Outbound
 
     queue = OutboundQueue()
     for kind, text in [("media", "m1"), ("mark", "k1"), ("media", "m2"), ("clear", "c"), ("media", "m3")]:

@@ -82,7 +82,7 @@ async def test_two_instances_on_one_postgresql_see_every_call_and_status(postgre
         async with offline_stack(gemini, database_url=postgres.url) as first, offline_stack(gemini, database_url=postgres.url) as second:
             result = await first.replay("hang_up")
             status = {"CallSid": result.call_sid, "CallStatus": "completed", "SequenceNumber": "3"}
-            from telephony.security import TwilioSignatures
+            from telephony.twilio.signatures import TwilioSignatures
 
             url = second.base_url + "/status"
             async with httpx.AsyncClient() as client:  # Twilio's callback reached the other instance

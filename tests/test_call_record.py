@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from telephony.call_record import CallRecord
+from telephony.call.record import CallRecord
 
 
 def test_an_hour_of_latencies_keeps_a_bounded_sample_with_exact_count_mean_and_max():
@@ -34,7 +34,7 @@ def test_a_short_call_keeps_every_latency():
 
 
 def test_a_very_long_call_keeps_a_bounded_transcript():
-    from telephony.call_record import MAX_LINE_CHARS, MAX_TRANSCRIPT_LINES, CallRecord
+    from telephony.call.record import MAX_LINE_CHARS, MAX_TRANSCRIPT_LINES, CallRecord
 
     record = CallRecord()
     for n in range(MAX_TRANSCRIPT_LINES + 500):

@@ -55,7 +55,7 @@ def test_bad_public_url_and_log_settings_are_one_line_each():
 
 
 def test_a_trailing_slash_is_dropped_and_a_missing_public_url_is_warned_about():
-    from telephony.config import load_settings
+    from telephony.settings import load_settings
 
     settings = load_settings(_env_file=None, public_url="https://voice.example.com/")
     assert settings.public_url == "https://voice.example.com"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from telephony.config import Settings
+from telephony.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -63,6 +63,6 @@ def test_the_settings_reference_is_current():
     example = (README.parent / ".env.example").read_text(encoding="utf-8")
     assert example == env_example(), "run: python -m telephony.settings_reference"
     for name in Settings.model_fields:
-        from telephony.config import env_name
+        from telephony.settings import env_name
 
         assert f"# {env_name(name)}=" in example

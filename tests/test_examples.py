@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from telephony.agent_loading import load_agent
-from telephony.server import running_server
+from telephony.agents.loading import load_agent
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.web.server import running_server
 
 from conftest import as_the_tool_said, offline_stack
 

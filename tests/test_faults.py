@@ -11,11 +11,11 @@ import time
 import httpx
 import websockets
 
-from telephony.app import create_app, drain_calls
-from telephony.server import running_server
 from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.web.app import create_app, drain_calls
+from telephony.web.server import running_server
 
 from conftest import AUTH_TOKEN, FIXTURES, emulator_settings, offline_stack, until_a_call_is_live
 
@@ -109,7 +109,7 @@ async def test_a_second_stream_for_a_live_call_is_refused():
 async def test_idle_sockets_that_never_start_do_not_hold_call_slots():
     async with offline_stack(max_concurrent_calls=2) as stack:
         url = stack.base_url.replace("http", "ws") + "/media-stream"
-        from telephony.security import TwilioSignatures
+        from telephony.twilio.signatures import TwilioSignatures
 
         signature = TwilioSignatures(AUTH_TOKEN).sign(url)
         idle = [await websockets.connect(url, additional_headers={"X-Twilio-Signature": signature}) for _ in range(4)]
@@ -210,7 +210,7 @@ async def test_a_stream_arriving_after_the_drain_deadline_hears_the_closing_mess
 
 
 async def test_status_callbacks_per_call_are_bounded():
-    from telephony.security import TwilioSignatures
+    from telephony.twilio.signatures import TwilioSignatures
 
     async with offline_stack() as stack:
         url = stack.base_url + "/status"
@@ -224,7 +224,7 @@ async def test_status_callbacks_per_call_are_bounded():
 
 
 def test_forwarded_headers_count_only_from_trusted_proxies():
-    from telephony.security import public_base_url
+    from telephony.twilio.signatures import public_base_url
 
     forged = {"x-forwarded-host": "attacker.example", "x-forwarded-proto": "https", "host": "voice.internal:8080"}
     assert public_base_url(None, forged, "http", "voice.internal:8080", peer="203.0.113.9") == "http://voice.internal:8080"

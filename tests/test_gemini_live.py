@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from google.genai import types
 
-from telephony.composition import agent_options_from, gemini_client_from
 from telephony.gemini import (
     AgentAudio,
     GeminiSessionError,
@@ -23,6 +22,7 @@ from telephony.gemini import (
 )
 from telephony.gemini.session import GeminiLiveSession
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.web.composition import agent_options_from, gemini_client_from
 
 from conftest import emulator_settings, open_session, speak_fixture
 

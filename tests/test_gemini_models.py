@@ -7,7 +7,7 @@ import pytest
 from google.genai import types
 
 from telephony import Agent
-from telephony.agent_loading import agent_model_problems
+from telephony.agents.loading import agent_model_problems
 from telephony.gemini.config import AgentOptions, build_live_config, declarations_for
 from telephony.gemini.events import GenerationComplete, TurnComplete, Usage, VoiceActivity
 from telephony.gemini.models import Family, ThinkingLevel, ToolBehavior, family_of, model_problem, model_warning

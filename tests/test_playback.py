@@ -1,6 +1,6 @@
 """Playback bookkeeping: marks sent, echoed as played, or returned by a clear."""
 
-from telephony.playback import MarkOutcome, Playback
+from telephony.call.mark_ledger import MarkOutcome, Playback
 
 
 def test_marks_echo_in_order_and_move_what_was_heard():

@@ -7,7 +7,7 @@ import contextlib
 from typer.testing import CliRunner
 
 from telephony.cli import app
-from telephony.preflight import run_checks
+from telephony.cli.preflight import run_checks
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 
@@ -90,7 +90,7 @@ def test_the_command_exits_non_zero_and_shows_the_table_when_a_check_fails(monke
 async def test_an_unreachable_public_url_names_its_cause():
     import asyncio
 
-    from telephony.preflight import check_public_url, check_serve_settings
+    from telephony.cli.preflight import check_public_url, check_serve_settings
 
     async def never_answers(reader, writer):
         await asyncio.sleep(30)
@@ -112,7 +112,7 @@ async def test_an_unreachable_public_url_names_its_cause():
 
 async def test_the_agents_exact_setup_is_opened_and_a_refusal_is_the_services_reason_in_one_line():
     from telephony import Agent
-    from telephony.preflight import check_gemini
+    from telephony.cli.preflight import check_gemini
 
     agent = Agent("desk", instructions="Book visits.")
 

@@ -11,9 +11,9 @@ from telephony.audio.resample import Interpolator2
 from telephony.audio.transcode import CallerToGemini
 from telephony.audio.wav import read_wav, resample_whole
 from telephony.bench.quality import _level, _load_scorers, _scale, score_speaker
-from telephony.composition import agent_options_from
-from telephony.config import Settings
 from telephony.gemini.config import VAD_PRESETS
+from telephony.settings import Settings
+from telephony.web.composition import agent_options_from
 
 from conftest import FIXTURES
 

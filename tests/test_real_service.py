@@ -9,14 +9,14 @@ import logging
 
 import pytest
 
-from telephony.composition import agent_options_from, gemini_client_from
-from telephony.config import ConfigError, load_settings
 from telephony.gemini import catalog
 from telephony.gemini.events import OutputTranscript, SessionClosed
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+from telephony.settings import ConfigError, load_settings
 from telephony.testing.call_fixture import speech_onsets_s
 from telephony.testing.gemini_live import REALISTIC, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.web.composition import agent_options_from, gemini_client_from
 
 from conftest import FIXTURES, emulator_settings, offline_stack
 

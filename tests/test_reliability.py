@@ -17,7 +17,6 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telephony.composition import agent_options_from, gemini_client_from
 from telephony.gemini.events import ResumptionHandle, SessionClosed
 from telephony.gemini.resilient import Reconnected, ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
@@ -25,6 +24,7 @@ from telephony.logs import JsonFormatter
 from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.web.composition import agent_options_from, gemini_client_from
 
 from conftest import FIXTURES, emulator_settings, free_port, offline_stack, until_a_call_is_live, wait_until_healthy
 

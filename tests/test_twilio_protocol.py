@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from telephony.twilio_protocol import (
+from telephony.twilio.media_streams import (
     Connected,
     Dtmf,
     Media,

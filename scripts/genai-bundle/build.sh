@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild telephony/dashboard/static/genai.js (the @google/genai browser SDK, one ES module,
+# Rebuild telephony/web/dashboard/static/genai.js (the @google/genai browser SDK, one ES module,
 # served by the package so the page needs no CDN): `scripts/genai-bundle/build.sh`.
 # Needs node and npm; the versions are pinned in package.json (and package-lock.json).
 set -euo pipefail
@@ -7,4 +7,4 @@ cd "$(dirname "$0")"
 npm ci --no-audit --no-fund 2>/dev/null || npm install --no-audit --no-fund
 npm run build
 rm -rf node_modules
-echo "built ../../telephony/dashboard/static/genai.js"
+echo "built ../../telephony/web/dashboard/static/genai.js"

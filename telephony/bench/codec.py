@@ -24,7 +24,7 @@ from telephony.audio.transcode import CallerToGemini, GeminiToCaller
 from telephony.call.core import Call, CallConfig
 from telephony.call.voice_activity import CallerVoice
 from telephony.testing.call_fixture import CallFixtureBuilder
-from telephony.twilio_protocol import Media, media_message, parse_message
+from telephony.twilio.media_streams import Media, media_message, parse_message
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from telephony.gemini.events import ToolCall
 from telephony.gemini.messages import GeminiMessage
-from telephony.twilio_protocol import Outbound
+from telephony.twilio.media_streams import Outbound
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,13 +38,13 @@ if TYPE_CHECKING:
     from telephony.call.goodbye import GoodbyeWatch
     from telephony.call.hold import HoldTone
     from telephony.call.playout import Playout
+    from telephony.call.record import CallRecord
     from telephony.call.rules import CallConfig
     from telephony.call.stall import StallWatch
     from telephony.call.tally import Tally
     from telephony.call.tools import ToolsInFlight
     from telephony.call.turn import AgentTurn, CallerTurn
     from telephony.call.twilio_out import TwilioOut
-    from telephony.call_record import CallRecord
     from telephony.gemini.messages import GeminiMessage
 
 

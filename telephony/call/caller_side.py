@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from telephony.call.actions import OpenAgent
 from telephony.call.caller_audio import SPEECH_STARTED
+from telephony.call.mark_ledger import MarkOutcome
 from telephony.call.nudges import DTMF_TEXT
 from telephony.call.playout import Source
 from telephony.call.state import CallState
 from telephony.gemini.messages import RealtimeText
 from telephony.logs import mask_number
-from telephony.playback import MarkOutcome
-from telephony.twilio_protocol import (
+from telephony.twilio.media_streams import (
     TOKEN_PARAMETER,
     Dtmf,
     Mark,
@@ -38,12 +38,12 @@ if TYPE_CHECKING:
     from telephony.call.hold import HoldTone
     from telephony.call.inbound import InboundGuard
     from telephony.call.playout import Playout
+    from telephony.call.record import CallRecord
     from telephony.call.rules import CallConfig
     from telephony.call.stall import StallWatch
     from telephony.call.tally import Tally
     from telephony.call.turn import AgentTurn, CallerTurn
     from telephony.call.twilio_out import TwilioOut
-    from telephony.call_record import CallRecord
     from telephony.gemini.messages import GeminiMessage
 
 PHONE_PARAMETERS = ("caller", "called")

@@ -46,6 +46,7 @@ from telephony.call.hold import HoldTone
 from telephony.call.inbound import InboundGuard
 from telephony.call.nudges import CONTINUE_NUDGE, DTMF_TEXT, RECONNECT_NUDGE, STALL_NUDGE
 from telephony.call.playout import Source
+from telephony.call.record import CallRecord
 from telephony.call.rules import CallConfig
 from telephony.call.stall import StallWatch
 from telephony.call.state import CallState, Ending, IllegalTransition, move
@@ -53,7 +54,6 @@ from telephony.call.tally import Tally
 from telephony.call.tools import ToolsInFlight, write_down
 from telephony.call.turn import AgentTurn, CallerTurn
 from telephony.call.twilio_out import TwilioOut
-from telephony.call_record import CallRecord
 from telephony.gemini import tool_results
 from telephony.gemini.events import ToolCall
 from telephony.gemini.messages import GeminiMessage, ToolResult

@@ -36,8 +36,8 @@ from telephony.call.core import (
 )
 from telephony.call.outbound import OutboundQueue
 from telephony.call.plan import SettingsAgent, conversation_so_far, plan_call
+from telephony.call.record import CallRecord, CallRecorder, append_call_log
 from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool, ToolOutcome
-from telephony.call_record import CallRecord, CallRecorder, append_call_log
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
 from telephony.gemini.messages import UserTurn
@@ -45,8 +45,7 @@ from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.logs import CallLogger
 from telephony.metrics import Metrics
-from telephony.recording_file import WavAppender, recording_path
-from telephony.twilio_protocol import Outbound
+from telephony.twilio.media_streams import Outbound
 
 log = logging.getLogger("telephony.call")
 
@@ -71,6 +70,15 @@ class TwilioConnection(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
+class RecordingSink(Protocol):
+    """Where a call's stereo recording goes, chunk by chunk (`store.wav_file.WavAppender`)."""
+
+    path: Path
+
+    def append(self, pcm: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class CallServices:
     """What every call gets from the server: settings-derived, shared, immutable."""
@@ -81,7 +89,7 @@ class CallServices:
     metrics: Metrics = field(default_factory=Metrics)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     agents: AgentDirectory | None = None
-    """The agents calls may name (`telephony.agent.AgentBook`); None: the settings' agent."""
+    """The agents calls may name (`telephony.agents.agent.AgentBook`); None: the settings' agent."""
     builtin_tools: Callable[[tuple[str, ...]], list[CallTool]] = lambda enabled: []
     """The built-in tools (end_call, ...) an agent asked for (see `CallControl.tools`)."""
     greeting: str | None = None
@@ -95,7 +103,9 @@ class CallServices:
     """A call was admitted (its SIDs and parameters are known): e.g. the store's first row."""
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
     recordings_dir: Path | None = None
-    """Stereo WAV per call here when the core records (CallConfig.record_audio)."""
+    """Where the stereo recordings are kept when the core records (CallConfig.record_audio)."""
+    open_recording: Callable[[str, float], RecordingSink] | None = None
+    """Opens the call's recording (CallSid, start time): the store's crash-safe WAV file."""
 
 
 class CallDriver:
@@ -124,7 +134,7 @@ class CallDriver:
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
-        self._wav: WavAppender | None = None
+        self._wav: RecordingSink | None = None
 
     @property
     def record(self) -> CallRecord:
@@ -293,11 +303,10 @@ class CallDriver:
         record = self.record  # the core has bound the call's logger to its SIDs at `start`
         if self.recorder is not None and record.call_sid:
             self.recorder.open(record.call_sid)
-        if self.core.out.stereo is not None and self.services.recordings_dir is not None and record.call_sid:
-            path = recording_path(self.services.recordings_dir, record.call_sid, record.started_at)
+        if self.core.out.stereo is not None and self.services.open_recording is not None and record.call_sid:
             try:
-                self._wav = WavAppender(path)
-                record.recording = str(path)
+                self._wav = self.services.open_recording(record.call_sid, record.started_at)
+                record.recording = str(self._wav.path)
                 self._spawn(self._write_recording(), "recording")
             except OSError as exc:
                 self._log.error("cannot record the call: %s", exc)

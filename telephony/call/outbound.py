@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from telephony.twilio_protocol import Outbound
+from telephony.twilio.media_streams import Outbound
 
 
 class OutboundQueue:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from telephony.call.record import CallRecord
 from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool
-from telephony.call_record import CallRecord
 from telephony.gemini import catalog
 from telephony.gemini.config import AgentOptions
 

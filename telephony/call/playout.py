@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from telephony.audio.transcode import FRAME_BYTES
-from telephony.playback import BYTES_PER_MS, MarkOutcome, Playback
+from telephony.call.mark_ledger import BYTES_PER_MS, MarkOutcome, Playback
 
 
 class Source(str, Enum):

@@ -114,6 +114,6 @@ class CallAgent(Protocol):
 
 
 class AgentDirectory(Protocol):
-    """Where a call finds the agent its TwiML named (`telephony.agent.AgentBook` is one)."""
+    """Where a call finds the agent its TwiML named (`telephony.agents.agent.AgentBook` is one)."""
 
     def named(self, name: str | None) -> CallAgent: ...

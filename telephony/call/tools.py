@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from telephony.call_record import CallRecord, ToolRecord
+from telephony.call.record import CallRecord, ToolRecord
 from telephony.gemini.events import ToolCall
 
 MAX_TOOL_RECORDS = 500

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from telephony.call_record import CallRecord, TranscriptLine
+from telephony.call.record import CallRecord, TranscriptLine
 
 
 @dataclass

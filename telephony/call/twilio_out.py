@@ -12,11 +12,11 @@ from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.transcode import GeminiToCaller
 from telephony.call.actions import Action, SendTwilio
 from telephony.call.playout import MarkOut, MediaOut, Playout, Source
+from telephony.call.record import CallRecord
 from telephony.call.recording import StereoTimeline
 from telephony.call.rules import CallConfig
 from telephony.call.tally import Tally
-from telephony.call_record import CallRecord
-from telephony.twilio_protocol import Outbound, clear_message, mark_message, media_message
+from telephony.twilio.media_streams import Outbound, clear_message, mark_message, media_message
 
 
 class TwilioOut:

@@ -23,7 +23,7 @@ from telephony.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from telephony.config import Settings
+    from telephony.settings import Settings
 
 app = typer.Typer(help="Put a Gemini Live voice agent on a phone number (Twilio Media Streams).", no_args_is_help=True)
 
@@ -63,12 +63,12 @@ def serve(
     settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, **{k: v for k, v in given.items() if v is not None})
     processes = 1 if emulate_gemini else (settings.workers or os.cpu_count() or 1)
     if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
-        from telephony.workers import prepare_shared_metrics
+        from telephony.web.workers import prepare_shared_metrics
 
         prepare_shared_metrics()
 
-    from telephony.app import create_app
-    from telephony.server import DrainingServer, listen_socket, uvicorn_config
+    from telephony.web.app import create_app
+    from telephony.web.server import DrainingServer, listen_socket, uvicorn_config
 
     configure_logging(settings.log_level, settings.log_format)
     if settings.log_level != "DEBUG":  # the built-in emulator speaks only when asked
@@ -85,7 +85,7 @@ def serve(
     console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
 
     async def run() -> None:
-        from telephony.mcp_tools import McpError, mcp_tools_of
+        from telephony.agents.mcp_tools import McpError, mcp_tools_of
 
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -120,7 +120,7 @@ def serve(
     if processes == 1:
         run_event_loop(run(), loop)
         return
-    from telephony.workers import run_workers
+    from telephony.web.workers import run_workers
 
     def work(mine: Any) -> int:
         nonlocal listening
@@ -149,10 +149,10 @@ def dial(
     """Call a phone number and connect it to the agent on your running server."""
     import asyncio
 
-    from telephony.dial import DialRequest, FollowError, check_number, follow_call, place_call
     from telephony.gemini import catalog
     from telephony.gemini.config import VAD_PRESETS
-    from telephony.twilio_rest import TwilioRestError
+    from telephony.twilio.dial import DialRequest, FollowError, check_number, follow_call, place_call
+    from telephony.twilio.rest import TwilioRestError
 
     settings = settings_or_exit()
     public = server or settings.public_url
@@ -277,8 +277,8 @@ def check(
     """Before the phone rings: your agent's exact Gemini session, Twilio, your number's webhook, your public URL.
 
     Each check talks to the real thing as a call would. Example: telephony check --agent myagent:agent"""
-    from telephony.agent import Agent
-    from telephony.preflight import run_checks
+    from telephony.agents.agent import Agent
+    from telephony.cli.preflight import run_checks
 
     overrides: dict[str, Any] = {"agent": agent} if agent else {}
     settings = settings_or_exit(warn=True, **overrides)

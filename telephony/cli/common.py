@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from telephony.config import Settings
+    from telephony.settings import Settings
 
 # Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -24,7 +24,7 @@ def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, war
     """The settings, or every problem with them on its own line and exit code 2 (never a
     traceback, never a value: it may be a secret). `for_serve`: also what would make the
     server refuse to start (`Settings.serve_problems`)."""
-    from telephony.config import ConfigError, load_settings
+    from telephony.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(**overrides)
@@ -44,7 +44,7 @@ def agent_or_exit(settings: Settings) -> Any:
     """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or one line and exit 2."""
     if not settings.agent:
         return None
-    from telephony.agent_loading import AgentLoadError, agent_model_problems, agent_names, load_agent
+    from telephony.agents.loading import AgentLoadError, agent_model_problems, agent_names, load_agent
 
     secret = settings.tool_signing_secret.get_secret_value().encode() if settings.tool_signing_secret else None
     try:

@@ -3,7 +3,7 @@
 Every call opens its own Live session from an `AgentOptions` (model, voice, instructions,
 turn-taking, tools), which may be overridden per call (voice, instructions, VAD) by the
 call's Stream parameters. This module knows google-genai and its own options only; the
-app-wide settings are turned into these in `telephony.composition`.
+app-wide settings are turned into these in `telephony.web.composition`.
 """
 
 from __future__ import annotations

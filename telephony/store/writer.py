@@ -17,9 +17,9 @@ import socket
 import time
 from typing import Any
 
-from telephony.call_record import CallRecord
+from telephony.call.record import CallRecord
+from telephony.gemini.pricing import estimated_cost_usd
 from telephony.metrics import Metrics
-from telephony.pricing import estimated_cost_usd
 from telephony.store.database import CallStore
 
 log = logging.getLogger(__name__)

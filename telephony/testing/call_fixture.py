@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
-from telephony.twilio_protocol import (
+from telephony.twilio.media_streams import (
     Connected,
     Dtmf,
     DtmfDetails,

@@ -110,11 +110,11 @@ async def replay_call(
 
 async def demo_call(fixture: Path, *, out_dir: Path, speed: float, console: Console, port: int = 0) -> ReplayOutcome:
     """Gemini emulator + our server (signatures on, as in production) + a replayed caller."""
-    from telephony.app import create_app
-    from telephony.config import Settings
-    from telephony.server import running_server
+    from telephony.settings import Settings
     from telephony.testing.demo import DemoModel, demo_agent
     from telephony.testing.gemini_live import GeminiLiveEmulator
+    from telephony.web.app import create_app
+    from telephony.web.server import running_server
 
     auth_token = secrets.token_hex(16)
     async with GeminiLiveEmulator(DemoModel(), speed=speed) as gemini:

@@ -29,15 +29,15 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from telephony.audio.mulaw import SILENCE_BYTE, decode_mulaw
-from telephony.security import TwilioSignatures
 from telephony.testing.call_fixture import FixtureMessage, fake_sid, read_fixture
-from telephony.twilio_protocol import (
+from telephony.twilio.media_streams import (
     Mark,
     MarkDetails,
     Start,
     TwilioProtocolError,
     parse_message,
 )
+from telephony.twilio.signatures import TwilioSignatures
 
 FRAME_MS = 20
 

@@ -2,7 +2,7 @@
 offline dial-out.
 
 It records every request, answers like api.twilio.com (JSON call resources, Twilio error
-bodies), checks HTTP basic auth, and can be told to fail. Point `telephony.twilio_rest.
+bodies), checks HTTP basic auth, and can be told to fail. Point `telephony.twilio.rest.
 TwilioRest(api_base=...)` (or TELEPHONY_TWILIO_API_BASE) at `base_url`.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from telephony.server import running_server
+from telephony.web.server import running_server
 
 
 @dataclass(frozen=True)

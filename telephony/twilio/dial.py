@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 import httpx
 from rich.console import Console
 
-from telephony.config import Settings
-from telephony.twilio_rest import TwilioRest
+from telephony.settings import Settings
+from telephony.twilio.rest import TwilioRest
 
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 

@@ -25,11 +25,11 @@ import logging
 from google.genai import types
 from twilio.twiml.voice_response import VoiceResponse
 
-from telephony.agent import Tool
+from telephony.agents.agent import Tool
 from telephony.audio.dtmf import VALID_DIGITS, dtmf_mulaw
 from telephony.call.tool_api import CallHandle, CallTool, ToolHandler, ToolOutcome
 from telephony.gemini.events import ToolCall
-from telephony.twilio_rest import TwilioRest, TwilioRestError
+from telephony.twilio.rest import TwilioRest, TwilioRestError
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,22 @@ what they need here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from google import genai
 
+from telephony.agents.agent import AgentBook
 from telephony.call.core import CallConfig
-from telephony.call.driver import load_prompt
+from telephony.call.driver import CallServices, load_prompt
 from telephony.call.stall import StallRules
-from telephony.config import Settings
+from telephony.call.tool_api import CallTool
 from telephony.gemini.config import AgentOptions, make_client
+from telephony.gemini.resilient import RetryPolicy
+from telephony.gemini.session import GeminiLiveSession
+from telephony.metrics import Metrics
+from telephony.settings import Settings
+from telephony.store.wav_file import open_recording
 
 PROMPTS = ("apology_trouble", "apology_closing", "recording_notice")
 
@@ -85,4 +92,37 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         # Production streams come from Twilio in real time; a development server (signatures
         # off) is fed by replays at any speed.
         media_rate_limit=settings.media_rate_limit if settings.validate_signatures else float("inf"),
+    )
+
+
+def call_services_from(
+    settings: Settings,
+    *,
+    open_gemini: Callable[[AgentOptions], GeminiLiveSession],
+    admit_stream: Callable[[str, str | None], tuple[str, str] | None] | None,
+    agents: AgentBook,
+    builtin_tools: Callable[[tuple[str, ...]], list[CallTool]],
+    metrics: Metrics,
+) -> CallServices:
+    """What every call of this server gets: its rules, its agent, Gemini, tools, recordings."""
+    recordings_dir = (settings.recordings_dir or settings.data_dir / "recordings") if settings.record_audio else None
+    return CallServices(
+        open_gemini=open_gemini,
+        agent_options=agent_options_from(settings),
+        call_config=call_config_from(settings, admit_stream),
+        agents=agents,
+        builtin_tools=builtin_tools,
+        greeting=settings.greeting,
+        metrics=metrics,
+        retry_policy=RetryPolicy(
+            open_timeout_s=settings.gemini_open_timeout_seconds,
+            max_reconnects=settings.gemini_reconnects_per_call,
+            buffer_seconds=settings.gemini_reconnect_buffer_seconds,
+        ),
+        recordings_dir=recordings_dir,
+        open_recording=functools.partial(open_recording, recordings_dir) if recordings_dir is not None else None,
+        tool_timeout_s=settings.tool_timeout_seconds,
+        extra_voices=tuple(settings.extra_voices),
+        call_log_dir=settings.call_log_dir,
+        record_dir=settings.record_dir,
     )

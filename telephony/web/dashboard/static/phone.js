@@ -1,5 +1,5 @@
 // The browser phone: the page speaks Twilio Media Streams to the server, so the call runs
-// through the same call core as a phone call. See telephony/browser_phone.py.
+// through the same call core as a phone call. See telephony/web/browser_phone.py.
 "use strict";
 
 const $ = (id) => document.getElementById(id);

@@ -14,9 +14,9 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from telephony.twilio_protocol import MAX_MESSAGE_BYTES
+from telephony.twilio.media_streams import MAX_MESSAGE_BYTES
 
-log = logging.getLogger("telephony.server")
+log = logging.getLogger("telephony.web.server")
 
 
 class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
@@ -101,7 +101,7 @@ def uvicorn_config(
         port=port,
         http=protocol,
         # Forwarded headers are believed only from TELEPHONY_TRUSTED_PROXIES, by the app
-        # (telephony.security.public_base_url): the client address stays the real peer.
+        # (telephony.twilio.signatures.public_base_url): the client address stays the real peer.
         proxy_headers=False,
         timeout_graceful_shutdown=5,  # after the drain, what is still open is cut, never waited on
         log_config=None,
@@ -143,7 +143,7 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     def _start_drain(self) -> None:
-        from telephony.app import drain_calls
+        from telephony.web.app import drain_calls
 
         async def drain_then_exit() -> None:
             try:

@@ -286,7 +286,7 @@ class Agent:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
         name (phone, responsive, patient). `tool_timeout_s`: default for this agent's tools.
-        `mcp`: `telephony.mcp_tools.McpServer`s whose tools this agent gets (connected at
+        `mcp`: `telephony.agents.mcp_tools.McpServer`s whose tools this agent gets (connected at
         startup by `telephony serve`)."""
         if not _NAME.match(name):
             raise ValueError(f"agent name {name!r}: letters, digits, _ . - only")

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from telephony.agent import BUILTIN_TOOLS, Agent
-from telephony.call_control import CallControl
-from telephony.composition import agent_options_from, gemini_client_from
-from telephony.config import Settings
+from telephony.agents.agent import BUILTIN_TOOLS, Agent
+from telephony.agents.call_control import CallControl
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
-from telephony.twilio_rest import TwilioRest, TwilioRestError
+from telephony.settings import Settings
+from telephony.twilio.rest import TwilioRest, TwilioRestError
+from telephony.web.composition import agent_options_from, gemini_client_from
 
 
 @dataclass(frozen=True)

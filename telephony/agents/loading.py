@@ -45,7 +45,7 @@ import jsonschema
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from telephony.agent import BUILTIN_TOOLS, Agent, AgentSelector, Tool, as_response, blocking_tool_problems, context_of
+from telephony.agents.agent import BUILTIN_TOOLS, Agent, AgentSelector, Tool, as_response, blocking_tool_problems, context_of
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
 
@@ -159,7 +159,7 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
         raise AgentLoadError(f"{path}: {where}: {first['msg']}{more}") from None
     if spec.tools and signing_secret is None:
         raise AgentLoadError(f"{path}: its tools are HTTP endpoints: set TELEPHONY_TOOL_SIGNING_SECRET so that they can check our requests")
-    from telephony.mcp_tools import McpServer
+    from telephony.agents.mcp_tools import McpServer
 
     servers = []
     for number, entry in enumerate(spec.mcp):

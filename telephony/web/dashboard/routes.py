@@ -22,14 +22,14 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from telephony.dashboard import pages
-from telephony.dashboard.access import DashboardAccess
-from telephony.pricing import estimated_cost_usd
+from telephony.gemini.pricing import estimated_cost_usd
 from telephony.store import CallQuery, StoreWriter
 from telephony.store.database import PAGE_SIZE
 from telephony.store.writer import call_row
+from telephony.web.dashboard import pages
+from telephony.web.dashboard.access import DashboardAccess
 
-log = logging.getLogger("telephony.app")
+log = logging.getLogger("telephony.web.app")
 
 
 def add_dashboard(

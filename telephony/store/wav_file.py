@@ -19,6 +19,11 @@ def recording_path(directory: Path, call_sid: str, started_at: float) -> Path:
     return directory / day / f"{safe}.wav"
 
 
+def open_recording(directory: Path, call_sid: str, started_at: float) -> WavAppender:
+    """A call's recording file, under its day's folder (the driver's `RecordingSink`)."""
+    return WavAppender(recording_path(directory, call_sid, started_at))
+
+
 class WavAppender:
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     dashboard_credentials: SecretStr | None = Field(
         None, description="user:password for /calls, /api/calls and /phone from anywhere but this machine"
     )
-    token_prices: str | None = Field(None, description="JSON of USD per million tokens by kind (see telephony/pricing.py)")
+    token_prices: str | None = Field(None, description="JSON of USD per million tokens by kind (see telephony/gemini/pricing.py)")
     call_log_dir: Path | None = Field(None, description="one JSON line per call is appended here")
     record_dir: Path | None = Field(None, description="inbound Twilio messages of each call, as fixtures")
 

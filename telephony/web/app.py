@@ -36,27 +36,26 @@ from google import genai
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from telephony import __version__
-from telephony.agent import Agent, AgentBook, AgentSelector, IncomingCall, Refuse
-from telephony.browser_phone import add_browser_phone
+from telephony.agents.agent import Agent, AgentBook, AgentSelector, IncomingCall, Refuse
+from telephony.agents.call_control import CallControl
 from telephony.call.driver import CallDriver, CallServices
-from telephony.call_control import CallControl
-from telephony.call_record import CallRecord
-from telephony.composition import agent_options_from, call_config_from, gemini_client_from
-from telephony.config import Settings
-from telephony.dashboard.access import DashboardAccess
-from telephony.dashboard.routes import add_dashboard
+from telephony.call.record import CallRecord
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.ephemeral import mint_token
-from telephony.gemini.resilient import RetryPolicy
+from telephony.gemini.pricing import prices
 from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
-from telephony.pricing import prices
-from telephony.recording_file import delete_old_recordings
-from telephony.security import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
-from telephony.socket_adapter import StarletteTwilioConnection
+from telephony.settings import Settings
 from telephony.store import CallStore, StoreWriter
-from telephony.twilio_rest import TwilioRest
-from telephony.twiml import busy, connect_stream, say_and_hang_up
+from telephony.store.wav_file import delete_old_recordings
+from telephony.twilio.rest import TwilioRest
+from telephony.twilio.signatures import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
+from telephony.twilio.twiml import busy, connect_stream, say_and_hang_up
+from telephony.web.browser_phone import add_browser_phone
+from telephony.web.composition import call_services_from, gemini_client_from
+from telephony.web.dashboard.access import DashboardAccess
+from telephony.web.dashboard.routes import add_dashboard
+from telephony.web.socket_adapter import StarletteTwilioConnection
 
 log = logging.getLogger(__name__)
 
@@ -193,26 +192,15 @@ def router(
         if settings.twilio_account_sid and auth_token
         else None
     )
-    control = CallControl(rest, settings.transfer_numbers)
     agents = AgentBook(agent)
-    services = CallServices(
+    service: VoiceService
+    services = call_services_from(
+        settings,
         open_gemini=open_gemini,
-        agent_options=agent_options_from(settings),
-        call_config=call_config_from(settings, lambda sid, token: service.admit_stream(sid, token, stream_tokens)),
+        admit_stream=lambda sid, token: service.admit_stream(sid, token, stream_tokens),
         agents=agents,
-        builtin_tools=control.tools,
-        greeting=settings.greeting,
+        builtin_tools=CallControl(rest, settings.transfer_numbers).tools,
         metrics=metrics,
-        retry_policy=RetryPolicy(
-            open_timeout_s=settings.gemini_open_timeout_seconds,
-            max_reconnects=settings.gemini_reconnects_per_call,
-            buffer_seconds=settings.gemini_reconnect_buffer_seconds,
-        ),
-        recordings_dir=(settings.recordings_dir or settings.data_dir / "recordings") if settings.record_audio else None,
-        tool_timeout_s=settings.tool_timeout_seconds,
-        extra_voices=tuple(settings.extra_voices),
-        call_log_dir=settings.call_log_dir,
-        record_dir=settings.record_dir,
     )
     database_url = settings.call_history_url
     price_table = prices(settings.token_prices)

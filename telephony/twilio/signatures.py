@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
 
-from telephony.twilio_protocol import TOKEN_PARAMETER
+from telephony.twilio.media_streams import TOKEN_PARAMETER
 
 __all__ = ["TOKEN_PARAMETER", "CallTokens", "TwilioSignatures", "public_base_url", "secret_from", "websocket_url"]
 

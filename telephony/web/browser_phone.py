@@ -28,8 +28,8 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from telephony.call.driver import CallDriver, CallServices
-from telephony.security import CallTokens
-from telephony.socket_adapter import StarletteTwilioConnection
+from telephony.twilio.signatures import CallTokens
+from telephony.web.socket_adapter import StarletteTwilioConnection
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/htm
 
 
 def static_asset(name: str) -> bytes | None:
-    folder = resources.files("telephony.dashboard") / "static"
+    folder = resources.files("telephony.web.dashboard") / "static"
     candidate = folder / name
     if "/" in name or "\\" in name or name.startswith(".") or not candidate.is_file():
         return None
