@@ -16,15 +16,11 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from telephony.call.core import (
     Call,
-    CallConfig,
     CancelTools,
     CloseStream,
     OpenAgent,
@@ -34,78 +30,23 @@ from telephony.call.core import (
     SendTwilio,
     Settle,
 )
+from telephony.call.keeping import CallKeeping
 from telephony.call.outbound import OutboundQueue
 from telephony.call.plan import SettingsAgent, conversation_so_far, plan_call
-from telephony.call.record import CallRecord, CallRecorder, append_call_log
-from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool, ToolOutcome
-from telephony.gemini.config import AgentOptions
+from telephony.call.record import CallRecord
+from telephony.call.services import CallServices, TwilioConnection
+from telephony.call.tool_api import CallAgent, CallTool, ToolOutcome
 from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
 from telephony.gemini.messages import UserTurn
-from telephony.gemini.resilient import ResilientGeminiSession, RetryPolicy
-from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+from telephony.gemini.resilient import ResilientGeminiSession
+from telephony.gemini.session import GeminiSessionError
 from telephony.logs import CallLogger
-from telephony.metrics import Metrics
 from telephony.twilio.media_streams import Outbound
 
 log = logging.getLogger("telephony.call")
 
 WRITER_FLUSH_S = 2.0
 """At the end of a call, how long queued messages (a last goodbye frame) may take to go out."""
-
-
-def load_prompt(name: str) -> bytes:
-    """A recorded mu-law 8 kHz prompt shipped with the package (see scripts/make_fixtures.py)."""
-    return resources.files("telephony.assets").joinpath(f"{name}.ulaw").read_bytes()
-
-
-class TwilioConnection(Protocol):
-    """The Media Streams socket, as the driver needs it (the app adapts its WebSocket)."""
-
-    async def receive(self) -> str | bytes | None:
-        """The next frame; None once the socket is closed."""
-        ...
-
-    async def send(self, text: str) -> None: ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-class RecordingSink(Protocol):
-    """Where a call's stereo recording goes, chunk by chunk (`store.wav_file.WavAppender`)."""
-
-    path: Path
-
-    def append(self, pcm: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass
-class CallServices:
-    """What every call gets from the server: settings-derived, shared, immutable."""
-
-    open_gemini: Callable[[AgentOptions], GeminiLiveSession]
-    agent_options: AgentOptions
-    call_config: CallConfig = field(default_factory=CallConfig)
-    metrics: Metrics = field(default_factory=Metrics)
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    agents: AgentDirectory | None = None
-    """The agents calls may name (`telephony.agents.agent.AgentBook`); None: the settings' agent."""
-    builtin_tools: Callable[[tuple[str, ...]], list[CallTool]] = lambda enabled: []
-    """The built-in tools (end_call, ...) an agent asked for (see `CallControl.tools`)."""
-    greeting: str | None = None
-    """When set, and neither the agent nor the call says otherwise, the agent speaks first."""
-    tool_timeout_s: float = 30.0
-    extra_voices: tuple[str, ...] = ()
-    """Voice names accepted per call beyond `gemini.catalog.VOICES`."""
-    call_log_dir: Path | None = None
-    record_dir: Path | None = None
-    on_call_start: Callable[[CallRecord], None] | None = None
-    """A call was admitted (its SIDs and parameters are known): e.g. the store's first row."""
-    on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
-    recordings_dir: Path | None = None
-    """Where the stereo recordings are kept when the core records (CallConfig.record_audio)."""
-    open_recording: Callable[[str, float], RecordingSink] | None = None
-    """Opens the call's recording (CallSid, start time): the store's crash-safe WAV file."""
 
 
 class CallDriver:
@@ -119,7 +60,7 @@ class CallDriver:
         self._loop = asyncio.get_running_loop()
         self.core = Call(services.call_config, self._loop.time(), logger=self._log)
         self.gemini: ResilientGeminiSession | None = None
-        self.recorder = CallRecorder(services.record_dir) if services.record_dir else None
+        self.keeping = CallKeeping(services, self._log)
         self._outbound = OutboundQueue()  # for the one writer; a clear jumps it
         self._outbound_ready = asyncio.Event()
         self._outbound_sent = asyncio.Event()
@@ -134,7 +75,6 @@ class CallDriver:
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
-        self._wav: RecordingSink | None = None
 
     @property
     def record(self) -> CallRecord:
@@ -157,11 +97,11 @@ class CallDriver:
 
     def turn_away(self, reason: str, prompt: str) -> None:
         """Take no call on this stream: the caller hears `prompt`, then it closes."""
-        self._feed(self.core.turn_away, reason, prompt)
+        self._feed(lambda now: self.core.turn_away(reason, prompt, now))
 
     def end_call(self, reason: str, prompt: str | None = None) -> None:
         """End the call from the server's side (drain, shutdown), after `prompt` if given."""
-        self._feed(self.core.request_end, "ended_by_server", reason, prompt=prompt)
+        self._feed(lambda now: self.core.request_end("ended_by_server", reason, now, prompt=prompt))
 
     # --- the tool-facing handle (telephony.call.tool_api.CallHandle) ------------------------
 
@@ -192,10 +132,10 @@ class CallDriver:
 
     # --- feeding the core -----------------------------------------------------------------
 
-    def _feed(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Give the core one input, then carry out what it decided."""
+    def _feed(self, give: Callable[[float], None]) -> None:
+        """Give the core one input (`give(now)`), then carry out what it decided."""
         try:
-            method(*args, self._loop.time(), **kwargs)
+            give(self._loop.time())
         except Exception:  # a bug in one call must never take others down
             self._log.exception("call core failed")
             self._fail()
@@ -285,9 +225,8 @@ class CallDriver:
             if raw is None:
                 self._feed(core.twilio_closed)
                 return
-            if self.recorder is not None and isinstance(raw, str):
-                self.recorder.write(raw)
-            self._feed(core.twilio_frame, raw)
+            self.keeping.frame(raw)
+            self._feed(functools.partial(core.twilio_frame, raw))
 
     async def _write_twilio(self) -> None:
         """The one writer of the Twilio socket; says when it has sent everything queued."""
@@ -301,17 +240,8 @@ class CallDriver:
 
     def _open_agent(self, parameters: dict[str, str]) -> None:
         record = self.record  # the core has bound the call's logger to its SIDs at `start`
-        if self.recorder is not None and record.call_sid:
-            self.recorder.open(record.call_sid)
-        if self.core.out.stereo is not None and self.services.open_recording is not None and record.call_sid:
-            try:
-                self._wav = self.services.open_recording(record.call_sid, record.started_at)
-                record.recording = str(self._wav.path)
-                self._spawn(self._write_recording(), "recording")
-            except OSError as exc:
-                self._log.error("cannot record the call: %s", exc)
-        if self.services.on_call_start is not None:
-            self.services.on_call_start(record)
+        if self.keeping.started(record, recording=self.core.out.stereo is not None):
+            self._spawn(self._write_recording(), "recording")
         plan = plan_call(
             parameters,
             agents=self.services.agents,
@@ -336,13 +266,13 @@ class CallDriver:
         try:
             await gemini.open()
         except GeminiSessionError as exc:
-            self._feed(self.core.agent_failed, str(exc))
+            self._feed(functools.partial(self.core.agent_failed, str(exc)))
             return
         self._feed(self.core.agent_ready)
         record = self.record
         async for event in gemini.events():
             started = time.perf_counter()
-            self._feed(self.core.gemini_event, event)
+            self._feed(functools.partial(self.core.gemini_event, event))
             if isinstance(event, (AgentAudio, Interrupted)):
                 # Inside our code only; the wire-level figures come from `telephony bench`.
                 elapsed = time.perf_counter() - started
@@ -356,19 +286,10 @@ class CallDriver:
                 return
 
     async def _write_recording(self, every_s: float = 1.0) -> None:
-        """Append what the core collected, once a second, off the event loop."""
+        """Hand what the core recorded to the keeping, once a second."""
         while True:
             await asyncio.sleep(every_s)
-            await self._flush_recording()
-
-    async def _flush_recording(self) -> None:
-        pcm = self.core.take_recording()
-        if pcm and self._wav is not None:
-            try:
-                await asyncio.to_thread(self._wav.append, pcm)
-            except OSError as exc:
-                self._log.error("recording stopped: %s", exc)
-                self._wav = None
+            await self.keeping.audio(self.core.take_recording())
 
     async def _run_tool(self, call: ToolCall) -> None:
         tool = self._call_tools.get(call.name)
@@ -403,7 +324,7 @@ class CallDriver:
         waiter: asyncio.Future[bool] = self._loop.create_future()
         self._waiters[token] = waiter
         try:
-            self._feed(register, token)
+            self._feed(lambda now: register(token, now))
             async with asyncio.timeout(timeout):
                 return await waiter
         except TimeoutError:
@@ -442,23 +363,7 @@ class CallDriver:
         record.agent_audio_heard_ms = self.core.playout.heard_ms
         record.end_reason = record.end_reason or "twilio socket closed"
         record.outcome = self.core.outcome
-        if self._wav is not None:
-            await self._flush_recording()
-            if self._wav is not None:
-                await asyncio.to_thread(self._wav.close)
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.close)
-        # A stream refused at `start` (bad or replayed token, a second stream for a live call)
-        # is not a call: it must never replace the record of the call whose CallSid it named.
-        if self.services.call_log_dir is not None and record.call_sid and self.core.admitted:
-            try:
-                await asyncio.to_thread(append_call_log, self.services.call_log_dir, record)
-            except OSError as exc:
-                self._log.error("could not write the call log: %s", exc)
-        if self.services.on_call_end is not None and self.core.admitted:
-            result = self.services.on_call_end(record)
-            if asyncio.iscoroutine(result):
-                await result
+        await self.keeping.ended(record, self.core.admitted, self.core.take_recording())
         with contextlib.suppress(Exception):
             await self.twilio.close(self._close.code, self._close.reason)
         if record.call_sid:

@@ -5,7 +5,6 @@ its faults and stalls."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import itertools
@@ -19,23 +18,23 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from telephony.gemini.models import Family, ToolBehavior
-from telephony.testing.gemini_faults import FILLER_TEXT, STALL_KINDS, ConnectionLog, Faults, fragments
-from telephony.testing.gemini_wire import EnergyVad, _setup_refusal, decode_bytes_field, normalize_keys
+from telephony.testing.emulated_setup import receive_setup
+from telephony.testing.emulated_speech import Speaking
+from telephony.testing.gemini_faults import FILLER_TEXT, STALL_KINDS, ConnectionLog, Faults
+from telephony.testing.gemini_wire import EnergyVad, decode_bytes_field, normalize_keys
 from telephony.testing.model_profiles import (
     DEADLINE_CLOSE_REASON,
-    NO_ANSWER,
     ModelProfile,
     profile_for,
-    setup_refusal,
     tool_response_refusal,
 )
-from telephony.testing.scripted_model import INPUT_RATE, OUTPUT_RATE, CallerTurn, EmulatedToolCall, Reply, tone24k
+from telephony.testing.scripted_model import INPUT_RATE, CallerTurn, EmulatedToolCall, Reply, tone24k
 
 log = logging.getLogger("telephony.testing.gemini_live")
 OUTPUT_MIME_TYPE = "audio/pcm;rate=24000"
 
 
-class _EmulatedSession:
+class _EmulatedSession(Speaking):
     """One connection: setup, then caller audio in, agent replies out."""
 
     def __init__(self, emulator: Any, ws: ServerConnection, conn: ConnectionLog) -> None:
@@ -67,7 +66,7 @@ class _EmulatedSession:
             await self.ws.send(json.dumps(message))
 
     async def run(self) -> None:
-        setup = await self._receive_setup()
+        setup = await receive_setup(self)
         if setup is None:
             return
         faults = self.emulator.faults
@@ -92,74 +91,6 @@ class _EmulatedSession:
             fault_task.cancel()
             if self.reply_task is not None:
                 self.reply_task.cancel()
-
-    async def _receive_setup(self) -> dict[str, Any] | None:
-        try:
-            async with asyncio.timeout(10):
-                raw = await self.ws.recv()
-            message = normalize_keys(json.loads(raw))
-        except (TimeoutError, json.JSONDecodeError, TypeError):
-            await self.ws.close(1007, "the first message must be a JSON setup")
-            return None
-        setup = message.get("setup") if isinstance(message, dict) else None
-        if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith(("models/", "projects/")):
-            await self.ws.close(1007, "setup.model is required (models/<name>)")
-            return None
-        token = self.emulator._token_of.pop(id(self.ws), None)
-        if token is not None and token.setup is not None:
-            # A constrained session: the token's model and locked configuration win.
-            locked = token.setup
-            if str(locked.get("model", "")).rsplit("/", 1)[-1] != str(setup.get("model", "")).rsplit("/", 1)[-1]:
-                await self.ws.close(1008, "the model is not the one the ephemeral token was created for")
-                return None
-            setup = {**setup, **locked}
-            self.conn.token = token.name
-        self.conn.setup = setup
-        self.profile = profile_for(self.emulator.model or str(setup.get("model", "")))
-        self.conn.family = self.profile.family.value
-        realism = self.emulator.realism
-        if realism is not None and realism.check_setup:
-            refusal = _setup_refusal(setup)
-            if refusal is not None:
-                await self.ws.close(1008, refusal)
-                return None
-        refused = setup_refusal(setup, self.profile)
-        if refused == NO_ANSWER:  # as 3.1 does: no setupComplete, ever
-            await self.ws.wait_closed()
-            return None
-        if refused is not None:
-            await self.ws.close(*refused)
-            return None
-        self.declared = {
-            str(d.get("name")): d.get("behavior") for tool in setup.get("tools") or [] for d in tool.get("function_declarations") or []
-        }
-        self.awaiting_history = bool((setup.get("history_config") or {}).get("initial_history_in_client_content"))
-        generation = setup.get("generation_config") or {}
-        modalities = generation.get("response_modalities") or ["AUDIO"]
-        if "AUDIO" not in modalities:
-            await self.ws.close(1007, "this emulator answers with AUDIO only")
-            return None
-        resumption = setup.get("session_resumption")
-        self.resumable = resumption is not None
-        handle = (resumption or {}).get("handle")
-        if handle:
-            refuse = self.emulator.faults.refuse_resumption or handle in self.emulator._deadline_handles
-            if refuse or handle not in self.emulator._handles:
-                await self.ws.close(1007, "invalid session resumption handle")
-                return None
-            self.conn.resumed_handle = handle
-            self.conn.turns = self.emulator._handles[handle]
-            self.owed = self.emulator._owed_by_connection.setdefault(self.emulator._handle_connection[handle], [])
-            self.emulator._owed_by_connection[self.conn.number] = self.owed
-        activity = (setup.get("realtime_input_config") or {}).get("automatic_activity_detection") or {}
-        if activity.get("disabled"):
-            self.manual_activity = None
-        else:
-            self.vad = EnergyVad(
-                threshold_dbfs=self.emulator.vad_threshold_dbfs,
-                silence_ms=int(activity.get("silence_duration_ms") or 500),
-            )
-        return setup
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         realtime = message.get("realtime_input")
@@ -319,41 +250,6 @@ class _EmulatedSession:
         self.owed.append(turn)
         self.wedged = kind in ("no_answer", "phantom_interrupt", "tone")
 
-    async def _stream_only(self, reply: Reply) -> None:
-        """Audio (and its transcript, if any) with no end of turn: a stalled reply."""
-        if reply.audio24k is None:
-            return
-        pcm = reply.audio24k.astype("<i2").tobytes()
-        step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
-        start = time.monotonic()
-        said = [reply.transcript] if reply.transcript else []
-        for offset in range(0, len(pcm), step):
-            due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / self.emulator.speed
-            if (delay := due - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            content: dict[str, Any] = {
-                "modelTurn": {
-                    "parts": [
-                        {
-                            "inlineData": {
-                                "mimeType": OUTPUT_MIME_TYPE,
-                                "data": base64.b64encode(pcm[offset : offset + step]).decode("ascii"),
-                            }
-                        }
-                    ]
-                }
-            }
-            if said:
-                content["outputTranscription"] = {"text": said.pop()}
-            await self.send({"serverContent": content})
-
-    async def _transcript(self, kind: str, text: str) -> None:
-        """A transcript, whole (kind) or in sub-word fragments (realistic)."""
-        realism = self.emulator.realism
-        pieces = fragments(text, self.emulator._rng) if realism is not None and realism.fragment_transcripts else [text]
-        for piece in pieces:
-            await self.send({"serverContent": {kind: {"text": piece}}})
-
     async def _speak(self, reply: Reply, late_input: str | None = None) -> None:
         """One reply, as the session's model family would give it: BLOCKING calls awaited in
         silence first; NON_BLOCKING ones with the model talking meanwhile and the result
@@ -432,70 +328,6 @@ class _EmulatedSession:
         except TimeoutError:
             log.warning("emulator: no tool response")
             return None
-
-    async def _stream(self, audio24k: np.ndarray | None, transcript: str, late_input: str | None = None, status: str | None = None) -> None:
-        """Speech and its transcript, faster than real time, then the end of the turn. 3.x
-        bundles: the last chunk carries the turn's end in the same message."""
-        realism = self.emulator.realism
-        rng = self.emulator._rng
-        bundle = self.profile.bundles_parts
-        said = fragments(transcript, rng) if realism is not None and realism.fragment_transcripts else [transcript]
-        said = [piece for piece in said if piece]
-        last: dict[str, Any] | None = None
-        if audio24k is not None and len(audio24k):
-            pcm = audio24k.astype("<i2").tobytes()
-            step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
-            start = time.monotonic()
-            speed = self.emulator.speed
-            for offset in range(0, len(pcm), step):
-                # Faster than real time, but never more than `lead_s` ahead of playout.
-                due = start + (offset / 2 / OUTPUT_RATE - self.emulator.lead_s) / speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                chunk = base64.b64encode(pcm[offset : offset + step]).decode("ascii")
-                content: dict[str, Any] = {"modelTurn": {"parts": [{"inlineData": {"mimeType": OUTPUT_MIME_TYPE, "data": chunk}}]}}
-                if said:  # one transcript piece rides with each chunk, as the service does
-                    content["outputTranscription"] = {"text": said.pop(0)}
-                if late_input is not None and bundle:  # the caller's words, transcribed after the reply began
-                    content["inputTranscription"] = {"text": late_input}
-                    late_input = None
-                if bundle and offset + step >= len(pcm) and not said:
-                    last = content  # sent with the turn's end
-                    break
-                if self.emulator.record_timings:
-                    self.conn.audio_sent_at.append(time.monotonic())
-                await self.send({"serverContent": content})
-                if late_input is not None:
-                    await self._transcript("inputTranscription", late_input)
-                    late_input = None
-        for piece in said:
-            await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
-        if late_input is not None:
-            await self._transcript("inputTranscription", late_input)
-        if last is not None and self.emulator.record_timings:
-            self.conn.audio_sent_at.append(time.monotonic())
-        await self._end_turn(last, status)
-
-    async def _end_turn(self, content: dict[str, Any] | None = None, status: str | None = None) -> None:
-        end: dict[str, Any] = {"generationComplete": True, "turnComplete": True}
-        if status is not None:
-            end["interactionStatus"] = status
-        if content is not None or self.profile.bundles_parts:
-            await self.send({"serverContent": {**(content or {}), **end}})
-        else:
-            await self.send({"serverContent": {"generationComplete": True}})
-            await self.send({"serverContent": {k: v for k, v in end.items() if k != "generationComplete"}})
-        realism = self.emulator.realism
-        if realism is not None and realism.usage_metadata:
-            usage = {
-                "promptTokenCount": 250 + 32 * self.conn.turns,
-                "responseTokenCount": 60,
-                "totalTokenCount": 310 + 32 * self.conn.turns,
-            }
-            if self.profile.rules.thinking_level_required:
-                usage["thoughtsTokenCount"] = 120
-            await self.send({"usageMetadata": usage})
 
     async def _inject_faults(self) -> None:
         faults = self.faults

@@ -27,7 +27,8 @@ from importlib import resources
 from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from telephony.call.driver import CallDriver, CallServices
+from telephony.call.driver import CallDriver
+from telephony.call.services import CallServices
 from telephony.twilio.signatures import CallTokens
 from telephony.web.socket_adapter import StarletteTwilioConnection
 

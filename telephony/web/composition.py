@@ -14,7 +14,7 @@ from google import genai
 
 from telephony.agents.agent import AgentBook
 from telephony.call.core import CallConfig
-from telephony.call.driver import CallServices, load_prompt
+from telephony.call.services import CallServices, load_prompt
 from telephony.call.stall import StallRules
 from telephony.call.tool_api import CallTool
 from telephony.gemini.config import AgentOptions, make_client

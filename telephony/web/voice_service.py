@@ -1,0 +1,102 @@
+"""What one server holds across its calls: the calls in progress (one live stream per
+CallSid), recent records and status callbacks, the call history writer, recordings' clean-up,
+and whether it is draining. The routes (`app`) ask it; one per `router()`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+from telephony.call.driver import CallDriver
+from telephony.call.record import CallRecord
+from telephony.call.services import CallServices
+from telephony.settings import Settings
+from telephony.store import StoreWriter
+from telephony.store.wav_file import delete_old_recordings
+from telephony.twilio.rest import TwilioRest
+from telephony.twilio.signatures import CallTokens
+
+log = logging.getLogger("telephony.web.app")
+
+RECENT_CALLS = 100
+STATUSES_PER_CALL = 50
+"""A call has a handful of status callbacks; more are replays, and are not kept."""
+
+
+class VoiceService:
+    """What one server holds across calls: the calls in progress, recent records and
+    statuses, and whether it is draining. One per `router()`."""
+
+    def __init__(self, settings: Settings, services: CallServices, rest: TwilioRest | None, writer: StoreWriter | None = None) -> None:
+        self.settings = settings
+        self.writer = writer
+        """Call history writes (never awaited by a call); None: memory only."""
+        self._last_cleanup = 0.0
+        self.services = services
+        self.rest = rest
+        self.metrics = services.metrics
+        self.active_calls: set[CallDriver] = set()
+        """Every open media stream, admitted or not yet (for the drain)."""
+        self.live_call_sids: set[str] = set()
+        """CallSids of admitted streams: a second stream for one of them is refused."""
+        self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
+        self.call_statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
+        self.draining = False
+        self.turning_away = False
+        """Past the drain deadline: a stream that still arrives hears the closing message."""
+
+    @property
+    def live_calls(self) -> int:
+        """Calls past a valid `start`: sockets that never send one do not hold a call slot."""
+        return len(self.live_call_sids)
+
+    def admit_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
+        """At `start`: one stream per CallSid, with a fresh single-use token (when signed)."""
+        if call_sid in self.live_call_sids:
+            return "duplicate_stream", "a stream for this CallSid is already live"
+        if tokens is not None and (problem := tokens.redeem(call_sid, token)):
+            return "bad_token", problem
+        self.live_call_sids.add(call_sid)
+        return None
+
+    async def carry(self, call: CallDriver) -> None:
+        """Run one stream's call, counted while it lasts; its CallSid is free again after."""
+        self.active_calls.add(call)
+        try:
+            await call.run()
+        finally:
+            self.active_calls.discard(call)
+            if call.core.admitted and call.record.call_sid:
+                self.live_call_sids.discard(call.record.call_sid)
+
+    def remember(self, record: CallRecord) -> None:
+        if record.call_sid:
+            self.recent_calls[record.call_sid] = record
+            while len(self.recent_calls) > RECENT_CALLS:
+                self.recent_calls.popitem(last=False)
+            if self.writer is not None and record.parameters:
+                self.writer.put_call(record, record.outcome or "completed")
+        self._clean_up_recordings()
+
+    def call_started(self, record: CallRecord) -> None:
+        if self.writer is not None:
+            self.writer.put_call(record, None)
+
+    def _clean_up_recordings(self) -> None:
+        directory = self.services.recordings_dir
+        if directory is None or time.monotonic() - self._last_cleanup < 3600:
+            return
+        self._last_cleanup = time.monotonic()
+        days = self.settings.recording_retention_days
+        task = asyncio.get_running_loop().run_in_executor(None, delete_old_recordings, directory, days * 86400)
+        task.add_done_callback(lambda done: done.exception())  # a full disk is logged by the next write
+
+    def can_take_call(self) -> str | None:
+        """None when a new call is welcome, else why not."""
+        if self.draining:
+            return "draining"
+        if self.live_calls >= self.settings.max_concurrent_calls:
+            return "at_capacity"
+        return None
