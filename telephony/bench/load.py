@@ -29,6 +29,7 @@ import sys
 import time
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, c
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 
-FIXTURE = Path(__file__).resolve().parent.parent / "testing" / "calls" / "barge_in.jsonl"
+FIXTURE = Path(str(resources.files("telephony").joinpath("testing", "calls", "barge_in.jsonl")))
+"""A recorded call shipped with the package (package data, found without importing the test kit)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

@@ -4,6 +4,7 @@ test kit check, and running a coroutine on the chosen event loop."""
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 # Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-DEMO_CALL = Path(__file__).resolve().parent.parent / "testing" / "calls" / "barge_in.jsonl"
+DEMO_CALL = Path(str(resources.files("telephony").joinpath("testing", "calls", "barge_in.jsonl")))
+"""A recorded call shipped with the package (package data, found without importing the test kit)."""
 """The recorded call `telephony demo` plays; it ships inside the package."""
 
 

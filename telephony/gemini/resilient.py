@@ -72,6 +72,9 @@ class RetryPolicy:
     reconnect keeps trying."""
     max_reconnects: int = 10
     """Connections one call may go through before it gives up (and apologises); 0: none."""
+    switched_off_by: str = "max_reconnects=0"
+    """How the caller's operator turned reconnecting off, for the message when they did (the
+    composition root names its setting)."""
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: 0.1, 0.2, 0.4 ... capped."""
@@ -325,7 +328,7 @@ class ResilientGeminiSession:
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
         await old.close()  # before resuming with its handle
         if self.policy.max_reconnects == 0:
-            return SessionClosed(code=1011, reason=f"reconnecting is switched off (TELEPHONY_GEMINI_RECONNECTS_PER_CALL=0); {reason}")
+            return SessionClosed(code=1011, reason=f"reconnecting is switched off ({self.policy.switched_off_by}); {reason}")
         if self.reconnects >= self.policy.max_reconnects:
             self.log.error("Gemini session lost (%s) after %d reconnects: giving up", reason, self.reconnects)
             return SessionClosed(code=1011, reason=f"gave up after {self.reconnects} reconnects; last: {reason}")

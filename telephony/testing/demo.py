@@ -3,7 +3,7 @@ uses it, so the demo shows a whole call - a question, a tool call, an answer, a 
 
 from __future__ import annotations
 
-from telephony.agents.agent import Agent
+from telephony import Agent
 from telephony.testing.gemini_live import CallerTurn, EchoAgent, EmulatedToolCall, Reply
 
 demo_agent = Agent(

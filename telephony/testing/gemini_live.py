@@ -63,6 +63,7 @@ from telephony.testing.scripted_model import (
     CallerTurn,
     EchoAgent,
     EmulatedToolCall,
+    ModelAgent,
     Reply,
     ScriptedAgent,
     tone24k,
@@ -71,7 +72,7 @@ from telephony.testing.scripted_model import (
 __all__ = [
     "FILLER_TEXT", "INPUT_RATE", "KNOWN_MODELS", "OUTPUT_MIME_TYPE", "OUTPUT_RATE", "REALISTIC", "STALL_KINDS", "Agent",
     "CallerTurn", "ConnectionLog", "EchoAgent", "EmulatedToolCall", "EnergyVad", "Faults", "GeminiLiveEmulator",
-    "Realism", "Reply", "ScriptedAgent", "decode_bytes_field", "fragments", "normalize_keys", "tone24k",
+    "ModelAgent", "Realism", "Reply", "ScriptedAgent", "decode_bytes_field", "fragments", "normalize_keys", "tone24k",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -87,13 +88,13 @@ _PATH = re.compile(
 class GeminiLiveEmulator:
     """The server. Use as `async with GeminiLiveEmulator(agent) as emulator:`.
 
-    `agent_factory` may be an `Agent` (shared by every connection) or a zero-argument
+    `agent_factory` may be a `ModelAgent` (shared by every connection) or a zero-argument
     callable returning one per connection.
     """
 
     def __init__(
         self,
-        agent: Agent | Any = None,
+        agent: ModelAgent | Any = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -324,7 +325,7 @@ class GeminiLiveEmulator:
         """`http_options` for `genai.Client` so the real SDK connects here."""
         return {"base_url": self.base_url, "async_client_args": {"ssl": self.client_ssl_context()}}
 
-    def agent_for_connection(self) -> Agent:
+    def agent_for_connection(self) -> ModelAgent:
         agent = self._agent
         return agent() if callable(agent) and not hasattr(agent, "reply") else agent
 

@@ -63,10 +63,15 @@ class Reply:
         return 0.0 if self.audio24k is None else len(self.audio24k) / OUTPUT_RATE
 
 
-class Agent(Protocol):
-    """Decides what the emulated model says. Return None to stay silent."""
+class ModelAgent(Protocol):
+    """Decides what the emulated model says. Return None to stay silent. (Not your
+    `telephony.Agent`: this one stands in for the model's mind in the emulator.)"""
 
     def reply(self, turn: CallerTurn) -> Reply | None: ...
+
+
+Agent = ModelAgent
+"""The old name of `ModelAgent`, kept for test kits written against it."""
 
 
 class EchoAgent:

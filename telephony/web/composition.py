@@ -118,6 +118,7 @@ def call_services_from(
             open_timeout_s=settings.gemini_open_timeout_seconds,
             max_reconnects=settings.gemini_reconnects_per_call,
             buffer_seconds=settings.gemini_reconnect_buffer_seconds,
+            switched_off_by="TELEPHONY_GEMINI_RECONNECTS_PER_CALL=0",
         ),
         recordings_dir=recordings_dir,
         open_recording=functools.partial(open_recording, recordings_dir) if recordings_dir is not None else None,
