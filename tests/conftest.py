@@ -75,6 +75,21 @@ async def wait_until_healthy(base_url: str, seconds: float = 10.0) -> None:
     pytest.fail(f"{base_url} never answered /healthz")
 
 
+async def until_served(base_url: str, call: asyncio.Task, path: str = "/healthz", check=lambda r: r.json()["active_calls"] >= 1) -> None:
+    """A server in another process (or a container) carries a call: polled on its /healthz
+    (or until `check` holds for `path`), instead of sleeping and hoping; fails if the call
+    ends first."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(1000):
+            assert not call.done(), "the call ended before the server was seen carrying it"
+            if check(await client.get(base_url + path)):
+                return
+            await asyncio.sleep(0.02)
+    pytest.fail(f"{base_url}{path} never showed the call")
+
+
 @pytest.fixture
 async def gemini_emulator():
     async with GeminiLiveEmulator() as emulator:

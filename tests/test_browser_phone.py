@@ -65,9 +65,12 @@ async def test_press_call_speak_hear_the_agent_talk_over_it_and_hang_up(browser_
             await page.get_by_role("button", name="Hang up").click()
             await wait_for(page, "window.telephonyStats.state === 'ended'", 5)
             call_sid = heard["callSid"]
-        await asyncio.sleep(0.5)
         async with httpx.AsyncClient() as client:
-            record = (await client.get(f"{stack.base_url}/api/calls/{call_sid}")).json()
+            for _ in range(250):  # the hang-up reaches the server, which writes the record down
+                record = (await client.get(f"{stack.base_url}/api/calls/{call_sid}")).json()
+                if record.get("finished"):
+                    break
+                await asyncio.sleep(0.02)
     assert heard["framesSent"] > 50, "the microphone went out as 20 ms frames"
     assert barged["cleared"] >= 1, "talking over the agent cleared the page's playback at once"
     assert "caller:" in transcript and "agent:" in transcript

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import free_port, wait_until_healthy
+from conftest import free_port, until_served, wait_until_healthy
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 K8S = sorted((INFRA / "k8s").glob("*.yaml"))
@@ -178,7 +178,7 @@ async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path): 
             await wait_until_healthy(f"http://127.0.0.1:{port}", seconds=60)
             caller = TwilioMediaEmulator(root / "fixtures" / "barge_in.jsonl", speed=2.0, auth_token=token)
             call = asyncio.create_task(caller.call(f"http://127.0.0.1:{port}/twiml"))
-            await asyncio.sleep(2.0)
+            await until_served(f"http://127.0.0.1:{port}", call)
             stopping = time.monotonic()
             stop = asyncio.create_task(asyncio.to_thread(_docker, "stop", "-t", "30", container))  # SIGTERM mid-call: drain
             result = await call

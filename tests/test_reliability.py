@@ -26,7 +26,7 @@ from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.web.composition import agent_options_from, gemini_client_from
 
-from conftest import FIXTURES, emulator_settings, free_port, offline_stack, until_a_call_is_live, wait_until_healthy
+from conftest import FIXTURES, emulator_settings, free_port, offline_stack, until_a_call_is_live, until_served, wait_until_healthy
 
 
 async def test_1011_mid_reply_resumes_with_the_handle_and_the_call_goes_on():
@@ -274,9 +274,9 @@ async def test_sigterm_drains_live_calls(drain_seconds, expect, tmp_path):
         await wait_until_healthy(base)
         async with httpx.AsyncClient() as client:
             call = asyncio.create_task(TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=1.0).call(base + "/twiml"))
-            await asyncio.sleep(1.0)
+            await until_served(base, call)
             server.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            await until_served(base, call, "/readyz", check=lambda r: r.status_code == 503)
             ready = await client.get(base + "/readyz")
             busy = await client.post(base + "/twiml", data={"CallSid": "CA" + "9" * 32})
             result = await call

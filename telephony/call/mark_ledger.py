@@ -22,7 +22,7 @@ class MarkOutcome(str, Enum):
 
 
 @dataclass
-class Playback:
+class MarkLedger:
     sent_ms: float = 0.0
     """Audio sent to Twilio in total, in ms."""
     heard_ms: float = 0.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from telephony.audio.transcode import FRAME_BYTES
-from telephony.call.mark_ledger import BYTES_PER_MS, MarkOutcome, Playback
+from telephony.call.mark_ledger import BYTES_PER_MS, MarkLedger, MarkOutcome
 
 
 class Source(str, Enum):
@@ -65,7 +65,7 @@ class Playout:
             raise ValueError("lead_ms and batch_ms must be at least one 20 ms frame")
         self.lead_ms = lead_ms
         self.batch_ms = min(batch_ms, lead_ms)
-        self.ledger = Playback()
+        self.ledger = MarkLedger()
         self._held: deque[_Audio | _Marker] = deque()
         self._held_agent_bytes = 0
         self._tokens: dict[str, int] = {}  # sync mark name -> waiter token

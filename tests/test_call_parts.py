@@ -1,0 +1,107 @@
+"""The call core's parts, each as a plain object (instant): the playout's batches, the hold
+tone, the tools in flight and the caller's audio path. The core's own tests (test_call_core)
+drive them together through `Call`."""
+
+from telephony.audio.mulaw import encode_mulaw
+from telephony.audio.transcode import FRAME_BYTES
+from telephony.call.caller_audio import SPEECH_STARTED, CallerAudioPath
+from telephony.call.hold import HoldTone
+from telephony.call.playout import MarkOut, MediaOut, Playout, Source
+from telephony.call.rules import CallConfig
+from telephony.call.tools import ToolsInFlight
+from telephony.gemini.events import ToolCall
+from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio
+
+from test_call_core import speech_frames
+
+
+def test_a_reply_goes_out_in_whole_batches_each_closed_by_a_mark():
+    playout = Playout(lead_ms=300, batch_ms=100)
+    playout.hold(b"\x01" * (FRAME_BYTES * 12), Source.AGENT)  # 240 ms
+    out = playout.release()
+    media = [item for item in out if isinstance(item, MediaOut)]
+    assert [len(m.mulaw) for m in media] == [800, 800, 320], "100 ms batches, the rest last"
+    assert [m.frames for m in media] == [5, 5, 2]
+    assert [type(item) for item in out] == [MediaOut, MarkOut] * 3
+    assert playout.held_agent_ms == 0
+
+
+def test_the_lead_holds_back_what_twilio_has_not_confirmed():
+    playout = Playout(lead_ms=300, batch_ms=100)
+    playout.hold(b"\x01" * 8000, Source.AGENT)  # 1 s
+    first = playout.release()
+    assert sum(len(m.mulaw) for m in first if isinstance(m, MediaOut)) == 2400, "300 ms at Twilio, no more"
+    assert playout.held_agent_ms == 700
+    (mark, *_) = [m for m in first if isinstance(m, MarkOut)]
+    playout.mark_echoed(mark.name)
+    assert sum(len(m.mulaw) for m in playout.release() if isinstance(m, MediaOut)) == 800, "one batch heard: one more goes"
+
+
+def test_a_short_prompt_frame_and_the_agent_after_it_share_a_batch_in_whole_frames():
+    playout = Playout(lead_ms=300, batch_ms=100)
+    playout.hold(b"\x02" * 100, Source.PROMPT)  # the last, short frame of a prompt
+    playout.hold(b"\x01" * (FRAME_BYTES * 10), Source.AGENT)
+    media = [item for item in playout.release() if isinstance(item, MediaOut)]
+    assert len(media[0].mulaw) == 100 + 5 * FRAME_BYTES, "frames are never cut: the batch ends a frame past 100 ms"
+
+
+def test_the_hold_tone_plays_into_silence_until_its_last_reason_goes():
+    playout = Playout()
+    tokens = iter(range(-1, -100, -1))
+    hold = HoldTone(playout, lambda: next(tokens))
+    assert hold.add(may_play=True), "one slow tool: the tone"
+    assert not hold.add(may_play=True), "a second reason: the same tone goes on"
+    first = hold.token
+    assert first is not None and hold.period_heard(first), "heard: another period is due"
+    hold.drop()
+    assert hold.reasons == 1 and hold.token == first
+    hold.drop()
+    assert hold.reasons == 0 and hold.token is None and not playout.release(), "the last reason gone: silence"
+
+
+def test_the_hold_tone_waits_while_the_agent_talks():
+    playout = Playout()
+    hold = HoldTone(playout, lambda: -1)
+    playout.hold(b"\x01" * 1600, Source.AGENT)
+    assert not hold.add(may_play=True), "agent audio held: no tone over it"
+    playout.drop_held(Source.AGENT)
+    assert hold.resume(may_play=True), "quiet again: the tone"
+    hold.pause()
+    assert hold.reasons == 1 and hold.token is None
+
+
+def test_a_tool_becomes_slow_after_hold_after_s_unless_it_is_call_control():
+    tools = ToolsInFlight(hold_after_s=1.0, without_hold=frozenset({"end_call"}))
+    tools.started(ToolCall("a", "book", {}), now=0.0)
+    tools.started(ToolCall("b", "end_call", {}), now=0.0)
+    assert tools.deadline() == 1.0
+    assert tools.now_slow(0.5) == 0 and tools.now_slow(1.0) == 1 and tools.now_slow(2.0) == 0
+    assert tools.answered("a") == (True, True), "wanted, and its hold tone ends"
+    assert tools.answered("a") == (False, False), "a second answer is not wanted"
+    assert tools.cancel_all() == ("b",) and tools.deadline() is None
+
+
+def test_cancelled_tools_end_their_hold_reasons():
+    tools = ToolsInFlight(hold_after_s=1.0, without_hold=frozenset())
+    for call_id in ("a", "b", "c"):
+        tools.started(ToolCall(call_id, "slow", {}), now=0.0)
+    assert tools.now_slow(1.0) == 3
+    assert tools.cancelled(["a", "b"]) == 2 and tools.running == {"c"}
+
+
+def test_manual_turn_taking_frames_the_speech_with_its_preroll_in_order():
+    path = CallerAudioPath(CallConfig(manual_activity=True, caller_block_bytes=640))
+    silence = encode_mulaw(b"\x00\x00" * 160)
+    out: list[object] = []
+    for _ in range(20):
+        out += path.feed(silence).out
+    assert out == [], "silence before speech is kept as pre-roll, not sent"
+    for frame in speech_frames()[:60]:
+        out += path.feed(frame).out
+    start = out.index(ActivityStart())
+    assert out[start + 1] == SPEECH_STARTED, "where the caller's speech began, for a barge-in"
+    preroll = out[start + 2]
+    assert isinstance(preroll, CallerAudio), "the audio from just before the onset follows at once"
+    for _ in range(50):
+        out += path.feed(silence).out
+    assert out[-1] == ActivityEnd()
