@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ class TwilioMediaEmulator:
 
     def __init__(
         self,
-        fixture: str | Path | list[FixtureMessage],
+        fixture: str | Path | list[FixtureMessage] | AsyncIterator[FixtureMessage],
         *,
         speed: float = 1.0,
         auth_token: str | None = None,
@@ -180,7 +180,18 @@ class TwilioMediaEmulator:
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.messages = fixture if isinstance(fixture, list) else read_fixture(fixture)
+        self.live: AsyncIterator[FixtureMessage] | None = None
+        """A caller that decides as the call goes (a conversation test): messages come from
+        here, `at_ms` in call time (`call_time()`), until it ends."""
+        if isinstance(fixture, (str, Path)):
+            self.messages = read_fixture(fixture)
+        elif isinstance(fixture, list):
+            self.messages = fixture
+        else:
+            self.messages, self.live = [], fixture
+        self._clock: Callable[[], float] | None = None
+        self.player: _Player | None = None
+        """What the caller is hearing, while the call runs."""
         self.speed = speed
         self.signatures = TwilioSignatures(auth_token) if auth_token else None
         self.parameters = dict(parameters or {})
@@ -240,7 +251,8 @@ class TwilioMediaEmulator:
         def clock() -> float:
             return (time.monotonic() - t0) * self.speed
 
-        player = _Player(clock, self.speed)
+        player = self.player = _Player(clock, self.speed)
+        self._clock = clock
         sequence = 0
         result = ReplayResult(call_sid=target.call_sid, stream_sid="", started_monotonic=t0, speed=self.speed)
         send_lock = asyncio.Lock()
@@ -295,7 +307,7 @@ class TwilioMediaEmulator:
         listener = asyncio.create_task(listen())
         echoer = asyncio.create_task(echo_marks())
         try:
-            for message in self.messages:
+            async for message in self._messages():
                 if message.event == "mark":
                     continue  # a recorded echo: this emulator makes its own
                 delay = (message.at_ms / 1000 - clock()) / self.speed
@@ -327,6 +339,17 @@ class TwilioMediaEmulator:
             result.played = [(s, f) for s, f in player.scheduled if s < clock()]
             result.underruns = player.underruns
         return result
+
+    def call_time(self) -> float:
+        """Seconds of call time since the stream opened (0 before)."""
+        return self._clock() if self._clock is not None else 0.0
+
+    async def _messages(self) -> AsyncIterator[FixtureMessage]:
+        for message in self.messages:
+            yield message
+        if self.live is not None:
+            async for message in self.live:
+                yield message
 
     def _rewrite(self, message: FixtureMessage, target: StreamTarget, renumber: Callable[[Any], str], result: ReplayResult) -> str:
         if message.event == "connected":
