@@ -152,6 +152,9 @@ class Agent:
         return register(function) if function is not None else register
 
     def add_tool(self, tool: Tool | Callable[..., Any]) -> Tool:
+        if not callable(tool) and not isinstance(tool, Tool):
+            hint = " (end_call, transfer_call and send_dtmf are chosen with builtin_tools=[...])" if tool in BUILTIN_TOOLS else ""
+            raise ValueError(f"agent {self.name!r}: a tool is a function or a Tool, not {tool!r}{hint}")
         made = tool if isinstance(tool, Tool) else Tool.from_function(tool)
         if made.name in self.tools or made.name in BUILTIN_TOOLS:
             raise ValueError(f"agent {self.name!r} already has a tool named {made.name!r}")

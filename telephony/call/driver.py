@@ -80,6 +80,11 @@ class CallDriver:
     def record(self) -> CallRecord:
         return self.core.record
 
+    @property
+    def tools_running(self) -> int:
+        """Tool tasks still running, with what a tool does after its result (a hang-up)."""
+        return len(self._running_tools)
+
     # --- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> CallRecord:

@@ -1,6 +1,21 @@
 """Offline test kit, importable by users' own tests.
 
+- `conversation`: conversation tests (`Conversation`, `ModelStep`): the caller's lines, turn
+  by turn, to your agent in our server, and what it did (tools, words, hang-up, transfer).
 - `call_fixture`: recorded calls (Twilio's inbound messages, one JSON per line): build and read.
 - `gemini_live`: a local Gemini Live (BidiGenerateContent) emulator the real SDK connects to.
 - `twilio_media`: a Twilio Media Streams emulator that plays a recorded call into a server.
 """
+
+from typing import Any
+
+__all__ = ["AgentTurn", "Conversation", "ModelStep"]
+
+
+def __getattr__(name: str) -> Any:
+    """`from telephony.testing import Conversation`: imported when first used."""
+    if name in __all__:
+        from telephony.testing import conversation
+
+        return getattr(conversation, name)
+    raise AttributeError(f"module 'telephony.testing' has no attribute {name!r}")

@@ -1,0 +1,429 @@
+"""Conversation tests: what the caller says, turn by turn, and what your agent did about it.
+
+    from telephony.testing import Conversation, ModelStep
+
+    async def test_booking():
+        model = [ModelStep(say="Which day?"), ModelStep(tool="free_slots", args={"day": "friday"}, say="Nine or eleven.")]
+        async with Conversation(agent, model) as call:
+            await call.caller("I'd like an appointment.")
+            turn = await call.caller("Friday, please.")
+        assert turn.tool_calls[0].name == "free_slots" and "eleven" in turn.said
+
+Offline, nothing is mocked: your `Agent` (its tools, timeouts, call control) runs in our
+server, a caller dials it through the Twilio Media Streams emulator, and the Gemini Live
+emulator plays the model, following `model`: at the caller's n-th turn it does the n-th step
+(calls the tools, awaits their results, says the words). The caller's lines travel the whole
+phone path as speech (espeak-ng where installed, otherwise a stand-in signal with the rhythm
+of speech), so transcoding, turn-taking, barge-in, tools and records are exercised.
+
+It runs `speed` times faster than real time, and loses nothing to it: each `caller()` returns
+only once the model has finished its reply to that line (a slow tool is waited for) and the
+caller has heard all of it. `with Conversation(...)` (no `async`) works in plain sync tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from telephony.audio.mulaw import encode_mulaw
+from telephony.audio.wav import read_wav, resample_whole
+from telephony.testing.call_fixture import FixtureMessage, fake_sid
+from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.scripted_model import CallerTurn, EmulatedToolCall, Reply, tone24k
+from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.testing.twilio_rest import FakeTwilioRest
+from telephony.twilio.media_streams import Connected, Media, MediaDetails, Start, StartDetails, Stop, StopDetails
+
+if TYPE_CHECKING:
+    from telephony.agents.agent import Agent
+    from telephony.call.record import CallRecord, ToolRecord
+
+T = TypeVar("T")
+
+TRAILING_SILENCE_MS = 900
+"""After each line the caller is quiet this long, so that the model's voice detection (500 ms
+of silence by default) ends the turn."""
+TURN_TIMEOUT_S = 60.0
+"""The most one `caller()` waits (wall time) for the agent's reply to be finished and heard."""
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """What the emulated model does at one caller turn: call `tool` with `args` (or each of
+    `tools`), await the results, then `say` the words. Ignored against the real model."""
+
+    say: str = ""
+    tool: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    tools: Sequence[tuple[str, dict[str, Any]]] = ()
+
+    def calls(self) -> tuple[EmulatedToolCall, ...]:
+        listed = [(self.tool, self.args)] if self.tool else []
+        return tuple(EmulatedToolCall(name, dict(args)) for name, args in [*listed, *self.tools] if name)
+
+
+@dataclass
+class AgentTurn:
+    """What the agent did after one caller line."""
+
+    said: str
+    """The agent's words (its transcript), as the caller heard them."""
+    tool_calls: list[ToolRecord]
+    """Tools the model called, with the arguments and what each returned."""
+
+
+class _ScriptedModel:
+    """The emulated model's mind: the n-th caller turn gets the n-th step."""
+
+    def __init__(self, steps: Sequence[ModelStep], opening: ModelStep | None) -> None:
+        self.steps = list(steps)
+        self.opening = opening
+        self.lines: list[str] = []
+        """What the caller said, in order (the emulator transcribes turn n as lines[n])."""
+        self.turns_heard = 0
+        self.replies = 0
+
+    def reply(self, turn: CallerTurn) -> Reply | None:
+        if turn.audio16k is None:  # text: the greeting the server asks for
+            if self.opening is None or self.replies:
+                return None
+            return self._reply(self.opening, heard=None)
+        index = self.turns_heard
+        self.turns_heard += 1
+        heard = self.lines[index] if index < len(self.lines) else None
+        step = self.steps[index] if index < len(self.steps) else ModelStep()
+        return self._reply(step, heard)
+
+    def _reply(self, step: ModelStep, heard: str | None) -> Reply:
+        self.replies += 1
+        audio = speech_like_24k(step.say) if step.say else None
+        return Reply(audio24k=audio, transcript=step.say, tool_calls=step.calls(), speech_delay_s=0.0, heard=heard)
+
+
+class Conversation:
+    """One phone call to `agent`, driven line by line. See the module's docstring."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        model: Sequence[ModelStep] = (),
+        *,
+        opening: ModelStep | None = None,
+        speed: float = 8.0,
+        transfer_numbers: Sequence[str] = (),
+        **settings: Any,
+    ) -> None:
+        """`model`: a step per caller turn (offline); `opening`: what the model says first
+        when the agent has a greeting; `speed`: how much faster than real time the call
+        runs; `settings`: any `Settings` field for the server (e.g. `barge_in_min_speech_ms`)."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.agent = agent
+        self.speed = speed
+        self.model = _ScriptedModel(model, opening)
+        self.transfer_numbers = list(transfer_numbers)
+        self.settings = settings
+        self.record: CallRecord | None = None
+        """The call's record (transcript, tools, timings), once it has ended."""
+        self.rest = FakeTwilioRest("AC" + "0" * 32, secrets.token_hex(16))
+        self._stack = contextlib.AsyncExitStack()
+        self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._caller: TwilioMediaEmulator | None = None
+        self._call: asyncio.Task[Any] | None = None
+        self._app: Any = None
+        self._thread: _LoopThread | None = None
+
+    # --- async use ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Conversation:
+        from telephony import create_app
+        from telephony.settings import Settings
+        from telephony.web.server import running_server
+
+        try:
+            await self._stack.enter_async_context(self.rest.running())
+            gemini = await self._stack.enter_async_context(GeminiLiveEmulator(self.model, speed=self.speed))
+            self.gemini = gemini
+            fields: dict[str, Any] = {
+                "gemini_api_key": "offline",
+                "gemini_base_url": gemini.base_url,
+                "gemini_ca_file": gemini.ca_file,
+                "twilio_account_sid": self.rest.account_sid,
+                "twilio_auth_token": self.rest.auth_token,
+                "twilio_api_base": self.rest.base_url,
+                "transfer_numbers": self.transfer_numbers,
+                "media_rate_limit": self.speed * 1.5,
+                "database_url": "sqlite:///:memory:",
+                "stall_seconds": 0.0,  # a script may leave the model silent on purpose
+            } | self.settings
+            settings = Settings(_env_file=None, **fields)
+            self._app = create_app(settings, agent=self.agent)
+            base = await self._stack.enter_async_context(running_server(self._app))
+            settings.public_url = base
+            self._caller = TwilioMediaEmulator(self._frames(), speed=self.speed, auth_token=self.rest.auth_token)
+            self._call = asyncio.create_task(self._caller.call(f"{base}/twiml"))
+            await self._until(lambda: self._driver() is not None and self._driver().core.state.value == "active", "the call to be up")
+            if self.model.opening is not None:  # the agent speaks first: its greeting is heard
+                await self._until(lambda: self.model.replies >= 1, "the model to greet the caller")
+                await self._until_answered(1)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.hang_up()
+        finally:
+            await self._stack.aclose()
+
+    async def caller(self, text: str) -> AgentTurn:
+        """The caller says `text`; returns once the agent's reply has been made and heard."""
+        if self._call is None:
+            raise RuntimeError("use the conversation inside `async with Conversation(...)`")
+        if self._call.done():
+            raise AssertionError(f"the call has ended ({self._end_reason()}): the caller cannot say {text!r}")
+        record = self._live_record()
+        lines_before, tools_before = len(record.transcript), len(record.tool_calls)
+        replies_before = self.model.replies
+        self.model.lines.append(text)
+        await self._lines.put(caller_speech_mulaw(text))
+        await self._until(lambda: self.model.replies > replies_before or self._call.done(), f"the model to hear {text!r}")
+        await self._until_answered(self.model.replies)
+        said = " ".join(line.text.strip() for line in record.transcript[lines_before:] if line.speaker == "agent")
+        return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]))
+
+    async def hang_up(self) -> CallRecord | None:
+        """The caller hangs up (if the call is still on); returns the call's record."""
+        if self._call is None:
+            return self.record
+        if not self._call.done():
+            await self._lines.put(None)
+        await asyncio.wait_for(asyncio.shield(self._call), TURN_TIMEOUT_S)
+        result = self._call.result()
+        self.record = self._app.state.recent_calls.get(result.call_sid) if self._app is not None else None
+        return self.record
+
+    # --- what happened --------------------------------------------------------------------
+
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """(speaker, text) of every line so far: caller, agent, tool, keypad, system."""
+        return [(line.speaker, line.text.strip()) for line in self._any_record().transcript]
+
+    @property
+    def tool_calls(self) -> list[ToolRecord]:
+        return list(self._any_record().tool_calls)
+
+    @property
+    def ended(self) -> bool:
+        """The call is over (the agent hung up, or the caller did)."""
+        return self._call is not None and self._call.done()
+
+    @property
+    def end_reason(self) -> str:
+        return self._end_reason()
+
+    @property
+    def transferred_to(self) -> str | None:
+        """The number the agent transferred the call to (through Twilio's REST API), if any."""
+        for update in self.rest.updates():
+            twiml = update.form.get("Twiml", "")
+            if "<Dial>" in twiml:
+                return twiml.split("<Dial>", 1)[1].split("</Dial>", 1)[0]
+        return None
+
+    # --- sync use -------------------------------------------------------------------------
+
+    def __enter__(self) -> SyncConversation:
+        self._thread = _LoopThread()
+        self._thread.run(self.__aenter__())
+        return SyncConversation(self, self._thread)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._thread is not None
+        try:
+            self._thread.run(self.__aexit__(*exc))
+        finally:
+            self._thread.stop()
+
+    # --- inside ---------------------------------------------------------------------------
+
+    async def _frames(self) -> AsyncIterator[FixtureMessage]:
+        """The caller's side of the stream: line noise, the lines as they come, a hang-up."""
+        assert self._caller is not None
+        call_sid, stream_sid = fake_sid("CA", f"conversation:{time.time_ns()}"), fake_sid("MZ", f"stream:{time.time_ns()}")
+        account = self.rest.account_sid
+        yield FixtureMessage(0, Connected().to_json(), "connected")
+        start = StartDetails(account_sid=account, call_sid=call_sid, stream_sid=stream_sid, tracks=["inbound"], custom_parameters={})
+        yield FixtureMessage(0, Start(sequence_number=1, stream_sid=stream_sid, start=start).to_json(), "start")
+        quiet = encode_mulaw(line_noise(160).astype("<i2").tobytes())
+        chunk, at_ms = 0, 0
+        pending = b""
+        while True:
+            if not pending:
+                try:
+                    line = self._lines.get_nowait()
+                except asyncio.QueueEmpty:
+                    line = b""
+                if line is None:
+                    stop = StopDetails(account_sid=account, call_sid=call_sid)
+                    yield FixtureMessage(at_ms, Stop(sequence_number=0, stream_sid=stream_sid, stop=stop).to_json(), "stop")
+                    return
+                pending = line
+            frame, pending = (pending[:160], pending[160:]) if pending else (quiet, b"")
+            frame = frame.ljust(160, quiet[:1])
+            chunk += 1
+            at_ms = max(at_ms + 20, int(self._caller.call_time() * 1000))
+            media = MediaDetails(track="inbound", chunk=chunk, timestamp=(chunk - 1) * 20, payload=frame)
+            yield FixtureMessage(at_ms, Media(sequence_number=0, stream_sid=stream_sid, media=media).to_json(), "media")
+
+    def _driver(self) -> Any:
+        calls = self._app.state.voice.active_calls if self._app is not None else set()
+        return next(iter(calls), None)
+
+    def _live_record(self) -> CallRecord:
+        driver = self._driver()
+        if driver is None:
+            raise AssertionError(f"the call has ended ({self._end_reason()})")
+        record: CallRecord = driver.record
+        return record
+
+    def _any_record(self) -> CallRecord:
+        driver = self._driver()
+        if driver is not None:
+            return driver.record
+        if self.record is None and self._call is not None and self._call.done() and self._app is not None:
+            self.record = self._app.state.recent_calls.get(self._call.result().call_sid)
+        if self.record is None:
+            raise AssertionError("no call has been made")
+        return self.record
+
+    def _end_reason(self) -> str:
+        with contextlib.suppress(AssertionError):
+            return self._any_record().end_reason or ""
+        return ""
+
+    async def _until_answered(self, replies: int) -> None:
+        """Until the model has finished `replies` replies and the caller has heard them all."""
+
+        def finished() -> bool:
+            if self._call is None or self._call.done():
+                return True
+            done = sum(c.replies_finished for c in self.gemini.connections)
+            driver = self._driver()
+            if driver is None:
+                return False
+            core = driver.core
+            quiet = core.playout.idle and not core.turn.open and not core.tools.running
+            return done >= replies and quiet and not driver.tools_running  # (a hang-up after a goodbye included)
+
+        await self._until(finished, "the agent's reply to be finished and heard")
+
+    async def _until(self, condition: Any, what: str) -> None:
+        deadline = time.monotonic() + TURN_TIMEOUT_S
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {TURN_TIMEOUT_S:.0f} s for {what}; transcript so far: {self._safe_transcript()}")
+            await asyncio.sleep(0.005)
+
+    def _safe_transcript(self) -> list[tuple[str, str]]:
+        with contextlib.suppress(AssertionError):
+            return self.transcript
+        return []
+
+
+class SyncConversation:
+    """`with Conversation(...) as call:` in a sync test: the same calls, blocking."""
+
+    def __init__(self, conversation: Conversation, thread: _LoopThread) -> None:
+        self._conversation = conversation
+        self._thread = thread
+
+    def caller(self, text: str) -> AgentTurn:
+        return self._thread.run(self._conversation.caller(text))
+
+    def hang_up(self) -> CallRecord | None:
+        return self._thread.run(self._conversation.hang_up())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conversation, name)
+
+
+class _LoopThread:
+    """An event loop in a thread of its own, for sync callers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="conversation", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+# --- speech ---------------------------------------------------------------------------------
+
+
+def caller_speech_mulaw(text: str) -> bytes:
+    """The caller saying `text`, as Twilio's mu-law 8 kHz, then a pause that ends the turn."""
+    samples = espeak_8k(text)
+    if samples is None:
+        samples = speech_like(text, 8000)
+    pause = line_noise(TRAILING_SILENCE_MS * 8)
+    return encode_mulaw(np.concatenate([samples.astype(np.int16), pause]).astype("<i2").tobytes())
+
+
+def espeak_8k(text: str) -> np.ndarray | None:
+    """`text` spoken by espeak-ng at 8 kHz, or None where it is not installed."""
+    if shutil.which("espeak-ng") is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "line.wav"
+        done = subprocess.run(["espeak-ng", "-v", "en-us", "-s", "175", "-w", str(wav), text], capture_output=True)
+        if done.returncode != 0:
+            return None
+        samples, rate = read_wav(wav)
+    return resample_whole(samples, rate, 8000)
+
+
+def speech_like(text: str, rate: int) -> np.ndarray:
+    """A deterministic stand-in for speech: a voiced tone with a syllable rhythm (4 per
+    second), as long as the words would take to say (about 65 ms a character, 0.5-8 s)."""
+    seconds = min(8.0, max(0.5, 0.065 * len(text)))
+    t = np.arange(int(seconds * rate)) / rate
+    voice = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((140.0, 280.0, 420.0, 700.0)))
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t) ** 2
+    return np.rint(5000 * voice * syllables / 1.6).astype(np.int16)
+
+
+def speech_like_24k(text: str) -> np.ndarray:
+    """The emulated agent's voice for `text` (24 kHz): a tone as long as the words."""
+    return tone24k(min(8.0, max(0.4, 0.06 * len(text))), freq_hz=220.0) if text else np.zeros(0, np.int16)
+
+
+def line_noise(samples: int) -> np.ndarray:
+    """A quiet line (never digital silence, as on a real phone line): about -66 dBFS."""
+    rng = np.random.default_rng(samples)
+    return np.rint(rng.normal(0, 16, samples)).astype(np.int16)
+
+
+__all__ = ["AgentTurn", "Conversation", "ModelStep", "SyncConversation", "caller_speech_mulaw", "speech_like"]
