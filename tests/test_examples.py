@@ -90,3 +90,65 @@ def test_make_demo_shows_a_whole_call_with_a_tool_call(tmp_path):
     transcript = (tmp_path / "demo-transcript.txt").read_text()
     assert "tool: opening_hours(day='weekend') -> " in transcript and "closed on Sunday" in transcript
     assert (tmp_path / "demo-caller-heard.wav").stat().st_size > 10_000
+
+
+def test_the_clinic_eval_file_passes_offline_and_reports(clinic_folder, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from telephony.cli import app
+
+    report = tmp_path / "report.json"
+    args = ["eval", "evals.yaml", "--agent", "clinic.py:agent", "--emulate-gemini", "--runs", "2", "--report", str(report)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    results = json.loads(report.read_text())["scenarios"]
+    assert [s["name"] for s in results] == [
+        "offers the free times of a day",
+        "books the time the caller chose",
+        "says goodbye, then hangs up",
+    ]
+    assert all(s["pass_rate"] == 1.0 and s["tool_accuracy"] == 1.0 for s in results)
+    assert all(s["response_ms_p50"] is not None for s in results), "latency measured at the caller's phone"
+    print(done.output)
+
+
+def test_an_eval_that_fails_says_which_expectation_with_the_words_and_exits_1(clinic_folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from telephony.cli import app
+
+    scenarios = tmp_path / "wrong.yaml"
+    scenarios.write_text(
+        "scenarios:\n  - name: never books\n    caller: [Book me in.]\n    model: [{say: Sorry.}]\n"
+        "    expect: {tools: [{name: book}], says: [booked]}\n"
+    )
+    done = CliRunner().invoke(app, ["eval", str(scenarios), "--agent", "clinic.py:agent", "--emulate-gemini"])
+    assert done.exit_code == 1, done.output
+    assert "FAIL never books (run 1): tool book was never called (calls made: none)" in done.output
+    assert "the agent never said 'booked'; it said: 'Sorry.'" in done.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("scenarios:\n  - name: a\n    caler: [hi]\n", "scenario 'a' `caler`: unknown key"),
+        (
+            "scenarios:\n  - name: b\n    caller: [hi]\n    expect: {tools: [{args: {}}]}\n",
+            "scenario 'b' `expect.tools.0.name`: Field required",
+        ),
+        ("scenarios: [\n", "not valid YAML"),
+        ("scenarios:\n  - name: c\n", "scenario 'c': needs `caller` (the caller's lines) or a `persona`"),
+    ],
+)
+def test_a_mistake_in_an_eval_file_is_one_line_naming_the_scenario_and_key(tmp_path, text, message):
+    from typer.testing import CliRunner
+
+    from telephony.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    done = CliRunner().invoke(app, ["eval", str(path), "--agent", "x:y", "--emulate-gemini"])
+    assert done.exit_code == 2 and message in done.output, done.output
+    assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1

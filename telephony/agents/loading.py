@@ -1,7 +1,8 @@
 """Where `telephony serve --agent SPEC` (or TELEPHONY_AGENT) finds your agent.
 
-- `module:attr` (as uvicorn's app spec, the current folder first on the path): `attr` is an
-  `Agent`, a list of agents, or a selector `(IncomingCall) -> Agent | Refuse` (sync or async).
+- `module:attr` (as uvicorn's app spec, the current folder first on the path), or
+  `path/to/file.py:attr` (its folder first on the path): `attr` is an `Agent`, a list of
+  agents, or a selector `(IncomingCall) -> Agent | Refuse` (sync or async).
 - `path/agent.toml`: a no-code agent. Its tools are HTTP endpoints of yours:
 
       name = "clinic"
@@ -193,8 +194,15 @@ def load_agent(spec: str, signing_secret: bytes | None = None) -> Agent | AgentS
         return load_toml_agent(Path(spec), signing_secret)
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise AgentLoadError(f"--agent {spec!r}: use module:attribute (e.g. myagent:agent) or a .toml file")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        raise AgentLoadError(f"--agent {spec!r}: use module:attribute (e.g. myagent:agent), path/to/file.py:attribute or a .toml file")
+    if module_name.endswith(".py"):  # a file: path/to/agent.py:agent (its folder goes on the path)
+        path = Path(module_name)
+        if not path.is_file():
+            raise AgentLoadError(f"--agent {spec!r}: no file {module_name}")
+        if str(path.parent.resolve()) not in sys.path:
+            sys.path.insert(0, str(path.parent.resolve()))
+        module_name = path.stem
+    elif "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)

@@ -83,6 +83,9 @@ class AgentTurn:
     """The agent's words (its transcript), as the caller heard them."""
     tool_calls: list[ToolRecord]
     """Tools the model called, with the arguments and what each returned."""
+    response_ms: float | None = None
+    """From the end of the caller's speech to the first agent audio at the caller's phone
+    (call time, measured at the Twilio emulator); None if the agent said nothing."""
 
 
 class _ScriptedModel:
@@ -140,7 +143,9 @@ class Conversation:
         """The call's record (transcript, tools, timings), once it has ended."""
         self.rest = FakeTwilioRest("AC" + "0" * 32, secrets.token_hex(16))
         self._stack = contextlib.AsyncExitStack()
-        self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._lines: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
+        self._line_started_s: list[float] = []
+        """When each line's first frame went out (call seconds)."""
         self._caller: TwilioMediaEmulator | None = None
         self._call: asyncio.Task[Any] | None = None
         self._app: Any = None
@@ -200,11 +205,20 @@ class Conversation:
         lines_before, tools_before = len(record.transcript), len(record.tool_calls)
         replies_before = self.model.replies
         self.model.lines.append(text)
-        await self._lines.put(caller_speech_mulaw(text))
+        mulaw, speech_s = caller_speech_mulaw(text)
+        await self._lines.put((mulaw, speech_s))
         await self._until(lambda: self.model.replies > replies_before or self._call.done(), f"the model to hear {text!r}")
         await self._until_answered(self.model.replies)
         said = " ".join(line.text.strip() for line in record.transcript[lines_before:] if line.speaker == "agent")
-        return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]))
+        return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]), response_ms=self._response_ms(speech_s))
+
+    def _response_ms(self, speech_s: float) -> float | None:
+        player = self._caller.player if self._caller is not None else None
+        if player is None or not self._line_started_s:
+            return None
+        spoke_until = self._line_started_s[-1] + speech_s
+        first = next((at for at in player.arrivals if at >= spoke_until), None)
+        return None if first is None else round((first - spoke_until) * 1000, 1)
 
     async def hang_up(self) -> CallRecord | None:
         """The caller hangs up (if the call is still on); returns the call's record."""
@@ -278,12 +292,14 @@ class Conversation:
                 try:
                     line = self._lines.get_nowait()
                 except asyncio.QueueEmpty:
-                    line = b""
+                    line = (b"", 0.0)
                 if line is None:
                     stop = StopDetails(account_sid=account, call_sid=call_sid)
                     yield FixtureMessage(at_ms, Stop(sequence_number=0, stream_sid=stream_sid, stop=stop).to_json(), "stop")
                     return
-                pending = line
+                pending = line[0]
+                if pending:
+                    self._line_started_s.append(max(at_ms + 20, int(self._caller.call_time() * 1000)) / 1000)
             frame, pending = (pending[:160], pending[160:]) if pending else (quiet, b"")
             frame = frame.ljust(160, quiet[:1])
             chunk += 1
@@ -383,13 +399,15 @@ class _LoopThread:
 # --- speech ---------------------------------------------------------------------------------
 
 
-def caller_speech_mulaw(text: str) -> bytes:
-    """The caller saying `text`, as Twilio's mu-law 8 kHz, then a pause that ends the turn."""
+def caller_speech_mulaw(text: str) -> tuple[bytes, float]:
+    """The caller saying `text`, as Twilio's mu-law 8 kHz, then a pause that ends the turn;
+    and how long the speech itself lasts (seconds)."""
     samples = espeak_8k(text)
     if samples is None:
         samples = speech_like(text, 8000)
     pause = line_noise(TRAILING_SILENCE_MS * 8)
-    return encode_mulaw(np.concatenate([samples.astype(np.int16), pause]).astype("<i2").tobytes())
+    mulaw = encode_mulaw(np.concatenate([samples.astype(np.int16), pause]).astype("<i2").tobytes())
+    return mulaw, len(samples) / 8000
 
 
 def espeak_8k(text: str) -> np.ndarray | None:

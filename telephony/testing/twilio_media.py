@@ -121,6 +121,8 @@ class _Player:
         self.last_arrival = -1.0
         self.underruns = 0
         self.scheduled: list[tuple[float, bytes]] = []
+        self.arrivals: list[float] = []
+        """When each media message arrived (call seconds)."""
         self.marks: list[tuple[float, str]] = []
         self.changed = asyncio.Event()
 
@@ -131,6 +133,7 @@ class _Player:
         if now > self.play_end + 0.001 and now - self.last_arrival < 0.1 * self.speed:
             self.underruns += 1
         self.last_arrival = now
+        self.arrivals.append(now)
         start = max(now, self.play_end)
         self.play_end = start + len(frame) / 8000
         self.scheduled.append((start, frame))
