@@ -188,7 +188,14 @@ async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path): 
             logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
         finally:
             subprocess.run(["docker", "rm", "-f", container], check=False, capture_output=True)
-            subprocess.run(["docker", "image", "prune", "-f"], check=False, capture_output=True)  # earlier builds' layers
+            # Earlier builds' final images (they carry the image's label); never the build cache of the
+            # dependency stage (unlabelled and dangling by design): pruning it made the next build
+            # reinstall every dependency (80 s).
+            subprocess.run(
+                ["docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.title=telephony"],
+                check=False,
+                capture_output=True,
+            )
     assert len(result.clears) == 1 and result.heard_seconds > 1.0, "the call went through the container to Gemini and back"
     assert result.caller_hung_up, "the live call was allowed to finish while draining: " + logs.stderr[-3000:]
     assert exit_code == "0", logs.stdout[-2000:] + logs.stderr[-2000:]
