@@ -122,12 +122,13 @@ def test_an_eval_that_fails_says_which_expectation_with_the_words_and_exits_1(cl
     scenarios = tmp_path / "wrong.yaml"
     scenarios.write_text(
         "scenarios:\n  - name: never books\n    caller: [Book me in.]\n    model: [{say: Sorry.}]\n"
-        "    expect: {tools: [{name: book}], says: [booked]}\n"
+        "    expect: {tools: [{name: book}], says: [booked], max_response_ms: 1}\n"
     )
     done = CliRunner().invoke(app, ["eval", str(scenarios), "--agent", "clinic.py:agent", "--emulate-gemini"])
     assert done.exit_code == 1, done.output
     assert "FAIL never books (run 1): tool book was never called (calls made: none)" in done.output
     assert "the agent never said 'booked'; it said: 'Sorry.'" in done.output
+    assert "over the 1 ms allowed" in done.output
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,9 @@ class _ScriptedModel:
         """What the caller said, in order (the emulator transcribes turn n as lines[n])."""
         self.turns_heard = 0
         self.replies = 0
+        self.owed_audio_ms = 0.0
+        """Agent audio of every reply so far (the server's record catches up with it)."""
+        self.owed_tool_results = 0
 
     def reply(self, turn: CallerTurn) -> Reply | None:
         if turn.audio16k is None:  # text: the greeting the server asks for
@@ -104,6 +107,10 @@ class _ScriptedModel:
     def _reply(self, step: ModelStep, heard: str | None) -> Reply:
         self.replies += 1
         audio = speech_like_24k(step.say) if step.say else None
+        # What the server must have received before the reply counts as made: the emulator
+        # having sent it is not enough on a busy machine.
+        self.owed_audio_ms += 0.0 if audio is None else len(audio) / 24
+        self.owed_tool_results += len(step.calls())
         return Reply(audio24k=audio, transcript=step.say, tool_calls=step.calls(), speech_delay_s=0.0, heard=heard)
 
 
@@ -334,9 +341,10 @@ class Conversation:
             driver = self._driver()
             if driver is None:
                 return False
-            core = driver.core
+            core, record = driver.core, driver.record
+            arrived = record.agent_audio_ms >= self.model.owed_audio_ms - 1 and len(record.tool_calls) >= self.model.owed_tool_results
             quiet = core.playout.idle and not core.turn.open and not core.tools.running
-            return done >= replies and quiet and not driver.tools_running  # (a hang-up after a goodbye included)
+            return done >= replies and arrived and quiet and not driver.tools_running  # (a hang-up after a goodbye included)
 
         await self._until(finished, "the agent's reply to be finished and heard")
 
