@@ -7,11 +7,11 @@ only declares what it uses from the rest of the call. Where barge-in happens: `_
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telephony.call.actions import CancelTools, RestartAgent, RunTool
 from telephony.call.nudges import CONTINUE_NUDGE, RECONNECT_NUDGE, STALL_NUDGE
+from telephony.call.parts import CallParts
 from telephony.call.stall import Escalate, HoldOn, Recovered, Step
 from telephony.call.state import CallState
 from telephony.gemini.events import (
@@ -33,47 +33,15 @@ from telephony.gemini.events import (
 from telephony.gemini.messages import RealtimeText
 
 if TYPE_CHECKING:
-    from telephony.call.actions import Action
-    from telephony.call.caller_audio import CallerAudioPath
     from telephony.call.goodbye import GoodbyeWatch
-    from telephony.call.hold import HoldTone
-    from telephony.call.playout import Playout
-    from telephony.call.record import CallRecord
-    from telephony.call.rules import CallConfig
-    from telephony.call.stall import StallWatch
-    from telephony.call.tally import Tally
-    from telephony.call.tools import ToolsInFlight
-    from telephony.call.turn import AgentTurn, CallerTurn
-    from telephony.call.twilio_out import TwilioOut
-    from telephony.gemini.messages import GeminiMessage
 
 
-class AgentSide:
-    if TYPE_CHECKING:  # the parts of the call this side works on (see `core.Call`)
-        config: CallConfig
-        log: logging.Logger | logging.LoggerAdapter[Any]
-        tally: Tally
-        record: CallRecord
-        state: CallState
-        caller: CallerAudioPath
-        caller_turn: CallerTurn
-        out: TwilioOut
-        playout: Playout
-        turn: AgentTurn
-        tools: ToolsInFlight
-        hold: HoldTone
-        stall: StallWatch
-        _actions: list[Action]
+class AgentSide(CallParts):
+    if TYPE_CHECKING:  # what this side uses beyond the shared parts (`parts.CallParts`)
         _goodbye: GoodbyeWatch | None
 
-        def _at(self, now: float) -> None: ...
-        def _move(self, new: CallState) -> None: ...
-        def _gemini(self, message: GeminiMessage) -> None: ...
-        def _release(self) -> None: ...
         def _release_goodbye(self) -> None: ...
         def _add_hold(self) -> None: ...
-        def _after_playout_change(self, now: float) -> None: ...
-        def _finish_with_prompt(self, outcome: str, reason: str, prompt: str, now: float) -> None: ...
 
     def agent_ready(self, now: float) -> None:
         """The Gemini session is open."""

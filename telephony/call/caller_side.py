@@ -8,13 +8,13 @@ same parts, so this class only declares what it uses from the rest of the call.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from telephony.call.actions import OpenAgent
 from telephony.call.caller_audio import SPEECH_STARTED
 from telephony.call.mark_ledger import MarkOutcome
 from telephony.call.nudges import DTMF_TEXT
+from telephony.call.parts import CallParts
 from telephony.call.playout import Source
 from telephony.call.state import CallState
 from telephony.gemini.messages import RealtimeText
@@ -33,18 +33,7 @@ from telephony.twilio.media_streams import (
 )
 
 if TYPE_CHECKING:
-    from telephony.call.actions import Action
-    from telephony.call.caller_audio import CallerAudioPath
-    from telephony.call.hold import HoldTone
     from telephony.call.inbound import InboundGuard
-    from telephony.call.playout import Playout
-    from telephony.call.record import CallRecord
-    from telephony.call.rules import CallConfig
-    from telephony.call.stall import StallWatch
-    from telephony.call.tally import Tally
-    from telephony.call.turn import AgentTurn, CallerTurn
-    from telephony.call.twilio_out import TwilioOut
-    from telephony.gemini.messages import GeminiMessage
 
 PHONE_PARAMETERS = ("caller", "called")
 """Stream parameters that hold phone numbers (masked in the log)."""
@@ -52,23 +41,10 @@ MALFORMED_LOGGED = 20
 """Bad messages logged one by one per stream; then every 100th, and a summary at the end."""
 
 
-class CallerSide:
-    if TYPE_CHECKING:  # the parts of the call this side works on (see `core.Call`)
-        config: CallConfig
-        log: logging.Logger | logging.LoggerAdapter[Any]
-        tally: Tally
-        record: CallRecord
-        state: CallState
+class CallerSide(CallParts):
+    if TYPE_CHECKING:  # what this side uses beyond the shared parts (`parts.CallParts`)
         admitted: bool
         inbound: InboundGuard
-        caller: CallerAudioPath
-        caller_turn: CallerTurn
-        out: TwilioOut
-        playout: Playout
-        turn: AgentTurn
-        hold: HoldTone
-        stall: StallWatch
-        _actions: list[Action]
         _turn_away: tuple[str, str] | None
         _started_at: float
         _last_twilio_at: float
@@ -77,13 +53,7 @@ class CallerSide:
         def ended(self) -> bool: ...
         @property
         def stream_sid(self) -> str: ...
-        def _at(self, now: float) -> None: ...
-        def _move(self, new: CallState) -> None: ...
-        def _gemini(self, message: GeminiMessage) -> None: ...
-        def _release(self) -> None: ...
         def _barge_in(self, source: str) -> None: ...
-        def _after_playout_change(self, now: float) -> None: ...
-        def _finish_with_prompt(self, outcome: str, reason: str, prompt: str, now: float) -> None: ...
         def _refuse(self, reason: str, code: int, outcome: str) -> None: ...
         def _end_now(self, outcome: str, reason: str, code: int) -> None: ...
 
