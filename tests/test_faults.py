@@ -31,7 +31,7 @@ async def test_a_gemini_set_up_that_never_answers_gets_the_apology_and_frees_the
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(setup_delay_s=10_000, setup_delay_connections=EVERY_CONNECTION))
     async with gemini, offline_stack(gemini, gemini_open_timeout_seconds=1.0, max_concurrent_calls=1) as stack:
         started = time.monotonic()
-        result = await stack.replay("one_sentence")
+        result = await stack.replay("one_sentence", speed=2.0)  # 1 s of waiting + a 5 s apology fit before the hang-up
         (record,) = stack.records()
         first_audio_s = result.media()[0].at_s / result.speed
         after = await ready(stack)

@@ -60,9 +60,11 @@ async def test_go_away_switches_connection_at_the_end_of_the_sentence():
 
 
 async def test_failed_recovery_plays_the_apology_and_ends_the_call():
-    gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=4.6, refuse_after_connections=1))
+    # At 2x (emulator and caller alike, so the close still comes at 4.6 s of call time): the
+    # 4.5 s apology is heard out before the recorded hang-up at 13 s, even on a busy machine.
+    gemini = GeminiLiveEmulator(speed=2.0, faults=Faults(close_after_s=4.6, refuse_after_connections=1))
     async with gemini, offline_stack(gemini, gemini_reconnect_buffer_seconds=0.3, gemini_open_timeout_seconds=0.3) as stack:
-        result = await stack.replay("barge_in")
+        result = await stack.replay("barge_in", speed=2.0)
         (record,) = stack.records()
     assert gemini.refused >= 2, "tried again, with backoff, for as long as the caller's audio is held"
     assert record.end_reason.startswith("gemini failed")
@@ -92,7 +94,7 @@ async def test_reconnects_switched_off_end_the_call_with_the_apology_at_the_firs
 async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kwargs, retried):
     gemini = GeminiLiveEmulator(speed=4.0, **gemini_kwargs)
     async with gemini, offline_stack(gemini, gemini_open_timeout_seconds=1.0) as stack:
-        result = await stack.replay("one_sentence")
+        result = await stack.replay("one_sentence", speed=2.0)  # 1 s of tries + a 5 s apology fit before the hang-up
         (record,) = stack.records()
     assert record.end_reason.startswith("gemini unavailable")
     assert (gemini.refused > 1) is retried and gemini.connections == [], "a bad key (403) is not retried"
