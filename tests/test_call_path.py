@@ -35,9 +35,9 @@ async def test_a_tool_result_that_finishes_during_a_reconnect_is_delivered_after
     # send_dtmf answers once its tones have been played (~0.6 s); Gemini drops meanwhile.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
     faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
-    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+    async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
-            await stack.replay("one_sentence")
+            await stack.replay("one_sentence", speed=2.0)
     first, second = gemini.connections
     assert first.tool_responses == [], "the first connection was gone before the tones were played"
     assert [r["name"] for r in second.tool_responses] == ["send_dtmf"], "delivered on the resumed connection"
@@ -83,9 +83,9 @@ async def test_go_away_while_a_tool_call_is_unanswered_switches_only_after_it_is
         [Reply(audio24k=tone24k(0.5), tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),)), Reply(audio24k=tone24k(0.5))]
     )
     faults = Faults(go_away_after_s=4.1, go_away_time_left_s=20.0)
-    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+    async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
-            result = await stack.replay("barge_in")
+            result = await stack.replay("barge_in", speed=2.0)
             (record,) = stack.records()
     first, second = gemini.connections
     assert [r["name"] for r in first.tool_responses] == ["send_dtmf"], "answered on the connection that asked"
@@ -109,9 +109,9 @@ async def test_a_tool_result_for_a_session_that_was_lost_is_told_to_the_fresh_on
     # refused: the new session never asked for that tool, so its result arrives as text.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
     faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True)
-    async with GeminiLiveEmulator(agent, speed=4.0, faults=faults) as gemini:
+    async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
-            await stack.replay("one_sentence")
+            await stack.replay("one_sentence", speed=2.0)
             (record,) = stack.records()
     fresh = gemini.connections[-1]
     assert fresh.resumed_handle is None and fresh.tool_responses == []

@@ -44,9 +44,10 @@ def two_answers() -> ScriptedAgent:
 )
 async def test_a_call_survives_every_mid_call_close_and_the_caller_is_answered_after_it(faults, resumed):
     # The first answer is over by 4.8 s (call time); the caller's follow-up comes at ~5 s.
-    async with GeminiLiveEmulator(two_answers(), speed=4.0, faults=faults, realism=REALISTIC) as gemini:
+    # Emulator and caller at 2x: the close keeps its place in the call however slow the set-up.
+    async with GeminiLiveEmulator(two_answers(), speed=2.0, faults=faults, realism=REALISTIC) as gemini:
         async with offline_stack(gemini) as stack:
-            result = await stack.replay("barge_in")
+            result = await stack.replay("barge_in", speed=2.0)
             (record,) = stack.records()
     first, *_, last = gemini.connections
     assert first.close_code == faults.close_code
