@@ -30,14 +30,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from telephony.agents.tools import (  # noqa: F401 - re-exported: the public API's home
+from telephony.agents.tools import (  # noqa: F401 - CallContext and ToolError: the public API's home
     NAME_PATTERN,
     CallContext,
     Tool,
     ToolError,
-    as_response,
     blocking_tool_problems,
-    context_of,
 )
 from telephony.gemini import catalog
 from telephony.gemini.models import DEFAULT_MODEL_ID, Scheduling, ToolBehavior

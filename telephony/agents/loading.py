@@ -46,7 +46,8 @@ import jsonschema
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from telephony.agents.agent import BUILTIN_TOOLS, Agent, AgentSelector, Tool, as_response, blocking_tool_problems, context_of
+from telephony.agents.agent import BUILTIN_TOOLS, Agent, AgentSelector
+from telephony.agents.tools import Tool, as_response, blocking_tool_problems, context_of
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
 

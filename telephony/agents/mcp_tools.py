@@ -25,7 +25,8 @@ from typing import Any
 from google.genai import types
 from mcp import Client, StdioServerParameters
 
-from telephony.agents.agent import Agent, Tool, as_response
+from telephony.agents.agent import Agent
+from telephony.agents.tools import Tool, as_response
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
 

@@ -286,6 +286,7 @@ class Conversation:
         chunk, at_ms = 0, 0
         pending = b""
         while True:
+            starting = False
             if not pending:
                 try:
                     line = self._lines.get_nowait()
@@ -296,12 +297,13 @@ class Conversation:
                     yield FixtureMessage(at_ms, Stop(sequence_number=0, stream_sid=stream_sid, stop=stop).to_json(), "stop")
                     return
                 pending = line[0]
-                if pending:
-                    self._line_started_s.append(max(at_ms + 20, int(self._caller.call_time() * 1000)) / 1000)
+                starting = bool(pending)
             frame, pending = (pending[:160], pending[160:]) if pending else (quiet, b"")
             frame = frame.ljust(160, quiet[:1])
             chunk += 1
             at_ms = max(at_ms + 20, int(self._caller.call_time() * 1000))
+            if starting:  # a line's first frame: its speech is timed from here
+                self._line_started_s.append(at_ms / 1000)
             media = MediaDetails(track="inbound", chunk=chunk, timestamp=(chunk - 1) * 20, payload=frame)
             yield FixtureMessage(at_ms, Media(sequence_number=0, stream_sid=stream_sid, media=media).to_json(), "media")
 
