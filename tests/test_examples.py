@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,9 +14,10 @@ import pytest
 
 from telephony.agents.loading import load_agent
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.web.server import running_server
 
-from conftest import as_the_tool_said, offline_stack
+from conftest import FIXTURES, as_the_tool_said, free_port, offline_stack, wait_until_healthy
 
 CLINIC = Path(__file__).resolve().parent.parent / "examples" / "clinic"
 SECRET = "example-secret"
@@ -153,3 +158,49 @@ def test_a_mistake_in_an_eval_file_is_one_line_naming_the_scenario_and_key(tmp_p
     done = CliRunner().invoke(app, ["eval", str(path), "--agent", "x:y", "--emulate-gemini"])
     assert done.exit_code == 2 and message in done.output, done.output
     assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1
+
+
+async def test_serve_with_a_model_script_runs_the_users_own_tools_offline(clinic_folder):
+    """`serve --emulate-gemini --script`: the emulated model follows the script (greets, then
+    asks the clinic's real tools), so a user sees their tools run from a call or the browser."""
+    port = free_port()
+    env = dict(os.environ, TELEPHONY_VALIDATE_SIGNATURES="false", TELEPHONY_PORT=str(port), TELEPHONY_DATABASE_URL="off")
+    command = [sys.executable, "-m", "telephony", "serve", "--emulate-gemini", "--script", "model_script.yaml"]
+    command += ["--agent", "clinic.py:agent", "--call-log", str(clinic_folder)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_healthy(base)
+        await TwilioMediaEmulator(FIXTURES / "barge_in.jsonl", speed=2.0).call(base + "/twiml")
+    finally:
+        server.terminate()
+        output = (await asyncio.to_thread(server.communicate, timeout=30))[0].decode()
+    assert "following model_script.yaml" in output
+    (entry,) = [json.loads(line) for line in (clinic_folder / "calls.jsonl").read_text().splitlines()]
+    agent_lines = [line["text"] for line in entry["transcript"] if line["speaker"] == "agent"]
+    assert agent_lines[0].startswith("Maple"), agent_lines  # the greeting (the recorded caller cuts it short)
+    assert [tool["name"] for tool in entry["tool_calls"]] == ["free_slots"], entry["tool_calls"]
+    assert entry["tool_calls"][0]["response"]["result"][:2] == ["09:00", "09:30"], entry["tool_calls"]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("steps:\n  - sya: hello\n", "model_script.yaml: step #1 `sya`: unknown key"),
+        ("steps: [{say: hello, tool: [1]}]\n", "model_script.yaml: step #1 `tool`: Input should be a valid string"),
+        ("opening: {}\nsteps: [\n", "not valid YAML"),
+        ("42\n", "expected `steps:`"),
+    ],
+)
+def test_a_mistake_in_a_model_script_is_one_line_and_exit_2(tmp_path, text, message):
+    script = tmp_path / "model_script.yaml"
+    script.write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "telephony", "emulate", "gemini", "--port", "0", "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert message in run.stdout and "Traceback" not in run.stdout + run.stderr
+    assert len(run.stdout.strip().splitlines()) == 1, run.stdout

@@ -17,6 +17,7 @@ from telephony.cli.common import (
     _refused_403,
     agent_or_exit,
     console,
+    model_script_or_exit,
     require_test_kit,
     run_event_loop,
     settings_or_exit,
@@ -35,6 +36,9 @@ def serve(
     record: Path | None = typer.Option(None, "--record", help="Write every inbound Twilio message of each call here, as fixtures."),
     call_log: Path | None = typer.Option(None, "--call-log", help="Append one JSON line per call here."),
     emulate_gemini: bool = typer.Option(False, "--emulate-gemini", help="Use the local Gemini emulator (echo agent): no key, no network."),
+    script: Path | None = typer.Option(
+        None, "--script", help="With --emulate-gemini: the emulated model follows this model script (YAML), calling your tools."
+    ),
     log_level: str | None = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR [TELEPHONY_LOG_LEVEL, INFO]."),
     log_format: str | None = typer.Option(
         None, "--log-format", help="auto (plain on a terminal, else JSON), plain or json [TELEPHONY_LOG_FORMAT]."
@@ -49,6 +53,11 @@ def serve(
     import os
 
     from telephony.logs import configure_logging
+
+    if script is not None and not emulate_gemini:
+        console.print("[red]--script[/red] is what the emulated model does: add --emulate-gemini", highlight=False)
+        raise typer.Exit(2)
+    model_script = model_script_or_exit(script) if script is not None else None
 
     given: dict[str, Any] = {
         "host": host,
@@ -97,10 +106,12 @@ def serve(
                 require_test_kit()
                 from telephony.testing.gemini_live import GeminiLiveEmulator
 
-                emulator = await stack.enter_async_context(GeminiLiveEmulator())
+                mind = model_script.model if model_script is not None else None  # a fresh script for every call
+                emulator = await stack.enter_async_context(GeminiLiveEmulator(mind))
                 settings.gemini_api_key = SecretStr("offline")
                 settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
-                console.print(f"Gemini: local emulator (echo agent) at {emulator.base_url}")
+                follows = f"following {script}" if script is not None else "echo agent"
+                console.print(f"Gemini: local emulator ({follows}) at {emulator.base_url}", highlight=False)
             try:
                 app = create_app(settings, agent=agents)
             except ValueError as exc:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from telephony.cli.common import console, require_test_kit
+from telephony.cli.common import console, model_script_or_exit, require_test_kit
 
 emulate_app = typer.Typer(help="Local stand-ins for Gemini Live and Twilio, for offline work.", no_args_is_help=True)
 
@@ -41,10 +42,14 @@ def emulate_gemini(
         help="Fault: go silent on the first caller turn, socket open: empty_turn, no_answer, mid_sentence, phantom_interrupt or tone.",
     ),
     stall_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="With --realistic: stall on this share of caller turns."),
+    script: Path | None = typer.Option(
+        None, "--script", help="A model script (YAML: per caller turn, tools to call and words to say): your tools run offline."
+    ),
 ) -> None:
     """Run the Gemini Live emulator so that a local `telephony serve` needs no key or network.
 
-    Example: telephony emulate gemini --realistic --model gemini-3.8-live"""
+    Examples: telephony emulate gemini --realistic --model gemini-3.8-live
+              telephony emulate gemini --script examples/clinic/model_script.yaml"""
     import asyncio
 
     require_test_kit()
@@ -72,8 +77,14 @@ def emulate_gemini(
         stall=stall,
     )
 
-    if agent == "echo":
-        chosen: EchoAgent | ScriptedAgent = EchoAgent()
+    chosen: Any
+    if script is not None:
+        if agent != "echo":
+            raise typer.BadParameter("give --agent or --script, not both", param_hint="--script")
+        chosen = model_script_or_exit(script).model  # a fresh script for every call
+        agent = f"script {script.name}"
+    elif agent == "echo":
+        chosen = EchoAgent()
     else:
         replies = sorted(Path(agent).glob("*.wav"))
         if not replies:

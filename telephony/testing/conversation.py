@@ -29,14 +29,14 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from telephony.audio.mulaw import encode_mulaw
 from telephony.testing.call_fixture import FixtureMessage, fake_sid
-from telephony.testing.caller_speech import caller_speech_mulaw, line_noise, speech_like, speech_like_24k
+from telephony.testing.caller_speech import caller_speech_mulaw, line_noise, speech_like
 from telephony.testing.gemini_live import GeminiLiveEmulator
-from telephony.testing.scripted_model import CallerTurn, EmulatedToolCall, Reply
+from telephony.testing.model_script import ModelStep, ScriptedModel
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 from telephony.twilio.media_streams import Connected, Media, MediaDetails, Start, StartDetails, Stop, StopDetails
@@ -51,21 +51,6 @@ TURN_TIMEOUT_S = 60.0
 """The most one `caller()` waits (wall time) for the agent's reply to be finished and heard."""
 
 
-@dataclass(frozen=True)
-class ModelStep:
-    """What the emulated model does at one caller turn: call `tool` with `args` (or each of
-    `tools`), await the results, then `say` the words. Ignored against the real model."""
-
-    say: str = ""
-    tool: str | None = None
-    args: dict[str, Any] = field(default_factory=dict)
-    tools: Sequence[tuple[str, dict[str, Any]]] = ()
-
-    def calls(self) -> tuple[EmulatedToolCall, ...]:
-        listed = [(self.tool, self.args)] if self.tool else []
-        return tuple(EmulatedToolCall(name, dict(args)) for name, args in [*listed, *self.tools] if name)
-
-
 @dataclass
 class AgentTurn:
     """What the agent did after one caller line."""
@@ -77,41 +62,6 @@ class AgentTurn:
     response_ms: float | None = None
     """From the end of the caller's speech to the first agent audio at the caller's phone
     (call time, measured at the Twilio emulator); None if the agent said nothing."""
-
-
-class _ScriptedModel:
-    """The emulated model's mind: the n-th caller turn gets the n-th step."""
-
-    def __init__(self, steps: Sequence[ModelStep], opening: ModelStep | None) -> None:
-        self.steps = list(steps)
-        self.opening = opening
-        self.lines: list[str] = []
-        """What the caller said, in order (the emulator transcribes turn n as lines[n])."""
-        self.turns_heard = 0
-        self.replies = 0
-        self.owed_audio_ms = 0.0
-        """Agent audio of every reply so far (the server's record catches up with it)."""
-        self.owed_tool_results = 0
-
-    def reply(self, turn: CallerTurn) -> Reply | None:
-        if turn.audio16k is None:  # text: the greeting the server asks for
-            if self.opening is None or self.replies:
-                return None
-            return self._reply(self.opening, heard=None)
-        index = self.turns_heard
-        self.turns_heard += 1
-        heard = self.lines[index] if index < len(self.lines) else None
-        step = self.steps[index] if index < len(self.steps) else ModelStep()
-        return self._reply(step, heard)
-
-    def _reply(self, step: ModelStep, heard: str | None) -> Reply:
-        self.replies += 1
-        audio = speech_like_24k(step.say) if step.say else None
-        # What the server must have received before the reply counts as made: the emulator
-        # having sent it is not enough on a busy machine.
-        self.owed_audio_ms += 0.0 if audio is None else len(audio) / 24
-        self.owed_tool_results += len(step.calls())
-        return Reply(audio24k=audio, transcript=step.say, tool_calls=step.calls(), speech_delay_s=0.0, heard=heard)
 
 
 class Conversation:
@@ -134,7 +84,7 @@ class Conversation:
             raise ValueError("speed must be positive")
         self.agent = agent
         self.speed = speed
-        self.model = _ScriptedModel(model, opening)
+        self.model = ScriptedModel(model, opening)
         self.transfer_numbers = list(transfer_numbers)
         self.settings = settings
         self.record: CallRecord | None = None

@@ -26,17 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from telephony.testing.conversation import AgentTurn, Conversation, ModelStep
+from telephony.testing.conversation import AgentTurn, Conversation
+from telephony.testing.model_script import StepSpec
+from telephony.testing.yaml_files import YamlFileError, one_line, read_yaml
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class StepSpec(_Strict):
-    say: str = ""
-    tool: str | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
 
 
 class ToolExpectation(_Strict):
@@ -74,21 +70,15 @@ class EvalFile(_Strict):
     scenarios: list[Scenario] = Field(min_length=1)
 
 
-class EvalFileError(ValueError):
+class EvalFileError(YamlFileError):
     """A mistake in an eval file, as one line: the file, the scenario and the key."""
 
 
 def load_eval_file(path: Path) -> list[Scenario]:
-    import yaml
-
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EvalFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise EvalFileError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        raise EvalFileError(str(exc)) from None
     if isinstance(data, list):
         data = {"scenarios": data}
     if not isinstance(data, dict):
@@ -96,17 +86,7 @@ def load_eval_file(path: Path) -> list[Scenario]:
     try:
         return EvalFile.model_validate(data).scenarios
     except ValidationError as exc:
-        error = exc.errors(include_input=False, include_url=False)[0]
-        loc = list(error["loc"])
-        where = ""
-        if len(loc) >= 2 and loc[0] == "scenarios" and isinstance(loc[1], int):
-            scenarios = data.get("scenarios") or []
-            name = scenarios[loc[1]].get("name") if loc[1] < len(scenarios) and isinstance(scenarios[loc[1]], dict) else None
-            where = f" scenario {name!r}" if name else f" scenario #{loc[1] + 1}"
-            loc = loc[2:]
-        key = ".".join(str(part) for part in loc)
-        message = "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
-        raise EvalFileError(f"{path}:{where}{f' `{key}`' if key else ''}: {message}") from None
+        raise EvalFileError(one_line(path, exc, data, "scenarios", "scenario")) from None
 
 
 @dataclass
@@ -194,7 +174,7 @@ async def run_offline(
     reports = []
     for scenario in scenarios:
         report = ScenarioReport(scenario.name)
-        steps = [ModelStep(say=s.say, tool=s.tool, args=s.args) for s in scenario.model]
+        steps = [s.step() for s in scenario.model]
         for number in range(runs):
             turns: list[AgentTurn] = []
             async with Conversation(agent, steps, speed=speed) as call:
