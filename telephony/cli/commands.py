@@ -17,7 +17,6 @@ from telephony.cli.common import (
     _refused_403,
     agent_or_exit,
     console,
-    model_script_or_exit,
     require_test_kit,
     run_event_loop,
     settings_or_exit,
@@ -57,6 +56,8 @@ def serve(
     if script is not None and not emulate_gemini:
         console.print("[red]--script[/red] is what the emulated model does: add --emulate-gemini", highlight=False)
         raise typer.Exit(2)
+    from telephony.cli.emulate import model_script_or_exit
+
     model_script = model_script_or_exit(script) if script is not None else None
 
     given: dict[str, Any] = {

@@ -13,7 +13,6 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from telephony.settings import Settings
-    from telephony.testing.model_script import ModelScript
 
 # Piped to a file or CI log, rich would wrap the wide bench tables at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -71,18 +70,6 @@ def require_test_kit() -> None:
     if importlib.util.find_spec("trustme") is None:
         console.print("[red]the offline test kit is not installed:[/red] pip install 'telephony[emulators]' (make demo and make test do)")
         raise typer.Exit(2)
-
-
-def model_script_or_exit(path: Path) -> ModelScript:
-    """A model script file (`telephony.testing.model_script`), or one line and exit 2."""
-    require_test_kit()
-    from telephony.testing.model_script import ModelScriptError, load_model_script
-
-    try:
-        return load_model_script(path)
-    except ModelScriptError as exc:
-        console.print(f"[red]--script:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _refused_403(exc: BaseException) -> bool:

@@ -7,7 +7,20 @@ from typing import Any
 
 import typer
 
-from telephony.cli.common import console, model_script_or_exit, require_test_kit
+from telephony.cli.common import console, require_test_kit
+
+
+def model_script_or_exit(path: Path) -> Any:
+    """A model script file (`telephony.testing.model_script`), or one line and exit 2."""
+    require_test_kit()
+    from telephony.testing.model_script import ModelScriptError, load_model_script
+
+    try:
+        return load_model_script(path)
+    except ModelScriptError as exc:
+        console.print(f"[red]--script:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
 
 emulate_app = typer.Typer(help="Local stand-ins for Gemini Live and Twilio, for offline work.", no_args_is_help=True)
 
