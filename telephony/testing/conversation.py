@@ -26,17 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from telephony.audio.mulaw import encode_mulaw
+from telephony.testing.agent_turn import AgentTurn
 from telephony.testing.call_fixture import FixtureMessage, fake_sid
 from telephony.testing.caller_speech import caller_speech_mulaw, line_noise, speech_like
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.model_script import ModelStep, ScriptedModel
+from telephony.testing.real_model import agent_acted, real_gemini_requested, real_settings, reply_settled
+from telephony.testing.sync_conversation import SyncConversation, _LoopThread
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 from telephony.twilio.media_streams import Connected, Media, MediaDetails, Start, StartDetails, Stop, StopDetails
@@ -45,23 +46,8 @@ if TYPE_CHECKING:
     from telephony.agents.agent import Agent
     from telephony.call.record import CallRecord, ToolRecord
 
-T = TypeVar("T")
-
 TURN_TIMEOUT_S = 60.0
 """The most one `caller()` waits (wall time) for the agent's reply to be finished and heard."""
-
-
-@dataclass
-class AgentTurn:
-    """What the agent did after one caller line."""
-
-    said: str
-    """The agent's words (its transcript), as the caller heard them."""
-    tool_calls: list[ToolRecord]
-    """Tools the model called, with the arguments and what each returned."""
-    response_ms: float | None = None
-    """From the end of the caller's speech to the first agent audio at the caller's phone
-    (call time, measured at the Twilio emulator); None if the agent said nothing."""
 
 
 class Conversation:
@@ -75,15 +61,20 @@ class Conversation:
         opening: ModelStep | None = None,
         speed: float = 8.0,
         transfer_numbers: Sequence[str] = (),
+        real: bool | None = None,
         **settings: Any,
     ) -> None:
         """`model`: a step per caller turn (offline); `opening`: what the model says first
         when the agent has a greeting; `speed`: how much faster than real time the call
-        runs; `settings`: any `Settings` field for the server (e.g. `barge_in_min_speech_ms`)."""
+        runs (offline); `real`: against the real Gemini Live model (default: when
+        `TELEPHONY_TEST_REAL_GEMINI` is set; the model steps are then ignored and the call
+        runs in real time); `settings`: any `Settings` field for the server (e.g.
+        `barge_in_min_speech_ms`)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.agent = agent
-        self.speed = speed
+        self.real = real_gemini_requested() if real is None else real
+        self.speed = 1.0 if self.real else speed
         self.model = ScriptedModel(model, opening)
         self.transfer_numbers = list(transfer_numbers)
         self.settings = settings
@@ -94,6 +85,9 @@ class Conversation:
         self._lines: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
         self._line_started_s: list[float] = []
         """When each line's first frame went out (call seconds)."""
+        self._line_ends_s = 0.0
+        """When the last line's last frame goes out (call seconds)."""
+        self.gemini: GeminiLiveEmulator | None = None
         self._caller: TwilioMediaEmulator | None = None
         self._call: asyncio.Task[Any] | None = None
         self._app: Any = None
@@ -108,28 +102,31 @@ class Conversation:
 
         try:
             await self._stack.enter_async_context(self.rest.running())
-            gemini = await self._stack.enter_async_context(GeminiLiveEmulator(self.model, speed=self.speed))
-            self.gemini = gemini
             fields: dict[str, Any] = {
-                "gemini_api_key": "offline",
-                "gemini_base_url": gemini.base_url,
-                "gemini_ca_file": gemini.ca_file,
                 "twilio_account_sid": self.rest.account_sid,
                 "twilio_auth_token": self.rest.auth_token,
                 "twilio_api_base": self.rest.base_url,
                 "transfer_numbers": self.transfer_numbers,
                 "media_rate_limit": self.speed * 1.5,
                 "database_url": "sqlite:///:memory:",
-                "stall_seconds": 0.0,  # a script may leave the model silent on purpose
-            } | self.settings
-            settings = Settings(_env_file=None, **fields)
+            }
+            if self.real:
+                settings = real_settings(fields | self.settings)
+            else:
+                gemini = await self._stack.enter_async_context(GeminiLiveEmulator(self.model, speed=self.speed))
+                self.gemini = gemini
+                fields |= {"gemini_api_key": "offline", "gemini_base_url": gemini.base_url, "gemini_ca_file": gemini.ca_file}
+                fields["stall_seconds"] = 0.0  # a script may leave the model silent on purpose
+                settings = Settings(_env_file=None, **(fields | self.settings))
             self._app = create_app(settings, agent=self.agent)
             base = await self._stack.enter_async_context(running_server(self._app))
             settings.public_url = base
             self._caller = TwilioMediaEmulator(self._frames(), speed=self.speed, auth_token=self.rest.auth_token)
             self._call = asyncio.create_task(self._caller.call(f"{base}/twiml"))
             await self._until(lambda: self._driver() is not None and self._driver().core.state.value == "active", "the call to be up")
-            if self.model.opening is not None:  # the agent speaks first: its greeting is heard
+            if self.real and getattr(self.agent, "greeting", None):
+                await self._until_settled(0, 0, since_s=0.0)
+            elif self.model.opening is not None and not self.real:  # the agent speaks first: its greeting is heard
                 await self._until(lambda: self.model.replies >= 1, "the model to greet the caller")
                 await self._until_answered(1)
         except BaseException:
@@ -154,9 +151,17 @@ class Conversation:
         replies_before = self.model.replies
         self.model.lines.append(text)
         mulaw, speech_s = caller_speech_mulaw(text)
+        lines_sent = len(self._line_started_s)
         await self._lines.put((mulaw, speech_s))
-        await self._until(lambda: self.model.replies > replies_before or self._call.done(), f"the model to hear {text!r}")
-        await self._until_answered(self.model.replies)
+        if self.real:
+            caller = self._caller
+            assert caller is not None
+            spoken = lambda: len(self._line_started_s) > lines_sent and caller.call_time() >= self._line_ends_s  # noqa: E731
+            await self._until(lambda: spoken() or self._call.done(), f"the caller to say {text!r}")
+            await self._until_settled(lines_before, tools_before, since_s=caller.call_time())
+        else:
+            await self._until(lambda: self.model.replies > replies_before or self._call.done(), f"the model to hear {text!r}")
+            await self._until_answered(self.model.replies)
         said = " ".join(line.text.strip() for line in record.transcript[lines_before:] if line.speaker == "agent")
         return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]), response_ms=self._response_ms(speech_s))
 
@@ -254,6 +259,7 @@ class Conversation:
             at_ms = max(at_ms + 20, int(self._caller.call_time() * 1000))
             if starting:  # a line's first frame: its speech is timed from here
                 self._line_started_s.append(at_ms / 1000)
+                self._line_ends_s = (at_ms + len(pending) / 8 + 20) / 1000
             media = MediaDetails(track="inbound", chunk=chunk, timestamp=(chunk - 1) * 20, payload=frame)
             yield FixtureMessage(at_ms, Media(sequence_number=0, stream_sid=stream_sid, media=media).to_json(), "media")
 
@@ -289,6 +295,7 @@ class Conversation:
         def finished() -> bool:
             if self._call is None or self._call.done():
                 return True
+            assert self.gemini is not None
             done = sum(c.replies_finished for c in self.gemini.connections)
             driver = self._driver()
             if driver is None:
@@ -299,6 +306,49 @@ class Conversation:
             return done >= replies and arrived and quiet and not driver.tools_running  # (a hang-up after a goodbye included)
 
         await self._until(finished, "the agent's reply to be finished and heard")
+
+    async def _until_settled(self, lines_before: int, tools_before: int, since_s: float) -> None:
+        """Until the real model's reply is finished (`real_model`): it acted, then went quiet."""
+        caller = self._caller
+        assert caller is not None
+        quiet_since: float | None = None
+
+        def settled() -> bool:
+            nonlocal quiet_since
+            driver = self._driver()
+            if self._call is None or self._call.done():
+                return True
+            if driver is None:
+                return False
+            now = caller.call_time()
+            core = driver.core
+            quiet = core.playout.idle and not core.turn.open and not core.tools.running and not driver.tools_running
+            quiet_since = (quiet_since if quiet_since is not None else now) if quiet else None
+            acted, after_tool = agent_acted(driver.record, lines_before, tools_before)
+            return quiet and reply_settled(acted, after_tool, now - (quiet_since or now), now - since_s)
+
+        await self._until(settled, "the agent's reply to be finished and heard")
+
+    async def expect_said(self, *criteria: str, turn: AgentTurn | None = None) -> None:
+        """Assert what the agent said (in `turn`, or in the whole call so far). Offline each
+        criterion is words the agent said (case ignored); against the real model a Gemini
+        judge decides each criterion ("asks for the tracking number") from the transcript.
+        Raises AssertionError naming the criteria not met, with the judge's reasons."""
+        said = turn.said if turn is not None else " ".join(text for speaker, text in self.transcript if speaker == "agent")
+        if not self.real:
+            missed = [c for c in criteria if c.lower() not in said.lower()]
+            if missed:
+                raise AssertionError(f"the agent never said {missed[0]!r}; it said: {said[-300:] or '(nothing)'!r}")
+            return
+        from telephony.testing.judge import judge_said
+
+        transcript = self.transcript
+        if turn is not None:
+            criteria = tuple(f"{c} (judge only the agent's reply: {turn.said!r})" for c in criteria)
+        verdicts = await judge_said(self._app.state.settings, transcript, criteria)
+        failed = [v for v in verdicts if not v.met]
+        if failed:
+            raise AssertionError("; ".join(f"not met: {v.criterion} ({v.reason})" for v in failed))
 
     async def _until(self, condition: Any, what: str) -> None:
         deadline = time.monotonic() + TURN_TIMEOUT_S
@@ -311,40 +361,6 @@ class Conversation:
         with contextlib.suppress(AssertionError):
             return self.transcript
         return []
-
-
-class SyncConversation:
-    """`with Conversation(...) as call:` in a sync test: the same calls, blocking."""
-
-    def __init__(self, conversation: Conversation, thread: _LoopThread) -> None:
-        self._conversation = conversation
-        self._thread = thread
-
-    def caller(self, text: str) -> AgentTurn:
-        return self._thread.run(self._conversation.caller(text))
-
-    def hang_up(self) -> CallRecord | None:
-        return self._thread.run(self._conversation.hang_up())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conversation, name)
-
-
-class _LoopThread:
-    """An event loop in a thread of its own, for sync callers."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="conversation", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
 
 
 __all__ = ["AgentTurn", "Conversation", "ModelStep", "SyncConversation", "caller_speech_mulaw", "speech_like"]

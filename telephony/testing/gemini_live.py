@@ -68,6 +68,7 @@ from telephony.testing.scripted_model import (
     ScriptedAgent,
     tone24k,
 )
+from telephony.testing.text_model import TextModel, generate_content
 
 __all__ = [
     "FILLER_TEXT", "INPUT_RATE", "KNOWN_MODELS", "OUTPUT_MIME_TYPE", "OUTPUT_RATE", "REALISTIC", "STALL_KINDS", "Agent",
@@ -111,6 +112,7 @@ class GeminiLiveEmulator:
         auth_tokens: bool = False,
         model: str | None = None,
         session_age_speed: float = 1.0,
+        text_model: TextModel | None = None,
     ) -> None:
         """`realism`: behave like the real service (`REALISTIC`), or kindly (None).
         `model`: behave like this model's family whatever the client asks for (default: the
@@ -119,7 +121,12 @@ class GeminiLiveEmulator:
         reached in a test.
         `auth_tokens`: also serve `POST /v1alpha/auth_tokens` (ephemeral tokens, as
         `client.aio.auth_tokens.create` makes them) and accept them on the constrained
-        endpoint; a small front on the port then passes every other request on."""
+        endpoint; a small front on the port then passes every other request on.
+        `text_model`: also answer `POST .../models/{model}:generateContent` (a judge, a
+        post-call analysis) with this `TextModel`, through the same front."""
+        self.text_model = text_model
+        self.text_requests: list[dict[str, Any]] = []
+        """Every generateContent request answered, as sent (tests of what was asked)."""
         self.realism = realism
         self.auth_tokens = auth_tokens
         self.model = model
@@ -188,7 +195,7 @@ class GeminiLiveEmulator:
         return self
 
     async def _listen(self) -> None:
-        if self.auth_tokens:  # TLS and the REST route in front, WebSockets behind it on loopback
+        if self.auth_tokens or self.text_model is not None:  # TLS and the REST routes in front, WebSockets behind it
             self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request, max_size=self.max_message_bytes)
             self._inner_port = self._server.sockets[0].getsockname()[1]
             self._front = await asyncio.start_server(self._front_door, self.host, self.port, ssl=self._ssl)
@@ -215,10 +222,16 @@ class GeminiLiveEmulator:
         line, _, rest = head.decode("latin-1").partition("\r\n")
         method, _, target = line.partition(" ")
         path = target.split(" ", 1)[0]
-        if method == "POST" and path.split("?", 1)[0].endswith("/auth_tokens"):
+        route = path.split("?", 1)[0]
+        rest_route = self.auth_tokens and route.endswith("/auth_tokens")
+        rest_route = rest_route or (self.text_model is not None and route.endswith(":generateContent"))
+        if method == "POST" and rest_route:
             headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in rest.split("\r\n") if h)}
             body = await reader.readexactly(int(headers.get("content-length") or 0))
-            status, payload = self._mint_token(headers, body)
+            if route.endswith("/auth_tokens"):
+                status, payload = self._mint_token(headers, body)
+            else:
+                status, payload = self._generate_content(route, headers, body)
             data = json.dumps(payload).encode()
             writer.write(
                 f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\ncontent-type: application/json\r\n"
@@ -259,6 +272,13 @@ class GeminiLiveEmulator:
         )
         self.tokens[token.name] = token
         return 200, {"name": token.name}
+
+    def _generate_content(self, route: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.api_key is not None and headers.get("x-goog-api-key") != self.api_key:
+            self.refused += 1
+            return 403, {"error": {"code": 403, "message": "API key not valid", "status": "PERMISSION_DENIED"}}
+        assert self.text_model is not None
+        return generate_content(self.text_model, route, body, self.text_requests)
 
     def _redeem_token(self, request: Request) -> tuple[int, str] | EphemeralToken:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.path).query))

@@ -1,0 +1,114 @@
+"""Judging what an agent said against criteria written in a test ("asks for the tracking
+number", "does not read out the card number"), with a Gemini text model and structured output.
+
+Against the real model an agent's words differ on every run, so a substring check cannot tell
+a good reply from a bad one; a judge model can. Each criterion gets a verdict (met or not) and
+a one-sentence reason that a failing test prints. The judge sees the whole call's transcript,
+so "does not ..." criteria are judged over everything the agent said.
+
+The judge model is `TELEPHONY_JUDGE_MODEL` (default `gemini-3.6-flash`); it uses the same
+credentials and endpoint as the Live model (`GEMINI_API_KEY` or Vertex AI,
+`TELEPHONY_GEMINI_BASE_URL`, `TELEPHONY_GEMINI_CA_FILE`). The Gemini emulator answers judge
+requests offline (`GeminiLiveEmulator(text_model=...)`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+if TYPE_CHECKING:
+    from google import genai
+
+    from telephony.settings import Settings
+
+DEFAULT_JUDGE_MODEL = "gemini-3.6-flash"
+
+INSTRUCTIONS = """You judge a phone call between a caller and a voice agent of a business.
+For each numbered criterion, decide whether the AGENT's behaviour in the transcript meets it.
+A criterion that is a bare phrase is met when the agent said it or something that means the same.
+Judge only from the transcript; transcripts of speech have small recognition errors, ignore them.
+Answer with one verdict per criterion, in order, each with a one-sentence reason quoting the agent."""
+
+
+class Verdict(BaseModel):
+    criterion: str
+    met: bool
+    reason: str = ""
+
+
+class _Verdicts(BaseModel):
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+
+class JudgeError(RuntimeError):
+    """The judge could not answer (no credentials, the service failed, a malformed answer)."""
+
+
+def judge_model_name() -> str:
+    return os.environ.get("TELEPHONY_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL
+
+
+def text_client(settings: Settings) -> genai.Client:
+    """A google-genai client for generateContent with the Live model's credentials and
+    endpoint. The SDK's REST client is aiohttp when installed (it takes the CA as `ssl`),
+    else httpx (as `verify`); each drops the other's key."""
+    from google import genai
+    from google.genai import types
+
+    options: dict[str, Any] = {}
+    if settings.gemini_base_url:
+        options["base_url"] = settings.gemini_base_url
+    if settings.gemini_ca_file:
+        context = ssl.create_default_context(cafile=str(settings.gemini_ca_file))
+        options["async_client_args"] = {"ssl": context, "verify": context}
+        options["client_args"] = {"verify": context}
+    http_options = types.HttpOptions(**options) if options else None
+    with warnings.catch_warnings():  # the SDK subclasses aiohttp's session, which aiohttp warns about
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if settings.gemini_api_key is not None:
+            return genai.Client(api_key=settings.gemini_api_key.get_secret_value(), http_options=http_options)
+        if settings.vertex_project:
+            location = settings.vertex_location or "us-central1"
+            return genai.Client(vertexai=True, project=settings.vertex_project, location=location, http_options=http_options)
+    raise JudgeError("the judge needs Gemini credentials: GEMINI_API_KEY, or a Vertex AI project")
+
+
+def transcript_text(transcript: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"{speaker.upper()}: {text}" for speaker, text in transcript if text)
+
+
+async def judge_said(settings: Settings, transcript: Sequence[tuple[str, str]], criteria: Sequence[str]) -> list[Verdict]:
+    """One verdict per criterion, in order."""
+    if not criteria:
+        return []
+    from google.genai import types
+
+    client = text_client(settings)
+    listed = "\n".join(f"{n}. {criterion}" for n, criterion in enumerate(criteria, 1))
+    prompt = f"Transcript:\n{transcript_text(transcript) or '(nothing was said)'}\n\nCriteria:\n{listed}"
+    config = types.GenerateContentConfig(
+        system_instruction=INSTRUCTIONS, response_mime_type="application/json", response_json_schema=_Verdicts.model_json_schema()
+    )
+    try:
+        with warnings.catch_warnings():  # the SDK subclasses aiohttp's session on first use, which aiohttp warns about
+            warnings.simplefilter("ignore", DeprecationWarning)
+            response = await client.aio.models.generate_content(model=judge_model_name(), contents=prompt, config=config)
+    except Exception as exc:  # the SDK raises its own errors, httpx's and ssl's: all one line for a test
+        raise JudgeError(f"the judge ({judge_model_name()}) failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+    try:
+        verdicts = _Verdicts.model_validate(json.loads(response.text or "")).verdicts
+    except (ValueError, ValidationError):
+        raise JudgeError(
+            f"the judge ({judge_model_name()}) answered something else than verdicts: {(response.text or '')[:200]!r}"
+        ) from None
+    if len(verdicts) != len(criteria):
+        raise JudgeError(f"the judge gave {len(verdicts)} verdicts for {len(criteria)} criteria")
+    # The judge's copy of a criterion may be reworded: the test's own words are kept.
+    return [verdict.model_copy(update={"criterion": criterion}) for verdict, criterion in zip(verdicts, criteria, strict=True)]
