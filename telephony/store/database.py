@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, func, or_, select
+from sqlalchemy import Connection, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -132,6 +132,17 @@ class CallStore:
                     received_at=received_at,
                 )
             )
+
+    async def annotate(self, call_sid: str, key: str, value: Any) -> bool:
+        """Keep `value` under `key` in a stored call's summary (an eval run's verdict, ...);
+        False when the call is not stored."""
+        await self.ensure_schema()
+        async with self.engine.begin() as connection:
+            summary = await connection.scalar(select(calls.c.summary).where(calls.c.call_sid == call_sid))
+            if summary is None:
+                return False
+            await connection.execute(update(calls).where(calls.c.call_sid == call_sid).values(summary=dict(summary) | {key: value}))
+            return True
 
     async def delete_older_than(self, cutoff: float) -> int:
         await self.ensure_schema()

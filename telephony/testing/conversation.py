@@ -62,18 +62,21 @@ class Conversation:
         speed: float = 8.0,
         transfer_numbers: Sequence[str] = (),
         real: bool | None = None,
+        direction: str = "inbound",
         **settings: Any,
     ) -> None:
         """`model`: a step per caller turn (offline); `opening`: what the model says first
         when the agent has a greeting; `speed`: how much faster than real time the call
         runs (offline); `real`: against the real Gemini Live model (default: when
         `TELEPHONY_TEST_REAL_GEMINI` is set; the model steps are then ignored and the call
-        runs in real time); `settings`: any `Settings` field for the server (e.g.
-        `barge_in_min_speech_ms`)."""
+        runs in real time); `direction`: the call's direction as the webhook says it (the
+        call history shows eval runs as `eval`); `settings`: any `Settings` field for the
+        server (e.g. `barge_in_min_speech_ms`, or `database_url` to keep the call)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.agent = agent
         self.real = real_gemini_requested() if real is None else real
+        self.direction = direction
         self.speed = 1.0 if self.real else speed
         self.model = ScriptedModel(model, opening)
         self.transfer_numbers = list(transfer_numbers)
@@ -122,7 +125,7 @@ class Conversation:
             base = await self._stack.enter_async_context(running_server(self._app))
             settings.public_url = base
             self._caller = TwilioMediaEmulator(self._frames(), speed=self.speed, auth_token=self.rest.auth_token)
-            self._call = asyncio.create_task(self._caller.call(f"{base}/twiml"))
+            self._call = asyncio.create_task(self._dial(f"{base}/twiml"))
             await self._until(lambda: self._driver() is not None and self._driver().core.state.value == "active", "the call to be up")
             if self.real and getattr(self.agent, "greeting", None):
                 await self._until_settled(0, 0, since_s=0.0)
@@ -166,12 +169,34 @@ class Conversation:
         return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]), response_ms=self._response_ms(speech_s))
 
     def _response_ms(self, speech_s: float) -> float | None:
+        return self.first_audio_after_ms(self._line_started_s[-1] + speech_s if self._line_started_s else None)
+
+    # --- for a caller that is not line by line (a simulated caller) -----------------------
+
+    def call_time(self) -> float:
+        """Seconds of call time since the stream opened."""
+        return self._caller.call_time() if self._caller is not None else 0.0
+
+    def played_between(self, start_s: float, end_s: float) -> bytes:
+        """The mu-law the caller's phone played between two call times."""
         player = self._caller.player if self._caller is not None else None
-        if player is None or not self._line_started_s:
+        return player.played_between(start_s, end_s) if player is not None else b""
+
+    def speak_audio(self, mulaw: bytes) -> None:
+        """Caller audio (8 kHz mu-law) down the line, after what is queued already."""
+        self._lines.put_nowait((mulaw, len(mulaw) / 8000))
+
+    def first_audio_after_ms(self, spoke_until_s: float | None) -> float | None:
+        """From `spoke_until_s` (call seconds) to the first agent audio at the phone."""
+        player = self._caller.player if self._caller is not None else None
+        if player is None or spoke_until_s is None:
             return None
-        spoke_until = self._line_started_s[-1] + speech_s
-        first = next((at for at in player.arrivals if at >= spoke_until), None)
-        return None if first is None else round((first - spoke_until) * 1000, 1)
+        first = next((at for at in player.arrivals if at >= spoke_until_s), None)
+        return None if first is None else round((first - spoke_until_s) * 1000, 1)
+
+    async def until_reply_settled(self, lines_before: int, tools_before: int, since_s: float) -> None:
+        """Until the real model's reply is finished: it acted since, then went quiet."""
+        await self._until_settled(lines_before, tools_before, since_s)
 
     async def hang_up(self) -> CallRecord | None:
         """The caller hangs up (if the call is still on); returns the call's record."""
@@ -192,8 +217,20 @@ class Conversation:
         return [(line.speaker, line.text.strip()) for line in self._any_record().transcript]
 
     @property
+    def current_record(self) -> CallRecord:
+        """The call's record as it stands (live), or as it ended."""
+        return self._any_record()
+
+    @property
     def tool_calls(self) -> list[ToolRecord]:
         return list(self._any_record().tool_calls)
+
+    @property
+    def server_settings(self) -> Any:
+        """The `Settings` of the server the call is made to."""
+        if self._app is None:
+            raise RuntimeError("use the conversation inside `async with Conversation(...)`")
+        return self._app.state.settings
 
     @property
     def ended(self) -> bool:
@@ -228,6 +265,11 @@ class Conversation:
             self._thread.stop()
 
     # --- inside ---------------------------------------------------------------------------
+
+    async def _dial(self, webhook_url: str) -> Any:
+        assert self._caller is not None
+        target = await self._caller.answer(webhook_url, {"Direction": self.direction})
+        return await self._caller.play(target)
 
     async def _frames(self) -> AsyncIterator[FixtureMessage]:
         """The caller's side of the stream: line noise, the lines as they come, a hang-up."""
@@ -334,21 +376,10 @@ class Conversation:
         criterion is words the agent said (case ignored); against the real model a Gemini
         judge decides each criterion ("asks for the tracking number") from the transcript.
         Raises AssertionError naming the criteria not met, with the judge's reasons."""
-        said = turn.said if turn is not None else " ".join(text for speaker, text in self.transcript if speaker == "agent")
-        if not self.real:
-            missed = [c for c in criteria if c.lower() not in said.lower()]
-            if missed:
-                raise AssertionError(f"the agent never said {missed[0]!r}; it said: {said[-300:] or '(nothing)'!r}")
-            return
-        from telephony.testing.judge import judge_said
+        from telephony.testing.judge import expect_said
 
-        transcript = self.transcript
-        if turn is not None:
-            criteria = tuple(f"{c} (judge only the agent's reply: {turn.said!r})" for c in criteria)
-        verdicts = await judge_said(self._app.state.settings, transcript, criteria)
-        failed = [v for v in verdicts if not v.met]
-        if failed:
-            raise AssertionError("; ".join(f"not met: {v.criterion} ({v.reason})" for v in failed))
+        settings = self.server_settings if self.real else None
+        await expect_said(settings, self.transcript, criteria, turn.said if turn is not None else None)
 
     async def _until(self, condition: Any, what: str) -> None:
         deadline = time.monotonic() + TURN_TIMEOUT_S

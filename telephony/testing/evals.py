@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from telephony.testing.conversation import AgentTurn, Conversation
+from telephony.testing.judge import Verdict, judge_said
 from telephony.testing.model_script import StepSpec
 from telephony.testing.yaml_files import YamlFileError, one_line, read_yaml
 
@@ -100,6 +101,7 @@ class RunResult:
     tools_matched: int
     transcript: list[tuple[str, str]]
     cost_usd: float | None = None
+    call_sid: str | None = None
 
 
 @dataclass
@@ -135,9 +137,12 @@ class ScenarioReport:
         }
 
 
-def judge(scenario: Scenario, turns: list[AgentTurn], transcript: list[tuple[str, str]]) -> tuple[list[str], int]:
+def judge(
+    scenario: Scenario, turns: list[AgentTurn], transcript: list[tuple[str, str]], verdicts: list[Verdict] | None = None
+) -> tuple[list[str], int]:
     """What failed (with the transcript excerpt that shows it), and how many expected tool
-    calls were made as expected."""
+    calls were made as expected. `verdicts`: the judge model's, for `says` against the real
+    model (offline, `says` are words the agent said)."""
     failures: list[str] = []
     calls = [call for turn in turns for call in turn.tool_calls]
     matched = 0
@@ -150,11 +155,14 @@ def judge(scenario: Scenario, turns: list[AgentTurn], transcript: list[tuple[str
         else:
             made = ", ".join(call.name for call in calls) or "none"
             failures.append(f"tool {want.name} was never called (calls made: {made})")
-    said = " ".join(turn.said for turn in turns)
-    for words in scenario.expect.says:
-        if words.lower() not in said.lower():
-            excerpt = said[-200:] or "(the agent said nothing)"
-            failures.append(f"the agent never said {words!r}; it said: {excerpt!r}")
+    said = " ".join(text for speaker, text in transcript if speaker == "agent") or " ".join(turn.said for turn in turns)
+    excerpt = said[-200:] or "(the agent said nothing)"
+    if verdicts is not None:
+        failures += [f"not met: {v.criterion} ({v.reason}); the agent said: {excerpt!r}" for v in verdicts if not v.met]
+    else:
+        failures += [
+            f"the agent never said {words!r}; it said: {excerpt!r}" for words in scenario.expect.says if words.lower() not in said.lower()
+        ]
     limit = scenario.expect.max_response_ms
     slow = [ms for turn in turns if (ms := turn.response_ms) is not None and limit is not None and ms > limit]
     if slow:
@@ -162,40 +170,101 @@ def judge(scenario: Scenario, turns: list[AgentTurn], transcript: list[tuple[str
     return failures, matched
 
 
-async def run_offline(
-    scenarios: list[Scenario],
-    agent: Any,
-    *,
-    runs: int = 1,
-    speed: float = 8.0,
-    on_run: Callable[[str, int], None] | None = None,
+@dataclass
+class EvalOptions:
+    """How scenarios run. `server`: `Settings` fields for the server under test (where the
+    runs are kept: `database_url`, `record_audio`, `recordings_dir`)."""
+
+    runs: int = 1
+    real: bool = False
+    speed: float = 8.0
+    server: dict[str, Any] = field(default_factory=dict)
+    max_turns: int = 8
+    """A simulated caller's most turns."""
+    max_seconds: float = 120.0
+    """A simulated caller's longest call (call seconds)."""
+    source: str = ""
+    """The eval file, kept with each run in the call history."""
+
+
+async def run_evals(
+    scenarios: list[Scenario], agent: Any, options: EvalOptions, on_run: Callable[[str, int], None] | None = None
 ) -> list[ScenarioReport]:
-    """Every scenario `runs` times against the Gemini emulator (which follows `model`)."""
+    """Every scenario `options.runs` times: offline against the Gemini emulator (which
+    follows `model`), or against the real model with `says` judged by a Gemini text model."""
     reports = []
     for scenario in scenarios:
         report = ScenarioReport(scenario.name)
-        steps = [s.step() for s in scenario.model]
-        for number in range(runs):
-            turns: list[AgentTurn] = []
-            async with Conversation(agent, steps, speed=speed) as call:
-                for line in scenario.caller:
-                    if call.ended:
-                        break
-                    turns.append(await call.caller(line))
-                await call.hang_up()
-                transcript = call.transcript
-            failures, matched = judge(scenario, turns, transcript)
-            report.runs.append(
-                RunResult(
-                    passed=not failures,
-                    failures=failures,
-                    response_ms=[ms for turn in turns if (ms := turn.response_ms) is not None],
-                    tools_expected=len(scenario.expect.tools),
-                    tools_matched=matched,
-                    transcript=transcript,
-                )
-            )
+        for number in range(options.runs):
+            report.runs.append(await _run_once(scenario, agent, options, number))
             if on_run is not None:
                 on_run(scenario.name, number)
         reports.append(report)
     return reports
+
+
+async def run_offline(
+    scenarios: list[Scenario], agent: Any, *, runs: int = 1, speed: float = 8.0, on_run: Callable[[str, int], None] | None = None
+) -> list[ScenarioReport]:
+    """Every scenario `runs` times against the Gemini emulator (which follows `model`)."""
+    return await run_evals(scenarios, agent, EvalOptions(runs=runs, speed=speed), on_run)
+
+
+async def _run_once(scenario: Scenario, agent: Any, options: EvalOptions, number: int) -> RunResult:
+    from telephony.gemini.pricing import estimated_cost_usd
+
+    steps = [s.step() for s in scenario.model]
+    turns: list[AgentTurn] = []
+    verdicts: list[Verdict] | None = None
+    async with Conversation(agent, steps, speed=options.speed, real=options.real, direction="eval", **options.server) as call:
+        if scenario.caller:
+            for line in scenario.caller:
+                if call.ended:
+                    break
+                turns.append(await call.caller(line))
+        else:
+            from telephony.testing.simulated_caller import simulated_caller
+
+            turns = await simulated_caller(call, scenario.persona or "", max_turns=options.max_turns, max_seconds=options.max_seconds)
+        record = await call.hang_up()
+        transcript = call.transcript
+        if options.real and scenario.expect.says:
+            verdicts = await judge_said(call.server_settings, transcript, scenario.expect.says)
+    failures, matched = judge(scenario, turns, transcript, verdicts)
+    result = RunResult(
+        passed=not failures,
+        failures=failures,
+        response_ms=[ms for turn in turns if (ms := turn.response_ms) is not None],
+        tools_expected=len(scenario.expect.tools),
+        tools_matched=matched,
+        transcript=transcript,
+        cost_usd=estimated_cost_usd(record.usage) if record is not None else None,
+        call_sid=record.call_sid if record is not None else None,
+    )
+    url = options.server.get("database_url")
+    if url and url != "off" and result.call_sid:
+        await _keep_verdict(url, result, scenario, options, number, verdicts)
+    return result
+
+
+async def _keep_verdict(
+    url: str, result: RunResult, scenario: Scenario, options: EvalOptions, number: int, verdicts: list[Verdict] | None
+) -> None:
+    """The run's verdict beside its call in the history (the dashboard shows it)."""
+    from telephony.store import CallStore
+
+    store = CallStore(url)
+    try:
+        entry = {
+            "file": options.source,
+            "scenario": scenario.name,
+            "run": number + 1,
+            "model": "real" if options.real else "emulated",
+            "passed": result.passed,
+            "failures": result.failures,
+            "verdicts": [v.model_dump() for v in verdicts or []],
+        }
+        assert result.call_sid is not None
+        await store.annotate(result.call_sid, "eval", entry)
+    finally:
+        await store.close()

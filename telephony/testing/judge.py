@@ -112,3 +112,19 @@ async def judge_said(settings: Settings, transcript: Sequence[tuple[str, str]], 
         raise JudgeError(f"the judge gave {len(verdicts)} verdicts for {len(criteria)} criteria")
     # The judge's copy of a criterion may be reworded: the test's own words are kept.
     return [verdict.model_copy(update={"criterion": criterion}) for verdict, criterion in zip(verdicts, criteria, strict=True)]
+
+
+async def expect_said(settings: Settings | None, transcript: Sequence[tuple[str, str]], criteria: Sequence[str], reply: str | None) -> None:
+    """`Conversation.expect_said`: offline (`settings` None) each criterion is words the agent
+    said in `reply` (or the whole call); else the judge decides. AssertionError if not met."""
+    said = reply if reply is not None else " ".join(text for speaker, text in transcript if speaker == "agent")
+    if settings is None:
+        missed = [c for c in criteria if c.lower() not in said.lower()]
+        if missed:
+            raise AssertionError(f"the agent never said {missed[0]!r}; it said: {said[-300:] or '(nothing)'!r}")
+        return
+    if reply is not None:
+        criteria = [f"{c} (judge only the agent's reply: {reply!r})" for c in criteria]
+    failed = [v for v in await judge_said(settings, transcript, criteria) if not v.met]
+    if failed:
+        raise AssertionError("; ".join(f"not met: {v.criterion} ({v.reason})" for v in failed))

@@ -156,6 +156,20 @@ class _Player:
         self.changed.set()
         return pending
 
+    def played_between(self, start_s: float, end_s: float) -> bytes:
+        """The mu-law the caller heard from `start_s` to `end_s` (call seconds), silence
+        (0xFF) where nothing played: what a listener on the line hears, at its pace."""
+        out = bytearray(b"\xff" * max(0, int(round((end_s - start_s) * 8000))))
+        for begin, frame in self.scheduled:
+            finish = begin + len(frame) / 8000
+            if finish <= start_s or begin >= end_s:
+                continue
+            lo = max(begin, start_s)
+            piece = frame[int((lo - begin) * 8000) : int((min(finish, end_s) - begin) * 8000)]
+            at = int((lo - start_s) * 8000)
+            out[at : at + len(piece)] = piece[: max(0, len(out) - at)]
+        return bytes(out)
+
     def due_marks(self) -> list[str]:
         now = self.clock()
         due = [name for at, name in self.marks if at <= now]
