@@ -30,6 +30,7 @@ def clinic_folder(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(CLINIC))
     monkeypatch.setenv("CLINIC_DB", str(tmp_path / "clinic.sqlite3"))
     monkeypatch.setenv("TELEPHONY_TOOL_SIGNING_SECRET", SECRET)
+    monkeypatch.setenv("TELEPHONY_DATA_DIR", str(tmp_path / "data"))  # eval runs are kept in a history of their own
     yield tmp_path
     for name in ("clinic", "backend"):
         sys.modules.pop(name, None)
@@ -117,6 +118,18 @@ def test_the_clinic_eval_file_passes_offline_and_reports(clinic_folder, tmp_path
     assert all(s["pass_rate"] == 1.0 and s["tool_accuracy"] == 1.0 for s in results)
     assert all(s["response_ms_p50"] is not None for s in results), "latency measured at the caller's phone"
     print(done.output)
+    # Each run is in the call history, as an eval call with its verdict and recording; the dashboard shows it.
+    with sqlite3.connect(clinic_folder / "data" / "telephony.db") as db:
+        kept = db.execute("SELECT call_sid, direction, recording, summary FROM calls ORDER BY started_at").fetchall()
+    assert len(kept) == 6 and {row[1] for row in kept} == {"eval"}
+    verdict = json.loads(kept[0][3])["eval"]
+    assert verdict | {"file": "evals.yaml"} == verdict and verdict["scenario"] == "offers the free times of a day"
+    assert verdict["passed"] is True and verdict["run"] == 1 and verdict["model"] == "emulated"
+    assert all(row[2] and Path(row[2]).exists() for row in kept), "every run recorded"
+    from telephony.web.dashboard.pages import call_page
+
+    page = call_page({"call_sid": kept[0][0], "eval": verdict | {"passed": False, "failures": ["tool book was never called"]}}, None)
+    assert "Eval run" in page and "failed" in page and "tool book was never called" in page
 
 
 def test_an_eval_that_fails_says_which_expectation_with_the_words_and_exits_1(clinic_folder, tmp_path):

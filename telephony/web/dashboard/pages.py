@@ -23,6 +23,7 @@ form.search{display:flex;gap:8px;margin:0 0 12px}form.search input{padding:4px 6
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}.card{background:#fff;border:1px solid #e3e6eb;padding:8px 12px;min-width:110px}
 .card b{display:block;font-size:18px}.caller{color:#1f5fbf}.agent{color:#a34a00}.tool{color:#6d28d9}.system{color:#6b7280}
 .interrupted{text-decoration:line-through #c00}svg{background:#fff;border:1px solid #e3e6eb}pre{white-space:pre-wrap;margin:0}
+.pass{color:#0a7d32}.fail{color:#b91c1c}
 """
 
 
@@ -126,6 +127,7 @@ def call_page(call: dict[str, Any], recording_url: str | None, base: str = "") -
         + "<div class='cards'>"
         + "".join(f"<div class='card'><span class='muted'>{k}</span><b>{_e(v)}</b></div>" for k, v in cards)
         + "</div>"
+        + eval_section(call.get("eval"))
         + timeline_svg(call)
         + f"<h2>Recording</h2>{audio}"
         + "<h2>Transcript</h2><table><tr><th>at</th><th>who</th><th>said</th></tr>"
@@ -141,6 +143,24 @@ def call_page(call: dict[str, Any], recording_url: str | None, base: str = "") -
         + f"<h2>Twilio statuses</h2><p>{statuses or '<span class=muted>none</span>'}</p>"
     )
     return _page(f"Call {call.get('call_sid')}", body, base)
+
+
+def eval_section(run: dict[str, Any] | None) -> str:
+    """An eval run's verdict (`telephony eval`): the scenario, pass or fail, and why."""
+    if not isinstance(run, dict):
+        return ""
+    verdict = "<b class='pass'>passed</b>" if run.get("passed") else "<b class='fail'>failed</b>"
+    failures = "".join(f"<li>{_e(failure)}</li>" for failure in run.get("failures") or [])
+    judged = "".join(
+        f"<li>{'met' if v.get('met') else 'not met'}: {_e(v.get('criterion'))} <span class=muted>{_e(v.get('reason'))}</span></li>"
+        for v in run.get("verdicts") or []
+    )
+    return (
+        f"<h2>Eval run</h2><p>{verdict} · scenario {_e(run.get('scenario'))} · run {_e(run.get('run'))}"
+        f" · {_e(run.get('model'))} model · {_e(run.get('file'))}</p>"
+        + (f"<ul>{failures}</ul>" if failures else "")
+        + (f"<h3>Judge</h3><ul>{judged}</ul>" if judged else "")
+    )
 
 
 def timeline_svg(call: dict[str, Any], width: int = 1000) -> str:
