@@ -114,6 +114,7 @@ def test_the_clinic_eval_file_passes_offline_and_reports(clinic_folder, tmp_path
         "offers the free times of a day",
         "books the time the caller chose",
         "says goodbye, then hangs up",
+        "a hurried caller gets the earliest time",
     ]
     assert all(s["pass_rate"] == 1.0 and s["tool_accuracy"] == 1.0 for s in results)
     assert all(s["response_ms_p50"] is not None for s in results), "latency measured at the caller's phone"
@@ -121,7 +122,7 @@ def test_the_clinic_eval_file_passes_offline_and_reports(clinic_folder, tmp_path
     # Each run is in the call history, as an eval call with its verdict and recording; the dashboard shows it.
     with sqlite3.connect(clinic_folder / "data" / "telephony.db") as db:
         kept = db.execute("SELECT call_sid, direction, recording, summary FROM calls ORDER BY started_at").fetchall()
-    assert len(kept) == 6 and {row[1] for row in kept} == {"eval"}
+    assert len(kept) == 8 and {row[1] for row in kept} == {"eval"}
     verdict = json.loads(kept[0][3])["eval"]
     assert verdict | {"file": "evals.yaml"} == verdict and verdict["scenario"] == "offers the free times of a day"
     assert verdict["passed"] is True and verdict["run"] == 1 and verdict["model"] == "emulated"
@@ -217,3 +218,16 @@ def test_a_mistake_in_a_model_script_is_one_line_and_exit_2(tmp_path, text, mess
     assert run.returncode == 2, run.stdout + run.stderr
     assert message in run.stdout and "Traceback" not in run.stdout + run.stderr
     assert len(run.stdout.strip().splitlines()) == 1, run.stdout
+
+
+def test_talk_shows_the_agents_words_and_its_own_tools_as_the_caller_types(clinic_folder):
+    """`telephony talk`: typed lines go down the phone line; the clinic's real tools answer."""
+    typed = "Hello, can I book?\nThe fifth of January, please.\n/hangup\n"
+    command = [sys.executable, "-m", "telephony", "talk", "--agent", "clinic.py:agent", "--emulate-gemini", "--script", "model_script.yaml"]
+    done = subprocess.run(command, input=typed, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert out.index("agent: Maple Clinic, good morning") < out.index("agent: Of course. Which day") < out.index("tool: free_slots(")
+    assert 'tool: free_slots(day=\'2027-01-05\') -> {"result": ["09:00", "09:30"' in out
+    assert "agent: On the fifth I have nine" in out and "first word after" in out
+    assert "call ended: caller hung up" in out and "Traceback" not in done.stderr

@@ -1,9 +1,10 @@
 """The `telephony` command, one module per command group: `commands` (serve, dial, calls, db,
-check, replay, demo), `evals` (eval), `emulate`, `bench`; `common` is what they share."""
+check, replay, demo), `evals` (eval), `talk`, `emulate`, `bench`; `common` is what they share."""
 
 from __future__ import annotations
 
 from telephony.cli import evals as _evals  # noqa: F401 - registers `telephony eval`
+from telephony.cli import talk as _talk  # noqa: F401 - registers `telephony talk`
 from telephony.cli.bench import bench_app
 from telephony.cli.commands import app
 from telephony.cli.common import DEMO_CALL, console

@@ -217,7 +217,7 @@ async def _run_once(scenario: Scenario, agent: Any, options: EvalOptions, number
     turns: list[AgentTurn] = []
     verdicts: list[Verdict] | None = None
     async with Conversation(agent, steps, speed=options.speed, real=options.real, direction="eval", **options.server) as call:
-        if scenario.caller:
+        if scenario.caller and not (options.real and scenario.persona):  # offline, a persona's scenario plays its lines
             for line in scenario.caller:
                 if call.ended:
                     break
