@@ -44,7 +44,7 @@ class PhonePlayer:
         kept = []
         for start, frame in self.scheduled:
             if start < now:  # what had started plays up to now, the rest of it is dropped
-                kept.append((start, frame[: max(0, min(len(frame), int((now - start) * 8000)))]))
+                kept.append((start, frame[: max(0, min(len(frame), round((now - start) * 8000)))]))
         self.scheduled = kept
         self.play_end = min(self.play_end, now)
         pending = [name for _, name in self.marks]
@@ -61,8 +61,8 @@ class PhonePlayer:
             if finish <= start_s or begin >= end_s:
                 continue
             lo = max(begin, start_s)
-            piece = frame[int((lo - begin) * 8000) : int((min(finish, end_s) - begin) * 8000)]
-            at = int((lo - start_s) * 8000)
+            piece = frame[round((lo - begin) * 8000) : round((min(finish, end_s) - begin) * 8000)]
+            at = round((lo - start_s) * 8000)
             out[at : at + len(piece)] = piece[: max(0, len(out) - at)]
         return bytes(out)
 
