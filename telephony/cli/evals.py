@@ -4,6 +4,7 @@ your agent's scenarios, run over the phone path and scored (`telephony.testing.e
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,10 @@ def evaluate(
     options = EvalOptions(
         runs=runs, real=not emulate_gemini, speed=speed, server=server, max_turns=max_turns, max_seconds=max_seconds, source=str(file)
     )
+
+    # The server under test would log each tool that failed and each call that ended: what
+    # matters of it is in the transcript shown here, so only errors are printed.
+    logging.getLogger("telephony").setLevel(logging.ERROR)
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=len(scenarios) * runs)

@@ -3,6 +3,7 @@ says, watch the agent answer (`telephony.testing.console`)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def talk_command(
         raise typer.Exit(2)
     if emulate_gemini:
         console.print(f"[dim]offline: the emulated model {'follows ' + str(script) if script else 'says back what it heard'}[/dim]")
+
+    # The server under test would log each tool that failed and each call that ended: what
+    # matters of it is in the transcript shown here, so only errors are printed.
+    logging.getLogger("telephony").setLevel(logging.ERROR)
 
     def show(text: str) -> None:
         console.print(text, highlight=False, soft_wrap=True)
