@@ -140,7 +140,15 @@ class Settings(BaseSettings):
     stream_token_seconds: float = Field(
         30.0, ge=5, le=600, description="a media stream must open this soon after the webhook answered (its token is single-use)"
     )
-    max_call_seconds: float = Field(3600.0, gt=0, description="calls are ended politely after this long")
+    max_call_seconds: float = Field(
+        1800.0, gt=0, description="calls are ended politely after this long (the agent tells the caller a minute before)"
+    )
+    silence_reprompt_seconds: float = Field(
+        10.0, ge=0, description="a caller silent this long on their turn is checked on by the agent (0: never)"
+    )
+    silence_hangup_seconds: float = Field(
+        10.0, ge=0, description="still silent this long after the check-in: the agent says goodbye, reason `silence` (0: never)"
+    )
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
     drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
     media_rate_limit: float = Field(

@@ -28,6 +28,7 @@ from telephony.call.core import (
     SendTwilio,
     Settle,
 )
+from telephony.call.silence import SilenceRules
 from telephony.call.stall import StallRules
 from telephony.gemini.events import (
     AgentAudio,
@@ -465,7 +466,7 @@ def test_a_lost_gemini_plays_the_apology_and_ends_even_if_no_mark_returns():
 
 
 def test_idle_timeout_ends_a_silent_socket():
-    script = Script(idle_timeout_s=15.0)
+    script = Script(idle_timeout_s=15.0, silence=SilenceRules(reprompt_s=0))  # no check-in: only the socket's silence
     script.start()
     script.media()
     assert script.tick(14.0) == []

@@ -94,3 +94,35 @@ async def test_a_line_after_the_call_ended_says_so():
         await call.hang_up()
         with pytest.raises(AssertionError, match="the call has ended"):
             await call.caller("Hello?")
+
+
+async def test_a_caller_who_goes_silent_is_checked_on_then_the_call_ends_for_silence():
+    agent = clinic_agent()
+    # The server's time rules run on its own clock (real time), the call at 8x: 1 s is 8 s of the call.
+    async with Conversation(agent, [ModelStep(say="Which day suits you?")], silence_reprompt_seconds=1, silence_hangup_seconds=1) as call:
+        await call.caller("I'd like an appointment.")
+        await call.stay_silent(60)
+    assert call.ended and call.end_reason.startswith("the caller said nothing"), call.end_reason
+    said = [text for speaker, text in call.transcript if speaker == "agent"]
+    assert said == ["Which day suits you?", "Hello, are you still there?", "I will let you go now. Goodbye!"], said
+
+
+async def test_a_caller_silent_while_a_slow_tool_runs_is_not_checked_on():
+    agent = Agent("slow", instructions="You look things up.")
+
+    @agent.tool
+    async def look_up(what: str) -> dict:
+        """Look something up, slowly.
+
+        Args:
+            what: What to look up.
+        """
+        await asyncio.sleep(3.0)  # three times the check-in time
+        return {"found": what}
+
+    model = [ModelStep(tool="look_up", args={"what": "the order"}, say="Found it.")]
+    async with Conversation(agent, model, silence_reprompt_seconds=1, silence_hangup_seconds=1) as call:
+        turn = await call.caller("Can you look my order up?")
+        texts = list(call.gemini.connections[0].texts)
+    assert turn.tool_calls[0].response == {"found": "the order"} and turn.said.endswith("Found it.")
+    assert not any("still there" in t for t in texts), texts

@@ -37,6 +37,7 @@ from telephony.agents.tools import (  # noqa: F401 - CallContext and ToolError: 
     ToolError,
     blocking_tool_problems,
 )
+from telephony.call.rules import CallLimits
 from telephony.gemini import catalog
 from telephony.gemini.models import DEFAULT_MODEL_ID, Scheduling, ToolBehavior
 from telephony.gemini.models import known as known_model
@@ -82,12 +83,23 @@ class Agent:
         tool_timeout_s: float | None = None,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         mcp: Iterable[Any] = (),
+        silence_reprompt_s: float | None = None,
+        silence_hangup_s: float | None = None,
+        max_call_s: float | None = None,
     ) -> None:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
         name (phone, responsive, patient). `tool_timeout_s`: default for this agent's tools.
         `mcp`: `telephony.agents.mcp_tools.McpServer`s whose tools this agent gets (connected at
-        startup by `telephony serve`)."""
+        startup by `telephony serve`). `silence_reprompt_s`, `silence_hangup_s`, `max_call_s`:
+        this agent's own caller-silence and call-length limits (default: the server's
+        `TELEPHONY_SILENCE_REPROMPT_SECONDS`, `..._HANGUP_SECONDS`, `TELEPHONY_MAX_CALL_SECONDS`;
+        0 turns the silence rules off)."""
+        for label, value in (("silence_reprompt_s", silence_reprompt_s), ("silence_hangup_s", silence_hangup_s)):
+            if value is not None and value < 0:
+                raise ValueError(f"agent {name!r}: {label} cannot be negative")
+        if max_call_s is not None and max_call_s <= 0:
+            raise ValueError(f"agent {name!r}: max_call_s must be positive")
         if not NAME_PATTERN.match(name):
             raise ValueError(f"agent name {name!r}: letters, digits, _ . - only")
         unknown = set(builtin_tools) - set(BUILTIN_TOOLS)
@@ -108,6 +120,8 @@ class Agent:
         self.model = model
         self.builtin_tools = tuple(builtin_tools)
         self.tool_timeout_s = tool_timeout_s
+        self.call_limits = CallLimits(silence_reprompt_s, silence_hangup_s, max_call_s)
+        """This agent's own limits over the server's (`telephony.call.rules.CallLimits`)."""
         self.tools: dict[str, Tool] = {}
         self.mcp_servers = tuple(mcp)
         for tool in tools:

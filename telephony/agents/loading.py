@@ -95,6 +95,9 @@ class _AgentFile(BaseModel):
     model: str | None = None
     builtin_tools: list[str] = Field(default_factory=lambda: list(BUILTIN_TOOLS))
     tool_timeout_seconds: float | None = Field(None, gt=0, le=300)
+    silence_reprompt_seconds: float | None = Field(None, ge=0)
+    silence_hangup_seconds: float | None = Field(None, ge=0)
+    max_call_seconds: float | None = Field(None, gt=0)
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
 
@@ -182,6 +185,9 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
             model=spec.model,
             builtin_tools=spec.builtin_tools,
             tool_timeout_s=spec.tool_timeout_seconds,
+            silence_reprompt_s=spec.silence_reprompt_seconds,
+            silence_hangup_s=spec.silence_hangup_seconds,
+            max_call_s=spec.max_call_seconds,
             tools=tools,
             mcp=servers,
         )

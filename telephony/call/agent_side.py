@@ -48,6 +48,7 @@ class AgentSide(CallParts):
         self._at(now)
         if self.state is CallState.CONNECTING:
             self._move(CallState.ACTIVE)
+            self.silence.begin(now)
 
     def agent_failed(self, reason: str, now: float) -> None:
         """Gemini could not be reached for this call at all."""
@@ -80,6 +81,8 @@ class AgentSide(CallParts):
         elif isinstance(event, VoiceActivity):
             if not event.started:
                 self.stall.caller_heard()
+            elif self.caller.voice is None:  # no voice detection of our own: Gemini's says the caller speaks
+                self.silence.caller_spoke()
         elif isinstance(event, GenerationComplete):
             self.stall.generation_complete()
         elif isinstance(event, OutputTranscript):
@@ -90,6 +93,7 @@ class AgentSide(CallParts):
             if self.state in (CallState.CONNECTING, CallState.ACTIVE):
                 self.tools.started(event, now)
                 self.stall.tools_running(True)
+                self.silence.agent_busy()
                 self.log.info("tool call %s", event.name, extra={"tool_args": event.args})
                 self._actions.append(RunTool(event))
         elif isinstance(event, ToolCallCancelled):
@@ -146,6 +150,7 @@ class AgentSide(CallParts):
         self.turn.working = not event.final
         self.stall.agent_working(self.turn.working)
         if event.final:
+            self.silence.agent_replied()
             waiting = bool(event.waiting_for_input) or event.reason == "NEED_MORE_INPUT"
             self.stall.turn_complete(had_audio, waiting_for_more=waiting)
         self.record.end_turn()
@@ -164,6 +169,7 @@ class AgentSide(CallParts):
             return
         if not self.turn.open:
             self.stall.turn_started()
+            self.silence.agent_busy()
         decisions = self.stall.agent_audio(now, len(pcm24k) / 48)
         if decisions:
             self._on_stall(decisions, now)

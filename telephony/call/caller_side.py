@@ -106,6 +106,7 @@ class CallerSide(CallParts):
                 self._malformed("dtmf_flood", f"more than {self.config.max_dtmf_per_second} keypad digits in a second")
             else:
                 digit = message.dtmf.digit
+                self.silence.caller_spoke()
                 self.record.say("keypad", digit)
                 self.record.end_turn()
                 self._gemini(RealtimeText(DTMF_TEXT.format(digit=digit)))
@@ -184,6 +185,7 @@ class CallerSide(CallParts):
             if update.started and voice is not None:
                 self.caller_turn.started_at = now - voice.onset_ms / 1000
                 self.stall.caller_started()
+                self.silence.caller_spoke()
             if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
                 self._barge_in("caller")
             if update.ended:

@@ -44,10 +44,19 @@ from telephony.call.caller_side import MALFORMED_LOGGED, CallerSide
 from telephony.call.goodbye import GoodbyeWatch
 from telephony.call.hold import HoldTone
 from telephony.call.inbound import InboundGuard
-from telephony.call.nudges import CONTINUE_NUDGE, DTMF_TEXT, RECONNECT_NUDGE, STALL_NUDGE
+from telephony.call.nudges import (
+    CONTINUE_NUDGE,
+    DTMF_TEXT,
+    RECONNECT_NUDGE,
+    SILENCE_CHECK_IN,
+    SILENCE_GOODBYE,
+    STALL_NUDGE,
+    TIME_NOTICE,
+)
 from telephony.call.playout import Source
 from telephony.call.record import CallRecord
-from telephony.call.rules import CallConfig
+from telephony.call.rules import CallConfig, CallLimits
+from telephony.call.silence import Silence, SilenceRules, SilenceWatch
 from telephony.call.stall import StallWatch
 from telephony.call.state import CallState, Ending, IllegalTransition, move
 from telephony.call.tally import Tally
@@ -56,7 +65,7 @@ from telephony.call.turn import AgentTurn, CallerTurn
 from telephony.call.twilio_out import TwilioOut
 from telephony.gemini import tool_results
 from telephony.gemini.events import ToolCall
-from telephony.gemini.messages import GeminiMessage, ToolResult
+from telephony.gemini.messages import GeminiMessage, RealtimeText, ToolResult
 from telephony.gemini.models import Scheduling
 
 log = logging.getLogger(__name__)
@@ -118,6 +127,10 @@ class Call(CallerSide, AgentSide):
         self.tools = ToolsInFlight(config.hold_after_s, config.tools_without_hold)
         self.hold = HoldTone(self.playout, self._new_token)
         self.stall = StallWatch(config.stall)
+        self.silence = SilenceWatch(config.silence)
+        """A caller silent on their turn: checked on, then said goodbye to (`telephony.call.silence`)."""
+        self.max_call_s = config.max_call_s
+        self._time_notice_due = config.time_notice_s > 0 and config.max_call_s > 2 * config.time_notice_s
         self._goodbye: GoodbyeWatch | None = None
         self._ending: Ending | None = None
 
@@ -140,13 +153,17 @@ class Call(CallerSide, AgentSide):
             return self._created_at + self.config.start_timeout_s
         times = [self._last_twilio_at + self.config.idle_timeout_s]
         if self.state is not CallState.ENDING:
-            times.append(self._started_at + self.config.max_call_s)
+            times.append(self._started_at + self.max_call_s)
+            if self._time_notice_due:
+                times.append(self._started_at + self.max_call_s - self.config.time_notice_s)
         if self._ending is not None:
             times.append(self._ending.deadline)
         if self._goodbye is not None:
             times.extend(self._goodbye.deadlines())
         if self.state is CallState.ACTIVE and (stalled_at := self.stall.deadline()) is not None:
             times.append(stalled_at)
+        if self.state is CallState.ACTIVE and (silent_at := self.silence.deadline()) is not None:
+            times.append(silent_at)
         if (slow_at := self.tools.deadline()) is not None:
             times.append(slow_at)
         return min(times)
@@ -160,6 +177,20 @@ class Call(CallerSide, AgentSide):
         return self.out.stream_sid
 
     # --- inputs: tools and waiters ----------------------------------------------------------
+
+    def use_limits(self, limits: CallLimits, now: float) -> None:
+        """The call's agent has limits of its own (silence, length) over the server's."""
+        self._at(now)
+        rules = self.silence.rules
+        self.silence.rules = SilenceRules(
+            reprompt_s=rules.reprompt_s if limits.silence_reprompt_s is None else limits.silence_reprompt_s,
+            hang_up_s=rules.hang_up_s if limits.silence_hang_up_s is None else limits.silence_hang_up_s,
+            goodbye_max_s=rules.goodbye_max_s,
+        )
+        if limits.max_call_s is not None:
+            self.max_call_s = limits.max_call_s
+            notice_s = self.config.time_notice_s
+            self._time_notice_due = notice_s > 0 and self.max_call_s > 2 * notice_s and now < self._started_at + self.max_call_s - notice_s
 
     def tool_finished(
         self,
@@ -179,6 +210,7 @@ class Call(CallerSide, AgentSide):
         if not wanted:
             return False
         self.stall.tools_running(bool(self.tools.running))
+        self.silence.reply_due()
         if self.state in (CallState.ENDING, CallState.ENDED):
             return False
         self._gemini(ToolResult(call.id, call.name, tool_results.for_model(response), scheduling))
@@ -255,11 +287,17 @@ class Call(CallerSide, AgentSide):
         if self._ending is not None and now >= self._ending.deadline:
             self._close(self._ending.code, self._ending.reason)
             return
-        if self.state is not CallState.ENDING and now >= self._started_at + self.config.max_call_s:
+        if self.state is not CallState.ENDING and now >= self._started_at + self.max_call_s:
             self.log.warning("call time limit reached")
-            self._finish_with_prompt("time_limit", f"call reached its {self.config.max_call_s:.0f} s limit", "apology_closing", now)
+            self._finish_with_prompt("time_limit", f"call reached its {self.max_call_s:.0f} s limit", "apology_closing", now)
             return
+        if self._time_notice_due and now >= self._started_at + self.max_call_s - self.config.time_notice_s:
+            self._time_notice_due = False
+            if self.state is CallState.ACTIVE:
+                self.log.info("call time limit in %.0f s: the caller is told", self.config.time_notice_s)
+                self._gemini(RealtimeText(TIME_NOTICE))
         if self.state is CallState.ACTIVE:
+            self._on_silence(self.silence.tick(now), now)
             self._on_stall(self.stall.tick(now), now)
             for _ in range(self.tools.now_slow(now)):  # a slow tool: the caller hears the hold tone (into silence)
                 self._add_hold()
@@ -292,8 +330,30 @@ class Call(CallerSide, AgentSide):
         if last_prompt_heard and self._ending is not None:
             self._close(self._ending.code, self._ending.reason)
 
+    def _on_silence(self, decision: Silence | None, now: float) -> None:
+        """The silence watch's decision, as actions (see `telephony.call.silence`)."""
+        if decision is Silence.CHECK_IN:
+            self.log.info("the caller is silent: the agent checks in", extra={"silence": "check_in"})
+            self._gemini(RealtimeText(SILENCE_CHECK_IN))
+        elif decision is Silence.SAY_GOODBYE:
+            self.log.info("the caller is still silent: the agent says goodbye", extra={"silence": "goodbye"})
+            self._gemini(RealtimeText(SILENCE_GOODBYE))
+        elif decision is Silence.HANG_UP:
+            rules = self.silence.rules
+            self._end_now("silence", f"the caller said nothing ({rules.reprompt_s + rules.hang_up_s:.0f} s)", 1000)
+
     def _after_playout_change(self, now: float) -> None:
         self._release()
+        if (
+            self.state is CallState.ACTIVE
+            and not self.playout.agent_audible
+            and not self.turn.open
+            and not self.turn.working
+            and not self.tools.running
+        ):
+            self._on_silence(self.silence.agent_done(now), now)
+            if self.ended:  # the caller's silence ended the call
+                return
         if self.turn.log_pending and not self.playout.agent_audible:
             self.turn.played_out(self.record, self.log)
         if self.turn.open and not self.playout.agent_audible:

@@ -257,6 +257,7 @@ class CallDriver:
             logger=self._log,
         )
         self.agent, self._call_tools, options = plan.agent, plan.tools, plan.options
+        self._feed(functools.partial(self.core.use_limits, self.agent.call_limits))
         self.gemini = ResilientGeminiSession(
             lambda: self.services.open_gemini(options),
             self.services.retry_policy,

@@ -18,3 +18,8 @@ RECONNECT_NUDGE = (
 connection dropped is never answered and the caller waits in silence."""
 STALL_NUDGE = "(The caller is waiting for your answer to what they just said. Answer them now, briefly.)"
 """A stalled model is asked for its answer as realtime text: it never interrupts, on any family."""
+SILENCE_CHECK_IN = "(The caller has said nothing for a while. Briefly check whether they are still there.)"
+"""Sent when the caller has been silent on their turn (`silence`)."""
+SILENCE_GOODBYE = "(The caller is still silent. Say a short, polite goodbye now; the call will then end.)"
+TIME_NOTICE = "(This call will end in about a minute because it has reached its time limit. Tell the caller briefly and help them wrap up.)"
+"""Sent a minute before the call's time limit, so that the caller is not cut off unwarned."""

@@ -3,7 +3,7 @@
 `core.Call` is its Twilio side (`caller_side.CallerSide`) and its Gemini side
 (`agent_side.AgentSide`) over the same parts, which `Call.__init__` creates: the record, the
 caller's audio path and turn, what goes out to the caller, the agent's turn, running tools,
-the hold tone and the stall watch. Each side declares here what it uses of the others.
+the hold tone, the stall and silence watches. Each side declares here what it uses of the others.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from telephony.call.playout import Playout
     from telephony.call.record import CallRecord
     from telephony.call.rules import CallConfig
+    from telephony.call.silence import SilenceWatch
     from telephony.call.stall import StallWatch
     from telephony.call.state import CallState
     from telephony.call.tally import Tally
@@ -42,6 +43,7 @@ class CallParts:
         tools: ToolsInFlight
         hold: HoldTone
         stall: StallWatch
+        silence: SilenceWatch
         _actions: list[Action]
 
         def _at(self, now: float) -> None: ...

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telephony.call.record import CallRecord
+from telephony.call.rules import CallLimits
 from telephony.call.tool_api import AgentDirectory, CallAgent, CallTool
 from telephony.gemini import catalog
 from telephony.gemini.config import AgentOptions
@@ -94,6 +95,7 @@ class SettingsAgent:
     greeting: str | None = None
     builtin_tools = ("end_call", "transfer_call", "send_dtmf")
     tool_timeout_s: float | None = None
+    call_limits = CallLimits()
     tools: dict[str, CallTool] = {}
 
     def options(self, base: AgentOptions) -> AgentOptions:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from telephony.call.silence import SilenceRules
 from telephony.call.stall import StallRules
 
 
@@ -61,4 +62,17 @@ class CallConfig:
     """Tools that play or wait for audio themselves (the built-in call control): no hold tone."""
     stall: StallRules = field(default_factory=StallRules)
     """When the model is silent too long, and how to bring it back (`telephony.call.stall`)."""
+    silence: SilenceRules = field(default_factory=SilenceRules)
+    """When the caller is silent too long: check in, then goodbye (`telephony.call.silence`)."""
+    time_notice_s: float = 60.0
+    """The model is told this long before `max_call_s` that the call will end (0: not told)."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """An agent's own limits, over the server's (None: the server's)."""
+
+    silence_reprompt_s: float | None = None
+    silence_hang_up_s: float | None = None
+    max_call_s: float | None = None

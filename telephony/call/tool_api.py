@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from telephony.call.rules import CallLimits
 from telephony.gemini.events import ToolCall
 from telephony.gemini.models import Scheduling
 
@@ -106,6 +107,9 @@ class CallAgent(Protocol):
 
     @property
     def tool_timeout_s(self) -> float | None: ...
+
+    @property
+    def call_limits(self) -> CallLimits: ...
 
     @property
     def tools(self) -> Mapping[str, CallTool]: ...

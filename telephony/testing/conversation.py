@@ -198,6 +198,11 @@ class Conversation:
         """Until the real model's reply is finished: it acted since, then went quiet."""
         await self._until_settled(lines_before, tools_before, since_s)
 
+    async def stay_silent(self, seconds: float) -> None:
+        """The caller says nothing for `seconds` of call time (or until the call ends)."""
+        until = self.call_time() + seconds
+        await self._until(lambda: self.call_time() >= until or self.ended, f"{seconds:g} s of the caller's silence")
+
     async def hang_up(self) -> CallRecord | None:
         """The caller hangs up (if the call is still on); returns the call's record."""
         if self._call is None:

@@ -42,6 +42,15 @@ class ModelStep:
         return tuple(EmulatedToolCall(name, dict(args)) for name, args in [*listed, *self.tools] if name)
 
 
+NUDGE_REPLIES = {
+    "still there": "Hello, are you still there?",
+    "goodbye now": "I will let you go now. Goodbye!",
+    "time limit": "Just so you know, we have about a minute left.",
+}
+"""What the scripted model says when the call nudges it (caller silence, the time limit), as
+a real model would answer those instructions."""
+
+
 class ScriptedModel:
     """The emulated model's mind: the n-th caller turn gets the n-th step; the greeting the
     server asks for gets `opening`. One per call (its count of turns is the call's)."""
@@ -59,10 +68,11 @@ class ScriptedModel:
         self.owed_tool_results = 0
 
     def reply(self, turn: CallerTurn) -> Reply | None:
-        if turn.audio16k is None:  # text: the greeting the server asks for
-            if self.opening is None or self.replies:
-                return None
-            return self._reply(self.opening, heard=None)
+        if turn.audio16k is None:  # text: the greeting the server asks for, or a nudge
+            if self.replies == 0 and self.opening is not None:
+                return self._reply(self.opening, heard=None)
+            said = next((words for cue, words in NUDGE_REPLIES.items() if cue in (turn.text or "")), None)
+            return self._reply(ModelStep(say=said), heard=None) if said else None
         index = self.turns_heard
         self.turns_heard += 1
         heard = self.lines[index] if index < len(self.lines) else None

@@ -28,6 +28,9 @@ class SyncConversation:
     def hang_up(self) -> CallRecord | None:
         return self._thread.run(self._conversation.hang_up())
 
+    def stay_silent(self, seconds: float) -> None:
+        self._thread.run(self._conversation.stay_silent(seconds))
+
     def expect_said(self, *criteria: str, turn: AgentTurn | None = None) -> None:
         self._thread.run(self._conversation.expect_said(*criteria, turn=turn))
 

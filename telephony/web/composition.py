@@ -15,6 +15,7 @@ from google import genai
 from telephony.agents.agent import AgentBook
 from telephony.call.core import CallConfig
 from telephony.call.services import CallServices, load_prompt
+from telephony.call.silence import SilenceRules
 from telephony.call.stall import StallRules
 from telephony.call.tool_api import CallTool
 from telephony.gemini.config import AgentOptions, make_client
@@ -86,6 +87,7 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         ),
         idle_timeout_s=settings.idle_timeout_seconds,
         max_call_s=settings.max_call_seconds,
+        silence=SilenceRules(reprompt_s=settings.silence_reprompt_seconds, hang_up_s=settings.silence_hangup_seconds),
         log_phone_numbers=settings.log_phone_numbers,
         record_audio=settings.record_audio,
         recording_notice=settings.recording_notice,
