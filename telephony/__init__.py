@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from telephony.agents.agent import Agent, CallContext, IncomingCall, Refuse, Tool, ToolError
+    from telephony.agents.keypad_input import Keypad
     from telephony.web.app import create_app, router
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError", "create_app", "router"]
+__all__ = ["Agent", "CallContext", "IncomingCall", "Keypad", "Refuse", "Tool", "ToolError", "create_app", "router"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from telephony.web import app
 
         return getattr(app, name)
+    if name == "Keypad":
+        from telephony.agents.keypad_input import Keypad
+
+        return Keypad
     if name in ("Agent", "CallContext", "IncomingCall", "Refuse", "Tool", "ToolError"):
         from telephony.agents import agent
 

@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import re
+import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -18,6 +19,7 @@ import docstring_parser
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from telephony.agents.keypad_input import Keypad, keypad_note, keypad_of
 from telephony.call.tool_api import CallHandle, ToolHandler, ToolOutcome
 from telephony.gemini.events import ToolCall
 from telephony.gemini.models import Scheduling, ToolBehavior, rules_for
@@ -78,6 +80,8 @@ class Tool:
         self.declaration = declaration
         self.handler = handler
         self.timeout_s = timeout_s
+        self.keypad: dict[str, Keypad] = {}
+        """Parameters the caller types on the keypad (`telephony.agents.keypad_input`)."""
 
     @classmethod
     def from_function(
@@ -96,15 +100,28 @@ class Tool:
         described = description or "\n\n".join(p for p in (docs.short_description, docs.long_description) if p)
         if not described:
             raise ValueError(f"tool {tool_name!r}: give it a docstring (the model reads it to know when to call it)")
-        arguments, context_parameter = _arguments_model(function, tool_name, {p.arg_name: p.description for p in docs.params})
+        descriptions = {p.arg_name: p.description for p in docs.params}
+        arguments, context_parameter, keypad = _arguments_model(function, tool_name, descriptions)
+        if keypad:
+            described += keypad_note(keypad)
         schema = _clean_schema(arguments.model_json_schema())
         declaration = types.FunctionDeclaration(name=tool_name, description=described, parameters_json_schema=schema)
         run = _function_runner(function, arguments, context_parameter)
 
         async def handler(call: CallHandle, tool_call: ToolCall) -> ToolOutcome:
-            return await run(tool_call.args, call)
+            typed: dict[str, str] = {}
+            for parameter, entry in keypad.items():  # the model asked the caller; the call collects
+                result = await call.collect_keypad(entry.rules(parameter))
+                if result.digits is None:
+                    problem = result.problem or "no digits"
+                    return ToolOutcome({"error": f"keypad entry failed: {problem}", "status": "keypad", "retryable": True})
+                typed[parameter] = result.digits
+            model_args = {k: v for k, v in tool_call.args.items() if k not in keypad}  # never the model's guess
+            return await run(model_args, call, typed)
 
-        return cls(tool_name, declaration, handler, timeout_s, behavior=behavior, scheduling=scheduling)
+        made = cls(tool_name, declaration, handler, timeout_s, behavior=behavior, scheduling=scheduling)
+        made.keypad = keypad
+        return made
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
@@ -137,9 +154,10 @@ def blocking_tool_problems(tools: Iterable[Tool], model: str) -> list[str]:
 
 def _arguments_model(
     function: Callable[..., Any], tool_name: str, descriptions: dict[str, str | None]
-) -> tuple[type[BaseModel], str | None]:
-    hints = get_type_hints(function)
+) -> tuple[type[BaseModel], str | None, dict[str, Keypad]]:
+    hints = get_type_hints(function, include_extras=True)
     fields: dict[str, Any] = {}
+    keypad: dict[str, Keypad] = {}
     context_parameter = None
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -150,10 +168,15 @@ def _arguments_model(
             continue
         if annotation is None:
             raise ValueError(f"tool {tool_name!r}: parameter {parameter.name!r} needs a type hint")
+        if (entry := keypad_of(annotation)) is not None:  # typed by the caller, not given by the model
+            if typing.get_args(annotation)[0] is not str:
+                raise ValueError(f"tool {tool_name!r}: keypad parameter {parameter.name!r} must be a str (digits keep their zeros)")
+            keypad[parameter.name] = entry
+            continue
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (annotation, Field(default, description=descriptions.get(parameter.name)))
     model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
-    return model, context_parameter
+    return model, context_parameter, keypad
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -173,16 +196,16 @@ def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _function_runner(
     function: Callable[..., Any], arguments: type[BaseModel], context_parameter: str | None
-) -> Callable[[dict[str, Any], CallHandle], Awaitable[ToolOutcome]]:
+) -> Callable[[dict[str, Any], CallHandle, dict[str, str]], Awaitable[ToolOutcome]]:
     is_async = inspect.iscoroutinefunction(function)
 
-    async def run(raw: dict[str, Any], call: CallHandle) -> ToolOutcome:
+    async def run(raw: dict[str, Any], call: CallHandle, typed: dict[str, str]) -> ToolOutcome:
         try:
             parsed = arguments.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
             return ToolOutcome({"error": f"invalid arguments: {problems}", "status": "invalid_argument", "retryable": False})
-        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields} | typed
         if context_parameter is not None:
             kwargs[context_parameter] = context_of(call)
         try:

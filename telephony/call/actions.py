@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from telephony.call.keypad import KeypadResult
 from telephony.gemini.events import ToolCall
 from telephony.gemini.messages import GeminiMessage
 from telephony.twilio.media_streams import Outbound
@@ -68,4 +69,5 @@ class CloseStream:
     reason: str
 
 
-Action = SendTwilio | SendGemini | OpenAgent | RestartAgent | RunTool | CancelTools | Settle | CloseStream
+Action = SendTwilio | SendGemini | OpenAgent | RestartAgent | RunTool | CancelTools | Settle | KeypadResult | CloseStream
+"""(`KeypadResult`: the digits a tool asked for with `collect_keypad`, or why there are none.)"""

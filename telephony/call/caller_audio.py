@@ -18,7 +18,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import numpy as np
+
 from telephony.audio.agc import CallerLevel
+from telephony.audio.dtmf_detect import DtmfToneDetector
 from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.transcode import CallerToGemini
 from telephony.call.rules import CallConfig
@@ -55,6 +58,7 @@ class CallerAudioPath:
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:
             self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
+        self._tones: DtmfToneDetector | None = None
         self._block = bytearray()
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
@@ -64,12 +68,22 @@ class CallerAudioPath:
         """How much audio a payload carries."""
         return len(payload) / (32 if self.wideband else 8)
 
-    def feed(self, payload: bytes) -> CallerFrame:
+    def mute_keypad_tones(self) -> None:
+        """From now on, frames carrying a keypad tone are silence for Gemini, voice detection
+        and the recording (an agent takes secret digits: `telephony.call.keypad`)."""
+        self._tones = DtmfToneDetector()
+
+    def feed(self, payload: bytes, mute: bool = False) -> CallerFrame:
+        """One frame from the caller; `mute`: it goes on as silence (keypad entry)."""
         if self.wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
             pcm16k = payload[: len(payload) & ~1]
             pcm8k, self._halving = halve_rate(pcm16k, self._halving)
+            if mute or (self._tones is not None and self._tones.has_tone(np.frombuffer(pcm8k, dtype="<i2"))):
+                pcm16k, pcm8k = bytes(len(pcm16k)), bytes(len(pcm8k))
         else:
             pcm8k = decode_mulaw(payload)
+            if mute or (self._tones is not None and self._tones.has_tone(np.frombuffer(pcm8k, dtype="<i2"))):
+                pcm8k = bytes(len(pcm8k))
             pcm16k = self.to_gemini.process_pcm8k(pcm8k)
         frame = CallerFrame(pcm8k, self.voice.feed(pcm8k) if self.voice is not None else [])
         if self._manual:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from telephony.call.actions import OpenAgent
 from telephony.call.caller_audio import SPEECH_STARTED
+from telephony.call.keypad import MASK
 from telephony.call.mark_ledger import MarkOutcome
 from telephony.call.nudges import DTMF_TEXT
 from telephony.call.parts import CallParts
@@ -34,6 +35,7 @@ from telephony.twilio.media_streams import (
 
 if TYPE_CHECKING:
     from telephony.call.inbound import InboundGuard
+    from telephony.call.keypad import KeypadResult
 
 PHONE_PARAMETERS = ("caller", "called")
 """Stream parameters that hold phone numbers (masked in the log)."""
@@ -56,6 +58,7 @@ class CallerSide(CallParts):
         def _barge_in(self, source: str) -> None: ...
         def _refuse(self, reason: str, code: int, outcome: str) -> None: ...
         def _end_now(self, outcome: str, reason: str, code: int) -> None: ...
+        def _keypad_done(self, result: KeypadResult) -> None: ...
 
     def twilio_frame(self, raw: str | bytes, now: float) -> None:
         """One WebSocket frame from Twilio."""
@@ -107,9 +110,15 @@ class CallerSide(CallParts):
             else:
                 digit = message.dtmf.digit
                 self.silence.caller_spoke()
-                self.record.say("keypad", digit)
-                self.record.end_turn()
-                self._gemini(RealtimeText(DTMF_TEXT.format(digit=digit)))
+                if self.keypad.collecting:  # for a tool: never the model's, nor the transcript's
+                    self.record.say("keypad", MASK)
+                    self.record.end_turn()
+                    if (done := self.keypad.press(digit)) is not None:
+                        self._keypad_done(done)
+                elif self.keypad.grace_s > 0:  # a keypad tool call may be on its way for it
+                    self.keypad.hold(digit, now)
+                else:
+                    self._keypad_to_model(digit)
         elif isinstance(message, Start):
             if started:
                 self._malformed("second_start", "second start on one stream")
@@ -171,7 +180,7 @@ class CallerSide(CallParts):
             return
         self.record.frames_in += 1
         self.tally.inc("frames_in")
-        frame = self.caller.feed(payload)
+        frame = self.caller.feed(payload, mute=self.keypad.collecting)
         if self.out.stereo is not None:
             self.out.stereo.caller(frame.pcm8k)
         for item in frame.out:
@@ -210,6 +219,11 @@ class CallerSide(CallParts):
             self.record.heard("caller", ended_ms - took_s * 1000, ended_ms)
             self.log.info("caller turn: %.1f s of speech", took_s, extra={"turn": "caller", "duration_ms": round(took_s * 1000)})
         self.caller_turn.started_at = None
+
+    def _keypad_to_model(self, digit: str) -> None:
+        self.record.say("keypad", digit)
+        self.record.end_turn()
+        self._gemini(RealtimeText(DTMF_TEXT.format(digit=digit)))
 
     def _malformed(self, kind: str, detail: str) -> None:
         self.record.malformed = self.inbound.bad_message(self._last_twilio_at)

@@ -6,14 +6,14 @@ do, as `Action` values: send this to Twilio, send this to Gemini, run or cancel 
 settle this waiter, close the stream. It never awaits, never touches a socket, never reads
 the clock or the settings, so every ordering of inputs can be replayed in a unit test.
 
-This module holds the call's life (`CallState`), tools, waiters, time and the ending; the
-Twilio side is `caller_side.CallerSide`, the Gemini side `agent_side.AgentSide`. The parts
-they work on, one job each:
+This module holds the call's life (`CallState`), time, limits and the ending; the Twilio side
+is `caller_side.CallerSide`, the Gemini side `agent_side.AgentSide`, what tools ask of the call
+`tool_side.ToolSide`. The parts they work on, one job each:
 - `inbound`: bad messages, floods and rate limits;  `caller_audio`: the caller's audio
   decoded, resampled and framed for Gemini;  `twilio_out` and `playout`: what the caller
   hears, paced and batched;  `turn`: the agent's reply and the caller's turn;  `tools` and
   `hold`: running tools and the hold tone;  `goodbye`: when a goodbye was heard;  `stall`:
-  a model gone silent.
+  a model gone silent;  `silence`: a caller gone silent;  `keypad`: digits typed for a tool.
 - barge-in: `AgentSide._barge_in()`, on Gemini's `interrupted` or when the caller talks over
   agent audio that is held here or still playing at Twilio (local voice detection).
 
@@ -44,6 +44,7 @@ from telephony.call.caller_side import MALFORMED_LOGGED, CallerSide
 from telephony.call.goodbye import GoodbyeWatch
 from telephony.call.hold import HoldTone
 from telephony.call.inbound import InboundGuard
+from telephony.call.keypad import KeypadCollector
 from telephony.call.nudges import (
     CONTINUE_NUDGE,
     DTMF_TEXT,
@@ -60,13 +61,11 @@ from telephony.call.silence import Silence, SilenceRules, SilenceWatch
 from telephony.call.stall import StallWatch
 from telephony.call.state import CallState, Ending, IllegalTransition, move
 from telephony.call.tally import Tally
-from telephony.call.tools import ToolsInFlight, write_down
+from telephony.call.tool_side import ToolSide
+from telephony.call.tools import ToolsInFlight
 from telephony.call.turn import AgentTurn, CallerTurn
 from telephony.call.twilio_out import TwilioOut
-from telephony.gemini import tool_results
-from telephony.gemini.events import ToolCall
-from telephony.gemini.messages import GeminiMessage, RealtimeText, ToolResult
-from telephony.gemini.models import Scheduling
+from telephony.gemini.messages import GeminiMessage, RealtimeText
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ __all__ = [
 ]
 
 
-class Call(CallerSide, AgentSide):
+class Call(CallerSide, AgentSide, ToolSide):
     """One phone call, from the socket's first frame to its close."""
 
     def __init__(
@@ -127,6 +126,8 @@ class Call(CallerSide, AgentSide):
         self.tools = ToolsInFlight(config.hold_after_s, config.tools_without_hold)
         self.hold = HoldTone(self.playout, self._new_token)
         self.stall = StallWatch(config.stall)
+        self.keypad = KeypadCollector()
+        """Digits a tool asked for, kept from the model (`telephony.call.keypad`)."""
         self.silence = SilenceWatch(config.silence)
         """A caller silent on their turn: checked on, then said goodbye to (`telephony.call.silence`)."""
         self.max_call_s = config.max_call_s
@@ -166,6 +167,8 @@ class Call(CallerSide, AgentSide):
             times.append(silent_at)
         if (slow_at := self.tools.deadline()) is not None:
             times.append(slow_at)
+        if (keypad_at := self.keypad.deadline()) is not None:
+            times.append(keypad_at)
         return min(times)
 
     @property
@@ -176,7 +179,7 @@ class Call(CallerSide, AgentSide):
     def stream_sid(self) -> str:
         return self.out.stream_sid
 
-    # --- inputs: tools and waiters ----------------------------------------------------------
+    # --- inputs: limits and the end --------------------------------------------------------
 
     def use_limits(self, limits: CallLimits, now: float) -> None:
         """The call's agent has limits of its own (silence, length) over the server's."""
@@ -191,75 +194,6 @@ class Call(CallerSide, AgentSide):
             self.max_call_s = limits.max_call_s
             notice_s = self.config.time_notice_s
             self._time_notice_due = notice_s > 0 and self.max_call_s > 2 * notice_s and now < self._started_at + self.max_call_s - notice_s
-
-    def tool_finished(
-        self,
-        call: ToolCall,
-        response: dict[str, Any],
-        now: float,
-        duration_ms: float | None = None,
-        scheduling: Scheduling | None = None,
-    ) -> bool:
-        """A tool's result. Returns False when it is no longer wanted (cancelled, call over),
-        in which case nothing is sent and whatever the tool meant to do next must not run.
-        The model gets it with `status`, `retryable` and a message (`tool_results`)."""
-        self._at(now)
-        wanted, stop_hold = self.tools.answered(call.id)
-        if stop_hold:
-            self.hold.drop()
-        if not wanted:
-            return False
-        self.stall.tools_running(bool(self.tools.running))
-        self.silence.reply_due()
-        if self.state in (CallState.ENDING, CallState.ENDED):
-            return False
-        self._gemini(ToolResult(call.id, call.name, tool_results.for_model(response), scheduling))
-        write_down(self.record, call, response, duration_ms)
-        return True
-
-    def play_audio(self, mulaw: bytes, token: int, now: float) -> None:
-        """Our own mu-law 8 kHz audio (keypad tones), then settle `token` once it was heard."""
-        self._at(now)
-        if self.state is CallState.ENDED:
-            self._actions.append(Settle(token, False))
-            return
-        self.playout.hold(mulaw, Source.PROMPT)
-        self.wait_heard(token, now)
-
-    def start_hold(self, now: float) -> None:
-        """A tool is slow: the caller hears the hold tone until `stop_hold` (or they speak),
-        but only into silence: while the agent talks (a NON_BLOCKING tool) the tone waits."""
-        self._at(now)
-        self._add_hold()
-
-    def stop_hold(self, now: float) -> None:
-        self._at(now)
-        self.hold.drop()
-
-    def wait_heard(self, token: int, now: float) -> None:
-        """Settle `token` once everything sent or held so far has been played."""
-        self._at(now)
-        if self.state is CallState.ENDED:
-            self._actions.append(Settle(token, False))
-            return
-        self.playout.hold_marker(token)
-        self._release()
-
-    def watch_goodbye(self, token: int, now: float, grace_s: float | None = None) -> None:
-        """Settle `token` (ok) once the agent's goodbye has been heard: its turn is complete
-        and played, or nothing more was said within `grace_s`. Settled not ok if the caller
-        talks over it first."""
-        self._at(now)
-        if self.state is CallState.ENDED:
-            self._actions.append(Settle(token, False))
-            return
-        self._goodbye = GoodbyeWatch(token, now, self.config.goodbye_grace_s if grace_s is None else grace_s, self.config.goodbye_max_s)
-        self._check_goodbye(now)
-
-    def forget(self, token: int) -> None:
-        """The driver stopped waiting for `token` (its tool was cancelled)."""
-        if self._goodbye is not None and self._goodbye.token == token:
-            self._goodbye = None
 
     def request_end(self, outcome: str, reason: str, now: float, prompt: str | None = None) -> None:
         """End the call from our side (agent hung up, shutdown, time limit)."""
@@ -296,6 +230,10 @@ class Call(CallerSide, AgentSide):
             if self.state is CallState.ACTIVE:
                 self.log.info("call time limit in %.0f s: the caller is told", self.config.time_notice_s)
                 self._gemini(RealtimeText(TIME_NOTICE))
+        if (timed_out := self.keypad.tick(now)) is not None:
+            self._keypad_done(timed_out)
+        for digit in self.keypad.release(now):  # not for a keypad tool after all
+            self._keypad_to_model(digit)
         if self.state is CallState.ACTIVE:
             self._on_silence(self.silence.tick(now), now)
             self._on_stall(self.stall.tick(now), now)
@@ -315,7 +253,8 @@ class Call(CallerSide, AgentSide):
             self._release()
 
     def _hold_may_play(self) -> bool:
-        return self.state is CallState.ACTIVE and (not self.turn.open or self.stall.holding)
+        # Never over the caller typing digits for a tool: the tone would hide their key presses' feedback.
+        return self.state is CallState.ACTIVE and (not self.turn.open or self.stall.holding) and not self.keypad.collecting
 
     def _release(self) -> None:
         last_prompt_heard = False
@@ -414,6 +353,8 @@ class Call(CallerSide, AgentSide):
         self.turn.played_out(self.record, self.log)
         self._cancel_tools()
         self._release_goodbye()
+        if (cancelled := self.keypad.cancel()) is not None:
+            self._actions.append(cancelled)
         self.hold.end()
         self.playout.drop_all()
         self._release()  # every waiter still held learns it will not be heard

@@ -31,6 +31,7 @@ from telephony.call.core import (
     Settle,
 )
 from telephony.call.keeping import CallKeeping
+from telephony.call.keypad import KeypadResult, KeypadRules
 from telephony.call.outbound import OutboundQueue
 from telephony.call.plan import SettingsAgent, conversation_so_far, plan_call
 from telephony.call.record import CallRecord
@@ -45,6 +46,8 @@ from telephony.twilio.media_streams import Outbound
 
 log = logging.getLogger("telephony.call")
 
+KEYPAD_GRACE_S = 3.0
+"""Key presses wait this long for a keypad tool call before they are told to the model."""
 WRITER_FLUSH_S = 2.0
 """At the end of a call, how long queued messages (a last goodbye frame) may take to go out."""
 
@@ -71,7 +74,7 @@ class CallDriver:
         self._running_tools: dict[str, asyncio.Task[None]] = {}
         self.agent: CallAgent = SettingsAgent()
         self._call_tools: dict[str, CallTool] = {}
-        self._waiters: dict[int, asyncio.Future[bool]] = {}
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
@@ -127,13 +130,17 @@ class CallDriver:
         return self._log
 
     async def play_audio(self, mulaw: bytes, timeout: float = 30.0) -> bool:
-        return await self._wait(lambda token, now: self.core.play_audio(mulaw, token, now), timeout)
+        return await self._wait(lambda token, now: self.core.play_audio(mulaw, token, now), timeout) is True
 
     async def wait_until_heard(self, timeout: float = 30.0) -> bool:
-        return await self._wait(self.core.wait_heard, timeout)
+        return await self._wait(self.core.wait_heard, timeout) is True
 
     async def wait_for_goodbye(self, grace_s: float | None = None, timeout: float = 30.0) -> bool:
-        return await self._wait(lambda token, now: self.core.watch_goodbye(token, now, grace_s), timeout)
+        return await self._wait(lambda token, now: self.core.watch_goodbye(token, now, grace_s), timeout) is True
+
+    async def collect_keypad(self, rules: KeypadRules) -> KeypadResult:
+        result = await self._wait(lambda token, now: self.core.collect_keypad(token, rules, now), rules.timeout_s + 5)
+        return result if isinstance(result, KeypadResult) else KeypadResult(0, None, "no answer from the call")
 
     # --- feeding the core -----------------------------------------------------------------
 
@@ -165,10 +172,10 @@ class CallDriver:
             elif isinstance(action, SendGemini):
                 if self.gemini is not None:
                     self.gemini.send(action.message)
-            elif isinstance(action, Settle):
+            elif isinstance(action, Settle | KeypadResult):
                 waiter = self._waiters.get(action.token)
                 if waiter is not None and not waiter.done():
-                    waiter.set_result(action.ok)
+                    waiter.set_result(action.ok if isinstance(action, Settle) else action)
             elif isinstance(action, RunTool):
                 task = self._spawn(self._run_tool(action.call), f"tool:{action.call.name}")
                 self._running_tools[action.call.id] = task
@@ -258,6 +265,8 @@ class CallDriver:
         )
         self.agent, self._call_tools, options = plan.agent, plan.tools, plan.options
         self._feed(functools.partial(self.core.use_limits, self.agent.call_limits))
+        if any(getattr(tool, "keypad", None) for tool in self._call_tools.values()):
+            self._feed(functools.partial(self.core.expect_keypad, KEYPAD_GRACE_S))
         self.gemini = ResilientGeminiSession(
             lambda: self.services.open_gemini(options),
             self.services.retry_policy,
@@ -325,9 +334,10 @@ class CallDriver:
             except Exception:
                 self._log.exception("tool %s failed after its response", call.name)
 
-    async def _wait(self, register: Callable[[int, float], None], timeout: float) -> bool:
+    async def _wait(self, register: Callable[[int, float], None], timeout: float) -> Any:
+        """The value the core settles `token` with: True/False (`Settle`), or a `KeypadResult`."""
         token = next(self._tokens)
-        waiter: asyncio.Future[bool] = self._loop.create_future()
+        waiter: asyncio.Future[Any] = self._loop.create_future()
         self._waiters[token] = waiter
         try:
             self._feed(lambda now: register(token, now))

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from telephony.call.actions import Action
     from telephony.call.caller_audio import CallerAudioPath
     from telephony.call.hold import HoldTone
+    from telephony.call.keypad import KeypadCollector
     from telephony.call.playout import Playout
     from telephony.call.record import CallRecord
     from telephony.call.rules import CallConfig
@@ -44,6 +45,7 @@ class CallParts:
         hold: HoldTone
         stall: StallWatch
         silence: SilenceWatch
+        keypad: KeypadCollector
         _actions: list[Action]
 
         def _at(self, now: float) -> None: ...

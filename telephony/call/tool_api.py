@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from telephony.call.keypad import KeypadResult, KeypadRules
 from telephony.call.rules import CallLimits
 from telephony.gemini.events import ToolCall
 from telephony.gemini.models import Scheduling
@@ -57,6 +58,11 @@ class CallHandle(Protocol):
 
     def end_call(self, reason: str) -> None:
         """Close the stream now (after the REST hang-up, or instead of it)."""
+        ...
+
+    async def collect_keypad(self, rules: KeypadRules) -> KeypadResult:
+        """Collect digits the caller types (muted toward the model, masked everywhere):
+        the digits, or why there are none (`telephony.call.keypad`)."""
         ...
 
 

@@ -27,20 +27,18 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from telephony.audio.mulaw import encode_mulaw
 from telephony.testing.agent_turn import AgentTurn
-from telephony.testing.call_fixture import FixtureMessage, fake_sid
-from telephony.testing.caller_speech import caller_speech_mulaw, line_noise, speech_like
+from telephony.testing.caller_line import CallerLine
+from telephony.testing.caller_speech import caller_speech_mulaw, speech_like
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.model_script import ModelStep, ScriptedModel
 from telephony.testing.real_model import agent_acted, real_gemini_requested, real_settings, reply_settled
 from telephony.testing.sync_conversation import SyncConversation, _LoopThread
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
-from telephony.twilio.media_streams import Connected, Media, MediaDetails, Start, StartDetails, Stop, StopDetails
 
 if TYPE_CHECKING:
     from telephony.agents.agent import Agent
@@ -85,11 +83,8 @@ class Conversation:
         """The call's record (transcript, tools, timings), once it has ended."""
         self.rest = FakeTwilioRest("AC" + "0" * 32, secrets.token_hex(16))
         self._stack = contextlib.AsyncExitStack()
-        self._lines: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
-        self._line_started_s: list[float] = []
-        """When each line's first frame went out (call seconds)."""
-        self._line_ends_s = 0.0
-        """When the last line's last frame goes out (call seconds)."""
+        self._line = CallerLine(self.rest.account_sid)
+        """The caller's side of the stream: what they say, press, and when."""
         self.gemini: GeminiLiveEmulator | None = None
         self._caller: TwilioMediaEmulator | None = None
         self._call: asyncio.Task[Any] | None = None
@@ -124,7 +119,8 @@ class Conversation:
             self._app = create_app(settings, agent=self.agent)
             base = await self._stack.enter_async_context(running_server(self._app))
             settings.public_url = base
-            self._caller = TwilioMediaEmulator(self._frames(), speed=self.speed, auth_token=self.rest.auth_token)
+            self._caller = TwilioMediaEmulator([], speed=self.speed, auth_token=self.rest.auth_token)
+            self._caller.live = self._line.frames(self._caller)
             self._call = asyncio.create_task(self._dial(f"{base}/twiml"))
             await self._until(lambda: self._driver() is not None and self._driver().core.state.value == "active", "the call to be up")
             if self.real and getattr(self.agent, "greeting", None):
@@ -143,8 +139,9 @@ class Conversation:
         finally:
             await self._stack.aclose()
 
-    async def caller(self, text: str) -> AgentTurn:
-        """The caller says `text`; returns once the agent's reply has been made and heard."""
+    async def caller(self, text: str, keypad: str = "") -> AgentTurn:
+        """The caller says `text` (then presses the `keypad` keys, e.g. "1234#"); returns once
+        the agent's reply has been made and heard."""
         if self._call is None:
             raise RuntimeError("use the conversation inside `async with Conversation(...)`")
         if self._call.done():
@@ -154,12 +151,14 @@ class Conversation:
         replies_before = self.model.replies
         self.model.lines.append(text)
         mulaw, speech_s = caller_speech_mulaw(text)
-        lines_sent = len(self._line_started_s)
-        await self._lines.put((mulaw, speech_s))
+        lines_sent = len(self._line.started_s)
+        await self._line.queue.put((mulaw, speech_s))
+        if keypad:
+            await self._line.queue.put(keypad)
         if self.real:
             caller = self._caller
             assert caller is not None
-            spoken = lambda: len(self._line_started_s) > lines_sent and caller.call_time() >= self._line_ends_s  # noqa: E731
+            spoken = lambda: len(self._line.started_s) > lines_sent and caller.call_time() >= self._line.ends_s  # noqa: E731
             await self._until(lambda: spoken() or self._call.done(), f"the caller to say {text!r}")
             await self._until_settled(lines_before, tools_before, since_s=caller.call_time())
         else:
@@ -169,7 +168,7 @@ class Conversation:
         return AgentTurn(said=said, tool_calls=list(record.tool_calls[tools_before:]), response_ms=self._response_ms(speech_s))
 
     def _response_ms(self, speech_s: float) -> float | None:
-        return self.first_audio_after_ms(self._line_started_s[-1] + speech_s if self._line_started_s else None)
+        return self.first_audio_after_ms(self._line.started_s[-1] + speech_s if self._line.started_s else None)
 
     # --- for a caller that is not line by line (a simulated caller) -----------------------
 
@@ -184,7 +183,7 @@ class Conversation:
 
     def speak_audio(self, mulaw: bytes) -> None:
         """Caller audio (8 kHz mu-law) down the line, after what is queued already."""
-        self._lines.put_nowait((mulaw, len(mulaw) / 8000))
+        self._line.queue.put_nowait((mulaw, len(mulaw) / 8000))
 
     def first_audio_after_ms(self, spoke_until_s: float | None) -> float | None:
         """From `spoke_until_s` (call seconds) to the first agent audio at the phone."""
@@ -208,7 +207,7 @@ class Conversation:
         if self._call is None:
             return self.record
         if not self._call.done():
-            await self._lines.put(None)
+            await self._line.queue.put(None)
         await asyncio.wait_for(asyncio.shield(self._call), TURN_TIMEOUT_S)
         result = self._call.result()
         self.record = self._app.state.recent_calls.get(result.call_sid) if self._app is not None else None
@@ -275,40 +274,6 @@ class Conversation:
         assert self._caller is not None
         target = await self._caller.answer(webhook_url, {"Direction": self.direction})
         return await self._caller.play(target)
-
-    async def _frames(self) -> AsyncIterator[FixtureMessage]:
-        """The caller's side of the stream: line noise, the lines as they come, a hang-up."""
-        assert self._caller is not None
-        call_sid, stream_sid = fake_sid("CA", f"conversation:{time.time_ns()}"), fake_sid("MZ", f"stream:{time.time_ns()}")
-        account = self.rest.account_sid
-        yield FixtureMessage(0, Connected().to_json(), "connected")
-        start = StartDetails(account_sid=account, call_sid=call_sid, stream_sid=stream_sid, tracks=["inbound"], custom_parameters={})
-        yield FixtureMessage(0, Start(sequence_number=1, stream_sid=stream_sid, start=start).to_json(), "start")
-        quiet = encode_mulaw(line_noise(160).astype("<i2").tobytes())
-        chunk, at_ms = 0, 0
-        pending = b""
-        while True:
-            starting = False
-            if not pending:
-                try:
-                    line = self._lines.get_nowait()
-                except asyncio.QueueEmpty:
-                    line = (b"", 0.0)
-                if line is None:
-                    stop = StopDetails(account_sid=account, call_sid=call_sid)
-                    yield FixtureMessage(at_ms, Stop(sequence_number=0, stream_sid=stream_sid, stop=stop).to_json(), "stop")
-                    return
-                pending = line[0]
-                starting = bool(pending)
-            frame, pending = (pending[:160], pending[160:]) if pending else (quiet, b"")
-            frame = frame.ljust(160, quiet[:1])
-            chunk += 1
-            at_ms = max(at_ms + 20, int(self._caller.call_time() * 1000))
-            if starting:  # a line's first frame: its speech is timed from here
-                self._line_started_s.append(at_ms / 1000)
-                self._line_ends_s = (at_ms + len(pending) / 8 + 20) / 1000
-            media = MediaDetails(track="inbound", chunk=chunk, timestamp=(chunk - 1) * 20, payload=frame)
-            yield FixtureMessage(at_ms, Media(sequence_number=0, stream_sid=stream_sid, media=media).to_json(), "media")
 
     def _driver(self) -> Any:
         calls = self._app.state.voice.active_calls if self._app is not None else set()

@@ -93,6 +93,8 @@ class _EmulatedSession(Speaking):
                 self.reply_task.cancel()
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
+        if self.emulator.record_messages and not (message.get("realtime_input") or {}).get("audio"):
+            self.conn.client_messages.append(message)
         realtime = message.get("realtime_input")
         if isinstance(realtime, dict):
             await self._realtime_input(realtime)
@@ -136,6 +138,8 @@ class _EmulatedSession(Speaking):
                 await self.ws.close(1007, "audio.data is not base64")
                 return
             self.conn.audio_in_bytes += len(pcm)
+            if self.emulator.record_messages:
+                self.conn.caller_audio += pcm
             if self.emulator.record_timings:
                 self.conn.audio_received_at.append(time.monotonic())
             samples = np.frombuffer(pcm[: len(pcm) & ~1], dtype="<i2")

@@ -130,6 +130,8 @@ class ConnectionLog:
     setup: dict[str, Any] = field(default_factory=dict)
     resumed_handle: str | None = None
     audio_in_bytes: int = 0
+    caller_audio: bytearray = field(default_factory=bytearray)
+    """All caller audio received, 16 kHz PCM (only with `record_messages`)."""
     texts: list[str] = field(default_factory=list)
     turns: int = 0
     replies_started: int = 0
@@ -154,6 +156,8 @@ class ConnectionLog:
     """Fillers spoken while a NON_BLOCKING call ran or before background work."""
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Every server message sent on this connection (only with `record_messages`)."""
+    client_messages: list[dict[str, Any]] = field(default_factory=list)
+    """Every client message but audio (only with `record_messages`)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """Client content taken in as initial history (3.x `historyConfig`) or without a turn end."""
 
