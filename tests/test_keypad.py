@@ -103,3 +103,51 @@ async def test_a_caller_who_types_too_few_digits_lets_the_model_ask_again():
     assert seen == []
     error = turn.tool_calls[0].response["error"]
     assert "wrong length: PIN has 4 digits, 2 were typed" in error and "90" not in error
+
+
+def test_in_the_core_presses_before_the_request_are_held_for_it_and_a_timeout_is_a_clear_error():
+    from telephony.call.keypad import KeypadResult, KeypadRules
+    from telephony.gemini.messages import RealtimeText
+
+    from test_call_core import Script, to_gemini
+
+    script = Script(idle_timeout_s=60.0)
+    script.start()
+    script.call.expect_keypad(3.0, script.now)
+    for digit in "12":  # typed as the model asked, before its tool call arrived
+        assert to_gemini(script.dtmf(digit), RealtimeText) == []
+    script.call.collect_keypad(7, KeypadRules(length=4, label="PIN"), script.now)
+    actions = script.dtmf("3") + script.dtmf("4")
+    assert [a for a in actions if isinstance(a, KeypadResult)] == [KeypadResult(7, "1234")]
+    assert [text for speaker, text in ((line.speaker, line.text) for line in script.call.record.transcript) if speaker == "keypad"] == [
+        "•",
+        "•",
+    ], "the two typed during the request are masked; the two held ones were never written down"
+    script.dtmf("5")  # not for a tool: after the grace time it goes to the model as before
+    assert [m.text for m in to_gemini(script.tick(3.1), RealtimeText)] == ["The caller pressed the keypad key 5."]
+    script.call.collect_keypad(8, KeypadRules(length=4, label="PIN", timeout_s=20), script.now)
+    script.dtmf("9")
+    (timeout,) = [a for a in script.tick(20.1) if isinstance(a, KeypadResult)]
+    assert timeout.digits is None and timeout.problem == "timeout: the caller typed 1 digit(s) of PIN in time"
+
+
+def test_in_the_core_caller_audio_is_silence_toward_gemini_while_digits_are_typed():
+    from telephony.audio.dtmf import dtmf_mulaw
+    from telephony.call.keypad import KeypadRules
+    from telephony.gemini.messages import CallerAudio
+
+    from test_call_core import SILENT_FRAME, Script, to_gemini
+
+    script = Script()
+    script.start()
+    script.call.expect_keypad(3.0, script.now)
+    tone = dtmf_mulaw("7", tone_ms=200, gap_ms=0)
+    sent = b"".join(m.pcm16k for f in range(0, 1600, 160) for m in to_gemini(script.media(tone[f : f + 160]), CallerAudio))
+    assert not np.frombuffer(sent, dtype="<i2").any(), "a keypad tone is muted even before any request"
+    script.call.collect_keypad(1, KeypadRules(length=4), script.now)
+    speech = (np.sin(np.arange(160) / 3) * 8000).astype("<i2")
+    from telephony.audio.mulaw import encode_mulaw
+
+    frames = [script.media(encode_mulaw(speech.tobytes())) for _ in range(10)] + [script.media(SILENT_FRAME)]
+    sent = b"".join(m.pcm16k for actions in frames for m in to_gemini(actions, CallerAudio))
+    assert sent and not np.frombuffer(sent, dtype="<i2").any(), "while collecting, all caller audio is silence"
