@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     tool_signing_secret: SecretStr | None = Field(
         None, description="signs requests to HTTP tools (X-Telephony-Signature: sha256=HMAC of the body)"
     )
+    events_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="receives call.started, call.ended and call.analysis_ready as signed JSON POSTs (retried until taken)",
+    )
+    events_secret: SecretStr | None = Field(
+        None, description="signs events: X-Telephony-Signature: sha256=HMAC of '<X-Telephony-Timestamp>.<body>'"
+    )
     tool_filler_seconds: float = Field(
         1.0, ge=0, le=30, description="a tool still running after this long: the caller hears a soft hold tone (0: silence)"
     )

@@ -86,6 +86,7 @@ class Agent:
         silence_reprompt_s: float | None = None,
         silence_hangup_s: float | None = None,
         max_call_s: float | None = None,
+        events_url: str | None = None,
     ) -> None:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
@@ -94,7 +95,10 @@ class Agent:
         startup by `telephony serve`). `silence_reprompt_s`, `silence_hangup_s`, `max_call_s`:
         this agent's own caller-silence and call-length limits (default: the server's
         `TELEPHONY_SILENCE_REPROMPT_SECONDS`, `..._HANGUP_SECONDS`, `TELEPHONY_MAX_CALL_SECONDS`;
-        0 turns the silence rules off)."""
+        0 turns the silence rules off). `events_url`: where this agent's call events go
+        (default: `TELEPHONY_EVENTS_URL`); in code, `@agent.on_call_ended` and the like."""
+        if events_url is not None and not events_url.startswith(("http://", "https://")):
+            raise ValueError(f"agent {name!r}: events_url must be an http(s) URL")
         for label, value in (("silence_reprompt_s", silence_reprompt_s), ("silence_hangup_s", silence_hangup_s)):
             if value is not None and value < 0:
                 raise ValueError(f"agent {name!r}: {label} cannot be negative")
@@ -121,11 +125,31 @@ class Agent:
         self.builtin_tools = tuple(builtin_tools)
         self.tool_timeout_s = tool_timeout_s
         self.call_limits = CallLimits(silence_reprompt_s, silence_hangup_s, max_call_s)
+        self.events_url = events_url
+        self.callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
+        """Event type -> async (or plain) functions called with the event (`on_call_ended`...)."""
         """This agent's own limits over the server's (`telephony.call.rules.CallLimits`)."""
         self.tools: dict[str, Tool] = {}
         self.mcp_servers = tuple(mcp)
         for tool in tools:
             self.add_tool(tool)
+
+    def on_call_started(self, function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        """Decorator: `function(event)` when a call of this agent starts (event as sent to
+        `TELEPHONY_EVENTS_URL`: id, type, created_at, data)."""
+        self.callbacks.setdefault("call.started", []).append(function)
+        return function
+
+    def on_call_ended(self, function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        """Decorator: `function(event)` when a call of this agent has ended: outcome, reason,
+        duration, numbers, transcript, tool calls, recording URL, cost."""
+        self.callbacks.setdefault("call.ended", []).append(function)
+        return function
+
+    def on_analysis_ready(self, function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        """Decorator: `function(event)` once the post-call analysis of a call is done."""
+        self.callbacks.setdefault("call.analysis_ready", []).append(function)
+        return function
 
     @overload
     def tool(self, function: Callable[..., Any]) -> Callable[..., Any]: ...

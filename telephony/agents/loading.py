@@ -98,6 +98,7 @@ class _AgentFile(BaseModel):
     silence_reprompt_seconds: float | None = Field(None, ge=0)
     silence_hangup_seconds: float | None = Field(None, ge=0)
     max_call_seconds: float | None = Field(None, gt=0)
+    events_url: str | None = Field(None, pattern=r"^https?://")
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
 
@@ -188,6 +189,7 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
             silence_reprompt_s=spec.silence_reprompt_seconds,
             silence_hangup_s=spec.silence_hangup_seconds,
             max_call_s=spec.max_call_seconds,
+            events_url=spec.events_url,
             tools=tools,
             mcp=servers,
         )

@@ -121,6 +121,8 @@ class CallRecord:
     usage: dict[str, int] = field(default_factory=dict)
     """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
     recording: str | None = None
+    analysis: dict[str, Any] | None = None
+    """The post-call analysis (summary, success, the agent's fields), once made."""
     """The call's stereo recording (caller left, agent right), when recordings are on."""
     stalls: list[dict[str, Any]] = field(default_factory=list)
     """Silent stalls of the model: kind, the recovery step that answered (or gave_up), and

@@ -72,3 +72,17 @@ call_statuses = Table(
     Column("call_duration", String(16)),
     Column("received_at", Float, nullable=False),
 )
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the receiver's idempotency key
+    Column("type", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the JSON exactly as signed and sent
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("delivered_at", Float),
+    Column("last_error", Text),
+)

@@ -21,12 +21,14 @@ local development; refusals are a 403 and one log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, WebSocket
@@ -45,6 +47,7 @@ from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
 from telephony.settings import Settings
 from telephony.store import CallStore, StoreWriter
+from telephony.store.outbox import EventOutbox
 from telephony.twilio.rest import TwilioRest
 from telephony.twilio.signatures import TOKEN_PARAMETER, CallTokens, TwilioSignatures, public_base_url, secret_from, websocket_url
 from telephony.twilio.twiml import busy, connect_stream, say_and_hang_up
@@ -52,6 +55,7 @@ from telephony.web.browser_phone import add_browser_phone
 from telephony.web.composition import call_services_from, gemini_client_from
 from telephony.web.dashboard.access import DashboardAccess
 from telephony.web.dashboard.routes import add_dashboard
+from telephony.web.events import EventPublisher
 from telephony.web.socket_adapter import StarletteTwilioConnection
 from telephony.web.voice_service import RECENT_CALLS, STATUSES_PER_CALL, VoiceService
 
@@ -127,13 +131,27 @@ def router(
         writer = StoreWriter(CallStore(database_url), metrics, statuses_per_call=STATUSES_PER_CALL)
         writer.prices = price_table
     service = VoiceService(settings, services, rest, writer)
+    service.agents, service.prices = agents, price_table
+    secret = settings.events_secret.get_secret_value().encode() if settings.events_secret else None
+    publisher = service.events = EventPublisher(EventOutbox(writer.store) if writer is not None else None, secret)
     services.on_call_end = service.remember
     services.on_call_start = service.call_started
     statuses = service.call_statuses
     # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
     # and capped so that a flood of them cannot exhaust descriptors.
     pending_cap = max(20, 2 * settings.max_concurrent_calls)
-    routes = VoiceRouter()
+
+    @contextlib.asynccontextmanager
+    async def delivering_events(app: Any) -> AsyncIterator[None]:
+        """Events an earlier run left undelivered go out from the start; the rest on shutdown."""
+        if settings.events_url or any(a.events_url for a in agents.by_name.values()):
+            publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.close()
+
+    routes = VoiceRouter(lifespan=delivering_events)
     routes.service = service
 
     def base_url(request: Request | WebSocket) -> str:

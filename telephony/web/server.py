@@ -112,7 +112,7 @@ def uvicorn_config(
         ws_per_message_deflate=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
-        lifespan="off",
+        lifespan="on",  # the routes deliver events left by an earlier run (`telephony.web.events`)
     )
 
 

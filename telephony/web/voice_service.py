@@ -9,6 +9,7 @@ import collections
 import logging
 import time
 
+from telephony.agents.agent import AgentBook
 from telephony.call.driver import CallDriver
 from telephony.call.record import CallRecord
 from telephony.call.services import CallServices
@@ -17,6 +18,8 @@ from telephony.store import StoreWriter
 from telephony.store.wav_file import delete_old_recordings
 from telephony.twilio.rest import TwilioRest
 from telephony.twilio.signatures import CallTokens
+from telephony.web import event_data
+from telephony.web.events import EventPublisher
 
 log = logging.getLogger("telephony.web.app")
 
@@ -43,6 +46,10 @@ class VoiceService:
         """CallSids of admitted streams: a second stream for one of them is refused."""
         self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
         self.call_statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
+        self.events: EventPublisher | None = None
+        """Call events to the user's systems and the agents' callbacks (`telephony.web.events`)."""
+        self.agents: AgentBook | None = None
+        self.prices: dict[str, float] | None = None
         self.draining = False
         self.turning_away = False
         """Past the drain deadline: a stream that still arrives hears the closing message."""
@@ -78,11 +85,24 @@ class VoiceService:
                 self.recent_calls.popitem(last=False)
             if self.writer is not None and record.parameters:
                 self.writer.put_call(record, record.outcome or "completed")
+            if record.parameters:
+                self.publish("call.ended", event_data.call_ended(record, self.settings.public_url, self.prices), record)
         self._clean_up_recordings()
 
     def call_started(self, record: CallRecord) -> None:
         if self.writer is not None:
             self.writer.put_call(record, None)
+        self.publish("call.started", event_data.call_started(record), record)
+
+    def publish(self, kind: str, data: dict[str, object], record: CallRecord) -> None:
+        """An event of this call, to its agent's URL (or the server's) and callbacks."""
+        if self.events is None:
+            return
+        agent = self.agents.named(record.parameters.get("agent")) if self.agents is not None else None
+        url = (agent.events_url if agent is not None else None) or self.settings.events_url
+        callbacks = agent.callbacks.get(kind, []) if agent is not None else []
+        if url or callbacks:
+            self.events.publish(kind, dict(data), url, callbacks)
 
     def _clean_up_recordings(self) -> None:
         directory = self.services.recordings_dir
