@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     tool_signing_secret: SecretStr | None = Field(
         None, description="signs requests to HTTP tools (X-Telephony-Signature: sha256=HMAC of the body)"
     )
+    analysis_model: str = Field(
+        "gemini-3.6-flash", min_length=1, description="the text model of post-call analysis (agents with `analysis`)"
+    )
     events_url: str | None = Field(
         None,
         pattern=r"^https?://",

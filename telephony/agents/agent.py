@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from telephony.agents.analysis import Analysis
 from telephony.agents.tools import (  # noqa: F401 - CallContext and ToolError: the public API's home
     NAME_PATTERN,
     CallContext,
@@ -87,6 +88,7 @@ class Agent:
         silence_hangup_s: float | None = None,
         max_call_s: float | None = None,
         events_url: str | None = None,
+        analysis: Analysis | None = None,
     ) -> None:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
@@ -96,7 +98,8 @@ class Agent:
         this agent's own caller-silence and call-length limits (default: the server's
         `TELEPHONY_SILENCE_REPROMPT_SECONDS`, `..._HANGUP_SECONDS`, `TELEPHONY_MAX_CALL_SECONDS`;
         0 turns the silence rules off). `events_url`: where this agent's call events go
-        (default: `TELEPHONY_EVENTS_URL`); in code, `@agent.on_call_ended` and the like."""
+        (default: `TELEPHONY_EVENTS_URL`); in code, `@agent.on_call_ended` and the like.
+        `analysis`: a post-call analysis of every call (`telephony.agents.analysis.Analysis`)."""
         if events_url is not None and not events_url.startswith(("http://", "https://")):
             raise ValueError(f"agent {name!r}: events_url must be an http(s) URL")
         for label, value in (("silence_reprompt_s", silence_reprompt_s), ("silence_hangup_s", silence_hangup_s)):
@@ -126,6 +129,7 @@ class Agent:
         self.tool_timeout_s = tool_timeout_s
         self.call_limits = CallLimits(silence_reprompt_s, silence_hangup_s, max_call_s)
         self.events_url = events_url
+        self.analysis = analysis
         self.callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
         """Event type -> async (or plain) functions called with the event (`on_call_ended`...)."""
         """This agent's own limits over the server's (`telephony.call.rules.CallLimits`)."""

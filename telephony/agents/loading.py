@@ -47,6 +47,7 @@ from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from telephony.agents.agent import BUILTIN_TOOLS, Agent, AgentSelector
+from telephony.agents.analysis import Analysis
 from telephony.agents.tools import Tool, as_response, blocking_tool_problems, context_of
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
@@ -61,6 +62,14 @@ class AgentLoadError(ValueError):
 def sign_body(secret: bytes, body: bytes) -> str:
     """The `X-Telephony-Signature` value for a request body (what your tool server checks)."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+class _AnalysisEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    success: str = "the caller got what they called for"
+    fields: dict[str, Any] | None = None
+    """A JSON schema (an object) of what to extract from each call."""
+    model: str | None = None
 
 
 class _ToolEntry(BaseModel):
@@ -99,6 +108,7 @@ class _AgentFile(BaseModel):
     silence_hangup_seconds: float | None = Field(None, ge=0)
     max_call_seconds: float | None = Field(None, gt=0)
     events_url: str | None = Field(None, pattern=r"^https?://")
+    analysis: _AnalysisEntry | None = None
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
 
@@ -190,6 +200,9 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
             silence_hangup_s=spec.silence_hangup_seconds,
             max_call_s=spec.max_call_seconds,
             events_url=spec.events_url,
+            analysis=Analysis(fields=spec.analysis.fields, success=spec.analysis.success, model=spec.analysis.model)
+            if spec.analysis is not None
+            else None,
             tools=tools,
             mcp=servers,
         )

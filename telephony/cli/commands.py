@@ -108,7 +108,9 @@ def serve(
                 from telephony.testing.gemini_live import GeminiLiveEmulator
 
                 mind = model_script.model if model_script is not None else None  # a fresh script for every call
-                emulator = await stack.enter_async_context(GeminiLiveEmulator(mind))
+                from telephony.testing.text_model import SchemaFiller
+
+                emulator = await stack.enter_async_context(GeminiLiveEmulator(mind, text_model=SchemaFiller()))
                 settings.gemini_api_key = SecretStr("offline")
                 settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
                 follows = f"following {script}" if script is not None else "echo agent"

@@ -9,6 +9,7 @@ app-wide settings are turned into these in `telephony.web.composition`.
 from __future__ import annotations
 
 import ssl
+import warnings
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -19,6 +20,10 @@ from google.genai import types
 
 from telephony.gemini.catalog import language_name
 from telephony.gemini.models import FamilyRules, ThinkingLevel, ToolBehavior, rules_for
+
+# google-genai subclasses aiohttp's ClientSession for its REST calls, which aiohttp warns about
+# on first use, in the middle of a call's analysis: nothing a user can act on.
+warnings.filterwarnings("ignore", message="Inheritance class AiohttpClientSession", category=DeprecationWarning)
 
 INPUT_MIME_TYPE = "audio/pcm;rate=16000"
 
@@ -240,3 +245,29 @@ def build_live_config(options: AgentOptions, resume_handle: str | None = None, s
         context_window_compression=types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow()),
         realtime_input_config=types.RealtimeInputConfig(automatic_activity_detection=activity),
     )
+
+
+def make_text_client(
+    *,
+    api_key: str | None = None,
+    vertex_project: str | None = None,
+    vertex_location: str | None = None,
+    base_url: str | None = None,
+    ca_file: Path | None = None,
+) -> genai.Client:
+    """A google-genai client for generateContent (post-call analysis, a test judge), with
+    the Live client's credentials and endpoint. The SDK's REST client is aiohttp when
+    installed (it takes a CA as `ssl`) or httpx (as `verify`); each drops the other's key."""
+    options: dict[str, Any] = {}
+    if base_url:
+        options["base_url"] = base_url
+    if ca_file:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        options["async_client_args"] = {"ssl": context, "verify": context}
+        options["client_args"] = {"verify": context}
+    http_options = types.HttpOptions(**options) if options else None
+    if api_key is not None:
+        return genai.Client(api_key=api_key, http_options=http_options)
+    if vertex_project:
+        return genai.Client(vertexai=True, project=vertex_project, location=vertex_location or "us-central1", http_options=http_options)
+    raise ValueError("no Gemini credentials: an API key, or a Vertex AI project")

@@ -37,6 +37,7 @@ from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.model_script import ModelStep, ScriptedModel
 from telephony.testing.real_model import agent_acted, real_gemini_requested, real_settings, reply_settled
 from telephony.testing.sync_conversation import SyncConversation, _LoopThread
+from telephony.testing.text_model import SchemaFiller, TextModel
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 
@@ -61,6 +62,7 @@ class Conversation:
         transfer_numbers: Sequence[str] = (),
         real: bool | None = None,
         direction: str = "inbound",
+        text_model: TextModel | None = None,
         **settings: Any,
     ) -> None:
         """`model`: a step per caller turn (offline); `opening`: what the model says first
@@ -75,6 +77,8 @@ class Conversation:
         self.agent = agent
         self.real = real_gemini_requested() if real is None else real
         self.direction = direction
+        self.text_model = text_model
+        """Offline: what answers text requests (post-call analysis); default `SchemaFiller`."""
         self.speed = 1.0 if self.real else speed
         self.model = ScriptedModel(model, opening)
         self.transfer_numbers = list(transfer_numbers)
@@ -111,7 +115,8 @@ class Conversation:
             if self.real:
                 settings = real_settings(fields | self.settings)
             else:
-                gemini = await self._stack.enter_async_context(GeminiLiveEmulator(self.model, speed=self.speed))
+                emulator = GeminiLiveEmulator(self.model, speed=self.speed, text_model=self.text_model or SchemaFiller())
+                gemini = await self._stack.enter_async_context(emulator)
                 self.gemini = gemini
                 fields |= {"gemini_api_key": "offline", "gemini_base_url": gemini.base_url, "gemini_ca_file": gemini.ca_file}
                 fields["stall_seconds"] = 0.0  # a script may leave the model silent on purpose

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -56,28 +54,19 @@ def judge_model_name() -> str:
 
 
 def text_client(settings: Settings) -> genai.Client:
-    """A google-genai client for generateContent with the Live model's credentials and
-    endpoint. The SDK's REST client is aiohttp when installed (it takes the CA as `ssl`),
-    else httpx (as `verify`); each drops the other's key."""
-    from google import genai
-    from google.genai import types
+    """A generateContent client with the Live model's credentials and endpoint."""
+    from telephony.gemini.config import make_text_client
 
-    options: dict[str, Any] = {}
-    if settings.gemini_base_url:
-        options["base_url"] = settings.gemini_base_url
-    if settings.gemini_ca_file:
-        context = ssl.create_default_context(cafile=str(settings.gemini_ca_file))
-        options["async_client_args"] = {"ssl": context, "verify": context}
-        options["client_args"] = {"verify": context}
-    http_options = types.HttpOptions(**options) if options else None
-    with warnings.catch_warnings():  # the SDK subclasses aiohttp's session, which aiohttp warns about
-        warnings.simplefilter("ignore", DeprecationWarning)
-        if settings.gemini_api_key is not None:
-            return genai.Client(api_key=settings.gemini_api_key.get_secret_value(), http_options=http_options)
-        if settings.vertex_project:
-            location = settings.vertex_location or "us-central1"
-            return genai.Client(vertexai=True, project=settings.vertex_project, location=location, http_options=http_options)
-    raise JudgeError("the judge needs Gemini credentials: GEMINI_API_KEY, or a Vertex AI project")
+    try:
+        return make_text_client(
+            api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key is not None else None,
+            vertex_project=settings.vertex_project,
+            vertex_location=settings.vertex_location,
+            base_url=settings.gemini_base_url,
+            ca_file=settings.gemini_ca_file,
+        )
+    except ValueError:
+        raise JudgeError("the judge needs Gemini credentials: GEMINI_API_KEY, or a Vertex AI project") from None
 
 
 def transcript_text(transcript: Sequence[tuple[str, str]]) -> str:
@@ -97,9 +86,7 @@ async def judge_said(settings: Settings, transcript: Sequence[tuple[str, str]], 
         system_instruction=INSTRUCTIONS, response_mime_type="application/json", response_json_schema=_Verdicts.model_json_schema()
     )
     try:
-        with warnings.catch_warnings():  # the SDK subclasses aiohttp's session on first use, which aiohttp warns about
-            warnings.simplefilter("ignore", DeprecationWarning)
-            response = await client.aio.models.generate_content(model=judge_model_name(), contents=prompt, config=config)
+        response = await client.aio.models.generate_content(model=judge_model_name(), contents=prompt, config=config)
     except Exception as exc:  # the SDK raises its own errors, httpx's and ssl's: all one line for a test
         raise JudgeError(f"the judge ({judge_model_name()}) failed: {type(exc).__name__}: {str(exc)[:200]}") from None
     try:

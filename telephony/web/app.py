@@ -149,6 +149,10 @@ def router(
         try:
             yield
         finally:
+            analyses = list(service.analyses)  # a shutdown does not wait for a model to answer
+            for task in analyses:
+                task.cancel()
+            await asyncio.gather(*analyses, return_exceptions=True)
             await publisher.close()
 
     routes = VoiceRouter(lifespan=delivering_events)

@@ -8,11 +8,15 @@ import asyncio
 import collections
 import logging
 import time
+from typing import Any
 
 from telephony.agents.agent import AgentBook
+from telephony.agents.analysis import Analysis
 from telephony.call.driver import CallDriver
 from telephony.call.record import CallRecord
 from telephony.call.services import CallServices
+from telephony.gemini.analysis import AnalysisError, analyze_call
+from telephony.gemini.config import make_text_client
 from telephony.settings import Settings
 from telephony.store import StoreWriter
 from telephony.store.wav_file import delete_old_recordings
@@ -50,6 +54,9 @@ class VoiceService:
         """Call events to the user's systems and the agents' callbacks (`telephony.web.events`)."""
         self.agents: AgentBook | None = None
         self.prices: dict[str, float] | None = None
+        self.analyses: set[asyncio.Task[None]] = set()
+        """Post-call analyses under way (`telephony.agents.analysis`)."""
+        self._text: Any = None
         self.draining = False
         self.turning_away = False
         """Past the drain deadline: a stream that still arrives hears the closing message."""
@@ -87,7 +94,37 @@ class VoiceService:
                 self.writer.put_call(record, record.outcome or "completed")
             if record.parameters:
                 self.publish("call.ended", event_data.call_ended(record, self.settings.public_url, self.prices), record)
+                agent = self.agents.named(record.parameters.get("agent")) if self.agents is not None else None
+                if agent is not None and agent.analysis is not None and record.transcript:
+                    task = asyncio.get_running_loop().create_task(self._analyze(record, agent.analysis), name="analysis")
+                    self.analyses.add(task)
+                    task.add_done_callback(self.analyses.discard)
         self._clean_up_recordings()
+
+    async def _analyze(self, record: CallRecord, analysis: Analysis) -> None:
+        """After the call: its analysis, kept with it, shown, and sent as `call.analysis_ready`."""
+        model = analysis.model or self.settings.analysis_model
+        try:
+            result = await analyze_call(self._text_client(), model, record.transcript_text(), analysis.success, analysis.fields_schema())
+        except (AnalysisError, ValueError) as exc:
+            log.warning("post-call analysis failed: %s", exc, extra={"call_sid": record.call_sid})
+            return
+        record.analysis = result
+        if self.writer is not None:
+            self.writer.put_call(record, record.outcome or "completed")
+        self.publish("call.analysis_ready", {"call_sid": record.call_sid, "analysis": result}, record)
+
+    def _text_client(self) -> Any:
+        if self._text is None:
+            settings = self.settings
+            self._text = make_text_client(
+                api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
+                vertex_project=settings.vertex_project,
+                vertex_location=settings.vertex_location,
+                base_url=settings.gemini_base_url,
+                ca_file=settings.gemini_ca_file,
+            )
+        return self._text
 
     def call_started(self, record: CallRecord) -> None:
         if self.writer is not None:

@@ -128,6 +128,7 @@ def call_page(call: dict[str, Any], recording_url: str | None, base: str = "") -
         + "".join(f"<div class='card'><span class='muted'>{k}</span><b>{_e(v)}</b></div>" for k, v in cards)
         + "</div>"
         + eval_section(call.get("eval"))
+        + analysis_section(call.get("analysis"))
         + timeline_svg(call)
         + f"<h2>Recording</h2>{audio}"
         + "<h2>Transcript</h2><table><tr><th>at</th><th>who</th><th>said</th></tr>"
@@ -143,6 +144,19 @@ def call_page(call: dict[str, Any], recording_url: str | None, base: str = "") -
         + f"<h2>Twilio statuses</h2><p>{statuses or '<span class=muted>none</span>'}</p>"
     )
     return _page(f"Call {call.get('call_sid')}", body, base)
+
+
+def analysis_section(analysis: dict[str, Any] | None) -> str:
+    """The post-call analysis: summary, verdict, the agent's fields."""
+    if not isinstance(analysis, dict):
+        return ""
+    verdict = "<b class='pass'>success</b>" if analysis.get("success") else "<b class='fail'>not a success</b>"
+    found = analysis.get("fields")
+    fields: dict[str, Any] = found if isinstance(found, dict) else {}
+    rows = "".join(f"<tr><td>{_e(k)}</td><td><pre>{_e(json.dumps(v))}</pre></td></tr>" for k, v in fields.items())
+    return f"<h2>Analysis</h2><p>{verdict} · {_e(analysis.get('success_reason'))}</p><p>{_e(analysis.get('summary'))}</p>" + (
+        f"<table><tr><th>field</th><th>value</th></tr>{rows}</table>" if rows else ""
+    )
 
 
 def eval_section(run: dict[str, Any] | None) -> str:
