@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
 
 
 _LEVEL_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[31;1m"}
-_QUIET_EXTRAS = {"call_sid", "stream_sid", "taskName"}
+_QUIET_EXTRAS = {"call_sid", "stream_sid", "taskName", "trace_id"}
 
 
 class DevFormatter(logging.Formatter):
@@ -98,6 +98,10 @@ class CallLogger(logging.LoggerAdapter):
 
     def bind(self, call_sid: str, stream_sid: str) -> None:
         self.extra = {"call_sid": call_sid, "stream_sid": stream_sid}
+
+    def add_trace(self, trace_id: str) -> None:
+        """Every later line carries the call's trace id (`telephony.traces`), in JSON logs."""
+        self.extra = {**(self.extra or {}), "trace_id": trace_id}
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         extra: Mapping[str, Any] = kwargs.get("extra") or {}

@@ -49,6 +49,8 @@ class AgentSide(CallParts):
         if self.state is CallState.CONNECTING:
             self._move(CallState.ACTIVE)
             self.silence.begin(now)
+            took_ms = (now - self._started_at) * 1000
+            self.record.connections.append({"kind": "connect", "at_ms": self.record.elapsed_ms() - took_ms, "took_ms": took_ms})
 
     def agent_failed(self, reason: str, now: float) -> None:
         """Gemini could not be reached for this call at all."""
@@ -116,6 +118,11 @@ class AgentSide(CallParts):
             self._finish_with_prompt("gemini_failed", f"gemini failed: {event.code} {event.reason}", "apology_trouble", now)
 
     def _reconnected(self, event: Reconnected) -> None:
+        took_ms = event.took_s * 1000
+        kind = "resumed" if event.resumed else "fresh"
+        self.record.connections.append(
+            {"kind": kind, "at_ms": self.record.elapsed_ms() - took_ms, "took_ms": took_ms, "reason": event.reason}
+        )
         # Whatever the old connection left half-said is played out, not kept.
         if self.state is not CallState.ENDING:
             self.out.agent_done()
@@ -205,7 +212,9 @@ class AgentSide(CallParts):
                 if self.stall.stop_holding():
                     self.hold.drop()
                 kind, step, silence_s = stall.kind.value, stall.step.name.lower(), (stall.recovered_after_ms or 0.0) / 1000
-                self.record.stalls.append({"kind": kind, "answered_at": step, "silence_ms": stall.recovered_after_ms})
+                silence_ms = stall.recovered_after_ms or 0
+                at_ms = self.record.elapsed_ms() - silence_ms
+                self.record.stalls.append({"kind": kind, "answered_at": step, "silence_ms": stall.recovered_after_ms, "at_ms": at_ms})
                 self.record.say("system", f"the model went silent ({kind}); back after a {step} ({silence_s:.1f} s of silence)")
                 self.record.end_turn()
                 self.log.warning(
@@ -221,7 +230,7 @@ class AgentSide(CallParts):
         self.tally.inc("stalls", kind, step.name.lower())
         self.log.warning("Gemini stalled (%s): %s", kind, step.name.lower(), extra={"stall": kind, "step": step.name.lower()})
         if step is Step.GIVE_UP:
-            self.record.stalls.append({"kind": kind, "answered_at": "gave_up", "silence_ms": None})
+            self.record.stalls.append({"kind": kind, "answered_at": "gave_up", "silence_ms": None, "at_ms": self.record.elapsed_ms()})
             self._finish_with_prompt("gemini_stalled", f"the model stalled ({kind}) too often", "apology_trouble", now)
             return
         if kind == "tone" and step is Step.NUDGE:

@@ -12,6 +12,8 @@ from typing import Any
 
 from telephony.call.record import CallRecord, CallRecorder, append_call_log
 from telephony.call.services import CallServices, RecordingSink
+from telephony.call.tracing import CallTrace
+from telephony.logs import CallLogger
 
 
 class CallKeeping:
@@ -20,12 +22,16 @@ class CallKeeping:
         self._log = log
         self._messages = CallRecorder(services.record_dir) if services.record_dir else None
         self._wav: RecordingSink | None = None
+        self._trace = CallTrace()
 
     def started(self, record: CallRecord, recording: bool) -> bool:
         """The call was admitted; True when a stereo recording was opened (`recording`: the
         core records)."""
         if self._messages is not None and record.call_sid:
             self._messages.open(record.call_sid)
+        trace_id = self._trace.begin(record)
+        if trace_id is not None and isinstance(self._log, CallLogger):
+            self._log.add_trace(trace_id)
         opened = False
         if recording and self._services.open_recording is not None and record.call_sid:
             try:
@@ -64,6 +70,10 @@ class CallKeeping:
         # is not a call: it must never replace the record of the call whose CallSid it named.
         if not admitted:
             return
+        try:
+            self._trace.end(record)
+        except Exception as exc:  # an exporter's trouble never touches the call's record
+            self._log.warning("could not write the call's trace: %s", type(exc).__name__)
         if self._services.call_log_dir is not None and record.call_sid:
             try:
                 await asyncio.to_thread(append_call_log, self._services.call_log_dir, record)

@@ -47,6 +47,7 @@ class CallParts:
         silence: SilenceWatch
         keypad: KeypadCollector
         _actions: list[Action]
+        _started_at: float
 
         def _at(self, now: float) -> None: ...
         def _move(self, new: CallState) -> None: ...

@@ -121,9 +121,11 @@ class CallRecord:
     usage: dict[str, int] = field(default_factory=dict)
     """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
     recording: str | None = None
+    """The call's stereo recording (caller left, agent right), when recordings are on."""
     analysis: dict[str, Any] | None = None
     """The post-call analysis (summary, success, the agent's fields), once made."""
-    """The call's stereo recording (caller left, agent right), when recordings are on."""
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    """Gemini connections: kind (connect, resumed, fresh), at_ms, took_ms, reason (traces)."""
     stalls: list[dict[str, Any]] = field(default_factory=list)
     """Silent stalls of the model: kind, the recovery step that answered (or gave_up), and
     the silence the caller heard (`telephony.call.stall`)."""

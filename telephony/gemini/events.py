@@ -174,6 +174,8 @@ class Reconnected:
     resumed: bool
     reason: str
     attempts: int
+    took_s: float = 0.0
+    """From the connection's loss to the new one's set-up."""
 
 
 GeminiEvent = (

@@ -326,6 +326,7 @@ class ResilientGeminiSession:
             return session, tries
 
     async def _reconnect(self, old: GeminiLiveSession, reason: str) -> Reconnected | SessionClosed:
+        lost_at = time.monotonic()
         await old.close()  # before resuming with its handle
         if self.policy.max_reconnects == 0:
             return SessionClosed(code=1011, reason=f"reconnecting is switched off ({self.policy.switched_off_by}); {reason}")
@@ -353,7 +354,7 @@ class ResilientGeminiSession:
         self._session = session
         self.reconnects += 1
         self._wake.set()
-        return Reconnected(resumed=resumed, reason=reason, attempts=attempts)
+        return Reconnected(resumed=resumed, reason=reason, attempts=attempts, took_s=time.monotonic() - lost_at)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
