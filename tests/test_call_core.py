@@ -695,7 +695,8 @@ def test_a_model_that_never_answers_is_nudged_then_resumed_then_replaced_then_th
         script.tick(1.0)
     assert script.call.state is CallState.ENDING, "the apology plays, then the call ends"
     assert script.call.outcome == "gemini_stalled"
-    assert script.call.record.stalls == [{"kind": "no_answer", "answered_at": "gave_up", "silence_ms": None}]
+    (stall,) = script.call.record.stalls
+    assert stall == {"kind": "no_answer", "answered_at": "gave_up", "silence_ms": None, "at_ms": script.call.record.elapsed_ms()}
 
 
 def test_a_call_that_keeps_stalling_ends_with_an_apology_instead_of_looping():
@@ -729,7 +730,13 @@ def test_each_recovery_step_is_taken_in_turn_and_the_first_audio_ends_the_stall(
     assert to_gemini(script.call.take_actions(), RealtimeText) == [], "no second nudge from the reconnect"
     script.gemini(AgentAudio(agent_pcm(400)), after=0.1)
     (stall,) = script.call.record.stalls
-    assert stall == {"kind": "no_answer", "answered_at": "fresh", "silence_ms": pytest.approx(4300, abs=1)}
+    began_ms = script.call.record.elapsed_ms() - 4300  # when the caller's wait began: the trace's stall span starts there
+    assert stall == {
+        "kind": "no_answer",
+        "answered_at": "fresh",
+        "silence_ms": pytest.approx(4300, abs=1),
+        "at_ms": pytest.approx(began_ms, abs=1),
+    }
     assert script.call.hold.reasons == 0, "the hold tone stopped with the agent's answer"
     assert script.call.stall.deadline() is None
 
