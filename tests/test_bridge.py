@@ -148,7 +148,12 @@ async def test_recorded_call_replays_to_the_same_transcript(tmp_path):
         second = await stack.replay(recording)
         original, replayed = stack.records()
     assert second.call_sid != first.call_sid
-    assert [(line.speaker, line.text) for line in replayed.transcript] == [(line.speaker, line.text) for line in original.transcript]
+    # Where a barge-in cuts the agent off depends on the machine's load, not on the recording:
+    # a cut line is compared as cut.
+    def said(record):
+        return [(line.speaker, "(cut off)" if line.interrupted else line.text) for line in record.transcript]
+
+    assert said(replayed) == said(original)
     lines = recording.read_text().splitlines()
     assert json.loads(lines[0])["event"] == "connected" and json.loads(lines[-1])["event"] == "stop"
 

@@ -214,6 +214,7 @@ async def run_load(
     record_audio: bool = False,
     bridge: str = "ours",
     workers: int = 1,
+    traces: bool = False,
 ) -> LoadFigures:
     """One load point: `calls` concurrent calls of `seconds` each against a fresh server
     (its call history in a fresh SQLite file unless `database_url` says otherwise)."""
@@ -224,6 +225,9 @@ async def run_load(
     extra = {"TELEPHONY_DATA_DIR": scratch.name, "TELEPHONY_RECORD_AUDIO": "true" if record_audio else "false"}
     if database_url:
         extra["TELEPHONY_DATABASE_URL"] = database_url
+    sink = await OtlpSink().start() if traces else None
+    if sink is not None:  # the server exports every call's trace to a local receiver
+        extra |= {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_BSP_SCHEDULE_DELAY": "1000"}
     async with GeminiLiveEmulator() as gemini:
         gemini.record_timings = True
         server = _Server(gemini, calls, loop, block_ms, extra_env=extra, bridge=bridge, workers=workers)
@@ -257,12 +261,51 @@ async def run_load(
         finally:
             server.stop()
             scratch.cleanup()
+            if sink is not None:
+                sink.close()
         figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
         figures.caller_block_ms = block_ms
-        figures.bridge = bridge if workers == 1 else f"{bridge} x{workers}"
+        figures.bridge = (bridge if workers == 1 else f"{bridge} x{workers}") + ("+traces" if traces else "")
+        if sink is not None:
+            figures.notes.append(f"traces: {sink.requests} OTLP export(s), {sink.bytes / 1000:.0f} kB received")
         if bridge == "ours":
             figures.notes.append(f"call history: {database_url or 'sqlite file'}; recordings: {'on' if record_audio else 'off'}")
         return figures
+
+
+class OtlpSink:
+    """A local OTLP/HTTP receiver that takes and counts what it is sent (tracing's cost is the
+    server's: its CPU is what the bench measures)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> OtlpSink:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                self.bytes += length
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
 
 def _instructions(setup: dict) -> str:

@@ -235,6 +235,9 @@ def bench_load(
     ),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Our server's processes (serve --workers)."),
     readme: Path | None = typer.Option(None, "--readme", help="Rewrite the capacity table in this README from the figures."),
+    traces: bool = typer.Option(
+        False, "--traces", help="Also run each point with call traces exported (OTLP to a local receiver): tracing's cost."
+    ),
 ) -> None:
     """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
     from rich.progress import Progress
@@ -249,7 +252,8 @@ def bench_load(
         raise typer.BadParameter("at least one call", param_hint="--calls")
     results = []
     for n in points:
-        for bridge in ("ours", "naive") if compare else ("ours",):
+        runs = [("ours", False), *([("ours", True)] if traces else []), *([("naive", False)] if compare else [])]
+        for bridge, traced in runs:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task(f"{bridge}: {n} calls x {seconds:.0f} s", total=seconds)
                 results.append(
@@ -263,6 +267,7 @@ def bench_load(
                             record_audio=record_audio,
                             bridge=bridge,
                             workers=workers if bridge == "ours" else 1,
+                            traces=traced,
                         ),
                         "uvloop",
                     )
@@ -301,11 +306,20 @@ def bench_load(
             f"{f.errors}/{f.dropped_calls}",
         )
     console.print(table)
+    if traces:
+        for off, on in zip((f for f in results if f.bridge == "ours"), (f for f in results if f.bridge == "ours+traces"), strict=True):
+            cost = on.server_cpu_ms_per_call_second - off.server_cpu_ms_per_call_second
+            console.print(
+                f"traces at {off.calls} calls: {off.server_cpu_ms_per_call_second:.2f} -> {on.server_cpu_ms_per_call_second:.2f}"
+                f" CPU ms per call-second ({cost:+.2f}, {on.server_cpu_ms_per_call_second / off.server_cpu_ms_per_call_second:.2f}x)",
+                highlight=False,
+            )
     if compare:
         ratios = Table(title="ours vs the naive bridge, same run (naive / ours: above 1 means ours is better)")
         for column in ("calls", "CPU per call-s", "peak RSS", "clear p99", "in p99", "reply start p99"):
             ratios.add_column(column, justify="right")
-        for ours, naive in zip(results[0::2], results[1::2], strict=True):
+        plain = [f for f in results if not f.bridge.endswith("+traces")]
+        for ours, naive in zip(plain[0::2], plain[1::2], strict=True):
             ratios.add_row(
                 str(ours.calls),
                 _ratio(naive.server_cpu_ms_per_call_second, ours.server_cpu_ms_per_call_second),
