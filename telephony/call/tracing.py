@@ -98,10 +98,11 @@ class CallTrace:
             child = chosen.start_span("turn", context=context, start_time=_ns(record, caller_end), attributes=sids | {"turn": number})
             child.set_attribute("response_ms", agent_start - caller_end)
             child.end(end_time=_ns(record, agent_start))
-        for tool in record.tool_calls:
+        for tool in record.tool_calls:  # written down when its result came: it started `duration_ms` before
             attributes = sids | {"tool.name": tool.name, "tool.error": tool.error or ""}
-            child = chosen.start_span(f"tool {tool.name}", context=context, start_time=_ns(record, tool.at_ms), attributes=attributes)
-            child.end(end_time=_ns(record, tool.at_ms + (tool.duration_ms or 0)))
+            began_ms = tool.at_ms - (tool.duration_ms or 0)
+            child = chosen.start_span(f"tool {tool.name}", context=context, start_time=_ns(record, began_ms), attributes=attributes)
+            child.end(end_time=_ns(record, tool.at_ms))
         for stall in record.stalls:
             at_ms = float(stall.get("at_ms", 0))
             child = chosen.start_span("gemini.stall", context=context, start_time=_ns(record, at_ms), attributes=sids | _plain(stall))
