@@ -148,6 +148,7 @@ async def test_recorded_call_replays_to_the_same_transcript(tmp_path):
         second = await stack.replay(recording)
         original, replayed = stack.records()
     assert second.call_sid != first.call_sid
+
     # Where a barge-in cuts the agent off depends on the machine's load, not on the recording:
     # a cut line is compared as cut.
     def said(record):
