@@ -3,44 +3,15 @@ stands in for Gemini here, reached as the real service is (credentials and endpo
 environment), so the real-model path runs offline: no script, waiting for a model that does
 not say when it is done, and a judge model for what the agent said."""
 
-import json
-
 import pytest
 
-from telephony import Agent
 from telephony.testing import Conversation, ModelStep
 from telephony.testing.caller_speech import speech_like_24k
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent
 from telephony.testing.real_model import RealModelUnavailable
 from telephony.testing.text_model import prompt_text
 
-
-def parcel_agent() -> Agent:
-    agent = Agent("parcels", instructions="You track parcels for Swift Post.")
-
-    @agent.tool
-    def track(number: str) -> dict:
-        """Where a parcel is.
-
-        Args:
-            number: The tracking number.
-        """
-        return {"number": number, "status": "out for delivery"}
-
-    return agent
-
-
-class ReadsTheTranscript:
-    """A judge that meets a criterion when its first word appears in what the agent said."""
-
-    def answer(self, model: str, request: dict) -> str:
-        prompt = prompt_text(request)
-        agent_said = " ".join(line.lower() for line in prompt.splitlines() if line.startswith("AGENT:"))
-        criteria = [line.split(". ", 1)[1] for line in prompt.split("Criteria:\n", 1)[1].splitlines() if ". " in line]
-        verdicts = [
-            {"criterion": c, "met": c.split()[0].lower() in agent_said, "reason": f"the agent said: {agent_said[:60]}"} for c in criteria
-        ]
-        return json.dumps({"verdicts": verdicts})
+from helpers.agents import FirstWordJudge, parcel_agent
 
 
 @pytest.fixture
@@ -65,7 +36,7 @@ async def test_the_real_model_is_waited_for_through_a_tool_and_its_words_are_jud
     words = "Your parcel is out for delivery today."
     reply = Reply(speech_like_24k(words), words, (EmulatedToolCall("track", {"number": "SP123"}),), speech_delay_s=2.0)
     model = ScriptedAgent([reply])
-    async with GeminiLiveEmulator(model, text_model=ReadsTheTranscript()) as gemini:
+    async with GeminiLiveEmulator(model, text_model=FirstWordJudge()) as gemini:
         real_model_env.setenv("GEMINI_API_KEY", "offline")
         real_model_env.setenv("TELEPHONY_GEMINI_BASE_URL", gemini.base_url)
         real_model_env.setenv("TELEPHONY_GEMINI_CA_FILE", str(gemini.ca_file))

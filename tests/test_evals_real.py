@@ -9,37 +9,13 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from telephony import Agent
 from telephony.cli import app
 from telephony.testing.caller_speech import speech_like_24k
 from telephony.testing.evals import EvalOptions, Scenario, run_evals
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent
 from telephony.testing.text_model import prompt_text
 
-
-def parcel_agent() -> Agent:
-    agent = Agent("parcels", instructions="You track parcels for Swift Post.")
-
-    @agent.tool
-    def track(number: str) -> dict:
-        """Where a parcel is.
-
-        Args:
-            number: The tracking number.
-        """
-        return {"number": number, "status": "out for delivery"}
-
-    return agent
-
-
-class FirstWordJudge:
-    """Meets a criterion when its first word is in what the agent said."""
-
-    def answer(self, model: str, request: dict) -> str:
-        prompt = prompt_text(request)
-        said = " ".join(line.lower() for line in prompt.splitlines() if line.startswith("AGENT:"))
-        criteria = [line.split(". ", 1)[1] for line in prompt.split("Criteria:\n", 1)[1].splitlines() if ". " in line]
-        return json.dumps({"verdicts": [{"criterion": c, "met": c.split()[0].lower() in said, "reason": "judged"} for c in criteria]})
+from helpers.agents import FirstWordJudge, parcel_agent
 
 
 def minds():
@@ -79,9 +55,8 @@ async def test_a_persona_calls_the_agent_and_the_judge_scores_the_run_which_the_
     (run,) = report.runs
     assert len(gemini.connections) == 2, "the agent's session and the simulated caller's"
     assert report.tool_accuracy == 1.0, run.failures
-    assert run.failures == [
-        "not met: refund offered (judged); the agent said: 'One moment, let me check that. Your parcel is out for delivery.'"
-    ]
+    (failure,) = run.failures  # the judge's reason, then what the agent said
+    assert failure.startswith("not met: refund offered (the agent said: ") and failure.endswith("Your parcel is out for delivery.'")
     assert run.response_ms and run.response_ms[0] > 0, "latency from the end of the persona's speech"
     judge_prompt = prompt_text(gemini.text_requests[0])
     assert "AGENT: Your parcel is out for delivery." in judge_prompt and "CALLER:" in judge_prompt

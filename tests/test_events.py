@@ -19,6 +19,8 @@ from telephony.store.outbox import EventOutbox
 from telephony.testing import Conversation, ModelStep
 from telephony.web.server import running_server
 
+from helpers.agents import shop_agent
+
 SECRET = "events-secret"
 
 
@@ -49,17 +51,8 @@ class Receiver:
             return Response(status_code=204)
 
 
-def shop_agent(calls_ended: list[dict]) -> Agent:
-    agent = Agent("shop", instructions="You answer questions about orders.")
-
-    @agent.tool
-    def order_status(order: int) -> dict:
-        """Look an order up.
-
-        Args:
-            order: The order number.
-        """
-        return {"order": order, "state": "shipped"}
+def shop_agent_remembering(calls_ended: list[dict]) -> Agent:
+    agent = shop_agent()
 
     @agent.on_call_ended
     async def remember(event: dict) -> None:
@@ -81,7 +74,7 @@ async def test_a_receiver_that_was_down_gets_every_event_once_it_is_back_with_va
     async with running_server(receiver.app) as receiver_url:
         model = [ModelStep(tool="order_status", args={"order": 42}, say="It has shipped.")]
         settings = {"events_url": f"{receiver_url}/events", "events_secret": SECRET, "database_url": f"sqlite:///{tmp_path / 'h.db'}"}
-        async with Conversation(shop_agent(in_code), model, **settings) as call:
+        async with Conversation(shop_agent_remembering(in_code), model, **settings) as call:
             await call.caller("Where is order forty-two?")
             record = await call.hang_up()
             await until(lambda: receiver.refused >= 2)  # both events tried while the receiver is down

@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from test_events import until
 
-from telephony import Agent
 from telephony.call import tracing
 from telephony.testing import Conversation, ModelStep
 from telephony.web.server import running_server
+
+from helpers.agents import shop_agent
 
 
 def collector() -> tuple[FastAPI, list]:
@@ -33,37 +34,34 @@ def collector() -> tuple[FastAPI, list]:
     return app, spans
 
 
-def shop() -> Agent:
-    agent = Agent("shop", instructions="You answer questions about orders.")
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
 
-    @agent.tool
-    def order_status(order: int) -> dict:
-        """Look an order up.
-
-        Args:
-            order: The order number.
-        """
-        return {"order": order, "state": "shipped"}
-
-    return agent
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
-async def test_a_calls_spans_reach_the_otlp_receiver_as_one_tree(monkeypatch, caplog):
+async def test_a_calls_spans_reach_the_otlp_receiver_as_one_tree(monkeypatch):
     app, spans = collector()
-    caplog.set_level(logging.INFO)
+    logs, logger = Kept(), logging.getLogger("telephony")  # on the logger itself: another test may have stopped propagation
+    logger.addHandler(logs)
+    monkeypatch.setattr(logger, "level", logging.INFO)
     async with running_server(app) as url:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
         monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
         tracing.reset()
         try:
             model = [ModelStep(say="Which order?"), ModelStep(tool="order_status", args={"order": 42}, say="It has shipped.")]
-            async with Conversation(shop(), model, speed=1.0) as call:  # real time: turns are timed by the server's clock
+            async with Conversation(shop_agent(), model, speed=1.0) as call:  # real time: turns are timed by the server's clock
                 await call.caller("Where is my order?")
                 await call.caller("Number forty-two.")
                 record = await call.hang_up()
             await until(lambda: any(span.name == "call" for span in spans))
         finally:
             tracing.reset()
+            logger.removeHandler(logs)
     (root,) = [span for span in spans if span.name == "call"]
     children = [span for span in spans if span.parent_span_id == root.span_id]
     names = sorted(span.name for span in children)
@@ -74,7 +72,7 @@ async def test_a_calls_spans_reach_the_otlp_receiver_as_one_tree(monkeypatch, ca
     turns = [span for span in children if span.name == "turn"]
     assert all(0 < span.end_time_unix_nano - span.start_time_unix_nano < 10e9 for span in turns)
     trace_id = root.trace_id.hex()
-    assert any(getattr(r, "trace_id", None) == trace_id and getattr(r, "call_sid", None) == record.call_sid for r in caplog.records)
+    assert any(getattr(r, "trace_id", None) == trace_id and getattr(r, "call_sid", None) == record.call_sid for r in logs.records)
 
 
 def test_without_the_variables_there_is_no_tracer(monkeypatch):

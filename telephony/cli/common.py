@@ -63,6 +63,25 @@ def agent_or_exit(settings: Settings) -> Any:
     return agents
 
 
+def real_model_or_exit(settings: Settings, command: str) -> None:
+    """A command about to use the real model without credentials: one line, exit 2."""
+    if settings.gemini_api_key is None and not settings.vertex_project:
+        console.print(
+            f"[red]{command}:[/red] the real model needs GEMINI_API_KEY (or TELEPHONY_VERTEX_PROJECT); add --emulate-gemini to run offline",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+
+
+def chosen_agent_or_exit(settings: Settings, command: str) -> Any:
+    """The agent a command needs (`--agent` or TELEPHONY_AGENT), or one line and exit 2."""
+    loaded = agent_or_exit(settings)
+    if loaded is None:
+        console.print(f"[red]{command}:[/red] say which agent: --agent module:attr or a .toml file (or TELEPHONY_AGENT)")
+        raise typer.Exit(2)
+    return loaded
+
+
 def require_test_kit() -> None:
     """The emulators are an extra (`pip install 'telephony[emulators]'`): say so, in one line."""
     import importlib.util

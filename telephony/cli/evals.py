@@ -13,7 +13,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from telephony.cli.commands import app
-from telephony.cli.common import agent_or_exit, console, require_test_kit, run_event_loop, settings_or_exit
+from telephony.cli.common import (
+    chosen_agent_or_exit,
+    console,
+    real_model_or_exit,
+    require_test_kit,
+    run_event_loop,
+    settings_or_exit,
+)
 
 
 @app.command("eval")
@@ -54,17 +61,9 @@ def evaluate(
         raise typer.Exit(2)
     overrides: dict[str, Any] = {"agent": agent} if agent else {}
     settings = settings_or_exit(gemini_emulated=True, **overrides)
-    if not emulate_gemini and settings.gemini_api_key is None and not settings.vertex_project:
-        console.print(
-            "[red]eval:[/red] against the real model this needs GEMINI_API_KEY (or TELEPHONY_VERTEX_PROJECT); "
-            "add --emulate-gemini to run offline",
-            highlight=False,
-        )
-        raise typer.Exit(2)
-    loaded = agent_or_exit(settings)
-    if loaded is None:
-        console.print("[red]eval:[/red] say which agent: --agent module:attr or a .toml file (or TELEPHONY_AGENT)")
-        raise typer.Exit(2)
+    if not emulate_gemini:
+        real_model_or_exit(settings, "eval")
+    loaded = chosen_agent_or_exit(settings, "eval")
     server: dict[str, Any] = {"database_url": "sqlite:///:memory:"}
     history = settings.call_history_url
     if keep and history != "off":

@@ -10,7 +10,14 @@ from typing import Any
 import typer
 
 from telephony.cli.commands import app
-from telephony.cli.common import agent_or_exit, console, require_test_kit, run_event_loop, settings_or_exit
+from telephony.cli.common import (
+    chosen_agent_or_exit,
+    console,
+    real_model_or_exit,
+    require_test_kit,
+    run_event_loop,
+    settings_or_exit,
+)
 
 
 @app.command("talk")
@@ -33,16 +40,9 @@ def talk_command(
     model_script = model_script_or_exit(script) if script is not None else None
     overrides: dict[str, Any] = {"agent": agent} if agent else {}
     settings = settings_or_exit(gemini_emulated=True, **overrides)
-    if not emulate_gemini and settings.gemini_api_key is None and not settings.vertex_project:
-        console.print(
-            "[red]talk:[/red] the real model needs GEMINI_API_KEY (or TELEPHONY_VERTEX_PROJECT); add --emulate-gemini to talk offline",
-            highlight=False,
-        )
-        raise typer.Exit(2)
-    loaded = agent_or_exit(settings)
-    if loaded is None:
-        console.print("[red]talk:[/red] say which agent: --agent module:attr or a .toml file (or TELEPHONY_AGENT)")
-        raise typer.Exit(2)
+    if not emulate_gemini:
+        real_model_or_exit(settings, "talk")
+    loaded = chosen_agent_or_exit(settings, "talk")
     if emulate_gemini:
         console.print(f"[dim]offline: the emulated model {'follows ' + str(script) if script else 'says back what it heard'}[/dim]")
 

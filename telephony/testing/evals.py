@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from telephony.testing.conversation import AgentTurn, Conversation
 from telephony.testing.judge import Verdict, judge_said
 from telephony.testing.model_script import StepSpec
-from telephony.testing.yaml_files import YamlFileError, one_line, read_yaml
+from telephony.testing.yaml_files import YamlFileError, load_validated
 
 
 class _Strict(BaseModel):
@@ -76,18 +76,7 @@ class EvalFileError(YamlFileError):
 
 
 def load_eval_file(path: Path) -> list[Scenario]:
-    try:
-        data = read_yaml(path)
-    except YamlFileError as exc:
-        raise EvalFileError(str(exc)) from None
-    if isinstance(data, list):
-        data = {"scenarios": data}
-    if not isinstance(data, dict):
-        raise EvalFileError(f"{path}: expected `scenarios:` with a list of scenarios")
-    try:
-        return EvalFile.model_validate(data).scenarios
-    except ValidationError as exc:
-        raise EvalFileError(one_line(path, exc, data, "scenarios", "scenario")) from None
+    return load_validated(path, EvalFile, "scenarios", "scenario", EvalFileError, "`scenarios:` with a list of scenarios").scenarios
 
 
 @dataclass

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from telephony.testing.caller_speech import speech_like_24k
 from telephony.testing.scripted_model import CallerTurn, EmulatedToolCall, Reply
-from telephony.testing.yaml_files import YamlFileError, one_line, read_yaml
+from telephony.testing.yaml_files import YamlFileError, load_validated
 
 
 @dataclass(frozen=True)
@@ -123,18 +123,9 @@ class ModelScript:
 
 
 def load_model_script(path: Path) -> ModelScript:
-    try:
-        data = read_yaml(path)
-    except YamlFileError as exc:
-        raise ModelScriptError(str(exc)) from None
-    if isinstance(data, list):
-        data = {"steps": data}
-    if not isinstance(data, dict):
-        raise ModelScriptError(f"{path}: expected `steps:` with a list of steps (say, tool, args), or such a list")
-    try:
-        script = ScriptFile.model_validate(data)
-    except ValidationError as exc:
-        raise ModelScriptError(one_line(path, exc, data, "steps", "step")) from None
+    script = load_validated(
+        path, ScriptFile, "steps", "step", ModelScriptError, "`steps:` with a list of steps (say, tool, args), or such a list"
+    )
     if not script.steps and script.opening is None:
         raise ModelScriptError(f"{path}: no steps: write what the model does at each caller turn")
     return ModelScript(tuple(s.step() for s in script.steps), script.opening.step() if script.opening else None)

@@ -4,9 +4,11 @@ line: the file, where in it, and what is wrong; never a traceback."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class YamlFileError(ValueError):
@@ -43,3 +45,20 @@ def one_line(path: Path, exc: ValidationError, data: Any, items: str, item: str)
     key = ".".join(str(part) for part in loc)
     message = "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
     return f"{path}:{where}{f' `{key}`' if key else ''}: {message}"
+
+
+def load_validated(path: Path, model: type[M], items: str, item: str, error: type[YamlFileError], expected: str) -> M:
+    """A YAML file as `model`: a bare list is its `items`; any mistake raises `error` in one
+    line (`expected` says what the file should hold)."""
+    try:
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        raise error(str(exc)) from None
+    if isinstance(data, list):
+        data = {items: data}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected {expected}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(one_line(path, exc, data, items, item)) from None
