@@ -49,7 +49,7 @@ test: lint  ## lint, then the whole suite (real sockets on 127.0.0.1, no network
 # in seconds, no sockets, no servers. `make test` runs these too.
 FAST_TESTS := tests/test_call_core.py tests/test_gemini_models.py tests/test_mulaw.py tests/test_resample.py \
 	tests/test_transcode.py tests/test_twilio_protocol.py tests/test_mark_ledger.py tests/test_call_parts.py tests/test_call_record.py tests/test_architecture.py \
-	tests/test_gemini_ledger.py tests/test_test_kit.py tests/test_call_silence.py
+	tests/test_gemini_ledger.py tests/test_test_kit.py tests/test_call_silence.py tests/test_voicemail.py
 
 test-fast: $(DEV_INSTALLED)  ## unit and core tests only (seconds): the inner loop
 	$(BIN)/python -m pytest -q $(FAST_TESTS)

@@ -165,6 +165,9 @@ async def test_dial_places_the_call_with_per_call_settings_and_follows_its_statu
         (create,) = stack.rest.requests
         assert create.form["To"] == "+15557654321" and create.form["From"] == "+15550000000"
         assert create.form["StatusCallback"] == stack.base_url + "/status"
+        # Answering machines are detected while the call runs (a person waits for nothing), to the end of the greeting.
+        assert create.form["MachineDetection"] == "DetectMessageEnd" and create.form["AsyncAmd"] == "true"
+        assert create.form["AsyncAmdStatusCallback"] == stack.base_url + "/amd"
         url = create.form["Url"]
         assert parse_qs(urlsplit(url).query) == {"voice": ["Puck"], "instructions": ["Be brief."], "greeting": ["Say hi."]}
 

@@ -39,6 +39,7 @@ from telephony.agents.tools import (  # noqa: F401 - CallContext and ToolError: 
     blocking_tool_problems,
 )
 from telephony.call.rules import CallLimits
+from telephony.call.voicemail_rules import VoicemailRules
 from telephony.gemini import catalog
 from telephony.gemini.models import DEFAULT_MODEL_ID, Scheduling, ToolBehavior
 from telephony.gemini.models import known as known_model
@@ -89,6 +90,8 @@ class Agent:
         max_call_s: float | None = None,
         events_url: str | None = None,
         analysis: Analysis | None = None,
+        voicemail: str | bool | None = None,
+        voicemail_instructions: str | None = None,
     ) -> None:
         """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
         default; transfer_call only where transfer numbers are configured). `vad`: a preset
@@ -99,7 +102,10 @@ class Agent:
         `TELEPHONY_SILENCE_REPROMPT_SECONDS`, `..._HANGUP_SECONDS`, `TELEPHONY_MAX_CALL_SECONDS`;
         0 turns the silence rules off). `events_url`: where this agent's call events go
         (default: `TELEPHONY_EVENTS_URL`); in code, `@agent.on_call_ended` and the like.
-        `analysis`: a post-call analysis of every call (`telephony.agents.analysis.Analysis`)."""
+        `analysis`: a post-call analysis of every call (`telephony.agents.analysis.Analysis`).
+        `voicemail`: when an answering machine takes an outbound call, the message to leave
+        (text), or False to hang up; `voicemail_instructions`: what the model's own message
+        says instead (default: who is calling, why, how to call back)."""
         if events_url is not None and not events_url.startswith(("http://", "https://")):
             raise ValueError(f"agent {name!r}: events_url must be an http(s) URL")
         for label, value in (("silence_reprompt_s", silence_reprompt_s), ("silence_hangup_s", silence_hangup_s)):
@@ -127,7 +133,13 @@ class Agent:
         self.model = model
         self.builtin_tools = tuple(builtin_tools)
         self.tool_timeout_s = tool_timeout_s
-        self.call_limits = CallLimits(silence_reprompt_s, silence_hangup_s, max_call_s)
+        if voicemail is True or (voicemail is not None and not isinstance(voicemail, (str, bool))):
+            raise ValueError(f"agent {name!r}: voicemail is the message (text) or False (hang up on a machine)")
+        rules = None
+        if voicemail is not None or voicemail_instructions is not None:
+            message = voicemail if isinstance(voicemail, str) else None
+            rules = VoicemailRules(message=message, instructions=voicemail_instructions, off=voicemail is False)
+        self.call_limits = CallLimits(silence_reprompt_s, silence_hangup_s, max_call_s, voicemail=rules)
         self.events_url = events_url
         self.analysis = analysis
         self.callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}

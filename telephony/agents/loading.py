@@ -108,6 +108,8 @@ class _AgentFile(BaseModel):
     silence_hangup_seconds: float | None = Field(None, ge=0)
     max_call_seconds: float | None = Field(None, gt=0)
     events_url: str | None = Field(None, pattern=r"^https?://")
+    voicemail: str | bool | None = None
+    voicemail_instructions: str | None = None
     analysis: _AnalysisEntry | None = None
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
@@ -200,6 +202,8 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
             silence_hangup_s=spec.silence_hangup_seconds,
             max_call_s=spec.max_call_seconds,
             events_url=spec.events_url,
+            voicemail=spec.voicemail,
+            voicemail_instructions=spec.voicemail_instructions,
             analysis=Analysis(fields=spec.analysis.fields, success=spec.analysis.success, model=spec.analysis.model)
             if spec.analysis is not None
             else None,

@@ -177,6 +177,8 @@ class AgentSide(CallParts):
         if not self.turn.open:
             self.stall.turn_started()
             self.silence.agent_busy()
+            if self.voicemail.phase == "leaving":
+                self.voicemail.spoke = True  # the message, to the machine
         decisions = self.stall.agent_audio(now, len(pcm24k) / 48)
         if decisions:
             self._on_stall(decisions, now)
@@ -246,7 +248,7 @@ class AgentSide(CallParts):
     def _barge_in(self, source: str) -> None:
         """The caller took the turn: empty Twilio's buffer now, drop what we hold of the reply."""
         turn = self.turn
-        if source == "caller" and turn.open:
+        if source in ("caller", "machine") and turn.open:
             turn.discarding = True  # Gemini is still sending this reply
         heard_in_turn = max(0.0, self.playout.heard_ms - turn.start_position_ms)
         if turn.audio_ms:
@@ -261,7 +263,7 @@ class AgentSide(CallParts):
         turn.audio_ms = 0.0
         self.log.info(
             "interrupted (%s) -> clear sent, %.0f ms of held agent audio dropped",
-            "the caller spoke" if source == "caller" else "Gemini",
+            {"caller": "the caller spoke", "machine": "an answering machine answered"}.get(source, "Gemini"),
             dropped_ms,
             extra={"source": source, "held_dropped_ms": round(dropped_ms)},
         )

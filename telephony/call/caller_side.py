@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from telephony.audio.mulaw import decode_mulaw
 from telephony.call.actions import OpenAgent
 from telephony.call.caller_audio import SPEECH_STARTED
 from telephony.call.keypad import MASK
@@ -59,6 +60,7 @@ class CallerSide(CallParts):
         def _refuse(self, reason: str, code: int, outcome: str) -> None: ...
         def _end_now(self, outcome: str, reason: str, code: int) -> None: ...
         def _keypad_done(self, result: KeypadResult) -> None: ...
+        def _voicemail_frame(self, pcm8k: bytes, now: float) -> None: ...
 
     def twilio_frame(self, raw: str | bytes, now: float) -> None:
         """One WebSocket frame from Twilio."""
@@ -180,7 +182,9 @@ class CallerSide(CallParts):
             return
         self.record.frames_in += 1
         self.tally.inc("frames_in")
-        frame = self.caller.feed(payload, mute=self.keypad.collecting)
+        if self.voicemail.detector is not None and not self.caller.wideband:  # the machine's own audio, before it is muted
+            self._voicemail_frame(decode_mulaw(payload), now)
+        frame = self.caller.feed(payload, mute=self.keypad.collecting or self.voicemail.muted)
         if self.out.stereo is not None:
             self.out.stereo.caller(frame.pcm8k)
         for item in frame.out:

@@ -65,32 +65,19 @@ from telephony.call.tool_side import ToolSide
 from telephony.call.tools import ToolsInFlight
 from telephony.call.turn import AgentTurn, CallerTurn
 from telephony.call.twilio_out import TwilioOut
+from telephony.call.voicemail import VoicemailSide
+from telephony.call.voicemail_rules import VoicemailState
 from telephony.gemini.messages import GeminiMessage, RealtimeText
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CONTINUE_NUDGE",
-    "DTMF_TEXT",
-    "RECONNECT_NUDGE",
-    "STALL_NUDGE",
-    "Action",
-    "Call",
-    "CallConfig",
-    "CallState",
-    "CancelTools",
-    "CloseStream",
-    "IllegalTransition",
-    "OpenAgent",
-    "RestartAgent",
-    "RunTool",
-    "SendGemini",
-    "SendTwilio",
-    "Settle",
-]
+    "CONTINUE_NUDGE", "DTMF_TEXT", "RECONNECT_NUDGE", "STALL_NUDGE", "Action", "Call", "CallConfig", "CallState", "CancelTools",
+    "CloseStream", "IllegalTransition", "OpenAgent", "RestartAgent", "RunTool", "SendGemini", "SendTwilio", "Settle",
+]  # fmt: skip
 
 
-class Call(CallerSide, AgentSide, ToolSide):
+class Call(CallerSide, AgentSide, ToolSide, VoicemailSide):
     """One phone call, from the socket's first frame to its close."""
 
     def __init__(
@@ -128,6 +115,8 @@ class Call(CallerSide, AgentSide, ToolSide):
         self.stall = StallWatch(config.stall)
         self.keypad = KeypadCollector()
         """Digits a tool asked for, kept from the model (`telephony.call.keypad`)."""
+        self.voicemail = VoicemailState(config.voicemail)
+        """An answering machine on an outbound call (`telephony.call.voicemail`)."""
         self.silence = SilenceWatch(config.silence)
         """A caller silent on their turn: checked on, then said goodbye to (`telephony.call.silence`)."""
         self.max_call_s = config.max_call_s
@@ -169,6 +158,8 @@ class Call(CallerSide, AgentSide, ToolSide):
             times.append(slow_at)
         if (keypad_at := self.keypad.deadline()) is not None:
             times.append(keypad_at)
+        if self.voicemail.until is not None:
+            times.append(self.voicemail.until)
         return min(times)
 
     @property
@@ -190,6 +181,8 @@ class Call(CallerSide, AgentSide, ToolSide):
             hang_up_s=rules.hang_up_s if limits.silence_hang_up_s is None else limits.silence_hang_up_s,
             goodbye_max_s=rules.goodbye_max_s,
         )
+        if limits.voicemail is not None:
+            self.voicemail.rules = limits.voicemail
         if limits.max_call_s is not None:
             self.max_call_s = limits.max_call_s
             notice_s = self.config.time_notice_s
@@ -235,6 +228,9 @@ class Call(CallerSide, AgentSide, ToolSide):
         for digit in self.keypad.release(now):  # not for a keypad tool after all
             self._keypad_to_model(digit)
         if self.state is CallState.ACTIVE:
+            self._voicemail_tick(now)
+            if self.ended:
+                return
             self._on_silence(self.silence.tick(now), now)
             self._on_stall(self.stall.tick(now), now)
             for _ in range(self.tools.now_slow(now)):  # a slow tool: the caller hears the hold tone (into silence)
@@ -290,8 +286,10 @@ class Call(CallerSide, AgentSide, ToolSide):
             and not self.turn.working
             and not self.tools.running
         ):
-            self._on_silence(self.silence.agent_done(now), now)
-            if self.ended:  # the caller's silence ended the call
+            self._voicemail_heard()
+            if not self.ended:
+                self._on_silence(self.silence.agent_done(now), now)
+            if self.ended:  # the message was left, or the caller's silence ended the call
                 return
         if self.turn.log_pending and not self.playout.agent_audible:
             self.turn.played_out(self.record, self.log)

@@ -107,6 +107,10 @@ class CallDriver:
         """Take no call on this stream: the caller hears `prompt`, then it closes."""
         self._feed(lambda now: self.core.turn_away(reason, prompt, now))
 
+    def answered_by(self, kind: str) -> None:
+        """Twilio's answering-machine detection for this call (`AnsweredBy`: human, machine_end_beep, ...)."""
+        self._feed(functools.partial(self.core.answered_by, kind))
+
     def end_call(self, reason: str, prompt: str | None = None) -> None:
         """End the call from the server's side (drain, shutdown), after `prompt` if given."""
         self._feed(lambda now: self.core.request_end("ended_by_server", reason, now, prompt=prompt))
@@ -265,6 +269,8 @@ class CallDriver:
         )
         self.agent, self._call_tools, options = plan.agent, plan.tools, plan.options
         self._feed(functools.partial(self.core.use_limits, self.agent.call_limits))
+        if record.call_sid and (kind := self.services.early_answered_by(record.call_sid)) is not None:
+            self.answered_by(kind)
         if any(getattr(tool, "keypad", None) for tool in self._call_tools.values()):
             self._feed(functools.partial(self.core.expect_keypad, KEYPAD_GRACE_S))
         self.gemini = ResilientGeminiSession(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from telephony.call.tools import ToolsInFlight
     from telephony.call.turn import AgentTurn, CallerTurn
     from telephony.call.twilio_out import TwilioOut
+    from telephony.call.voicemail_rules import VoicemailState
     from telephony.gemini.messages import GeminiMessage
 
 
@@ -46,6 +47,7 @@ class CallParts:
         stall: StallWatch
         silence: SilenceWatch
         keypad: KeypadCollector
+        voicemail: VoicemailState
         _actions: list[Action]
         _started_at: float
 

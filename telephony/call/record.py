@@ -122,6 +122,9 @@ class CallRecord:
     """Tokens over the call: prompt, response, total, and per modality (prompt_audio, ...)."""
     recording: str | None = None
     """The call's stereo recording (caller left, agent right), when recordings are on."""
+    answered_by: str | None = None
+    """Twilio's answering-machine detection on an outbound call: human, machine_end_beep, ..."""
+    voicemail_left: bool = False
     analysis: dict[str, Any] | None = None
     """The post-call analysis (summary, success, the agent's fields), once made."""
     connections: list[dict[str, Any]] = field(default_factory=list)

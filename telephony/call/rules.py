@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from telephony.call.silence import SilenceRules
 from telephony.call.stall import StallRules
+from telephony.call.voicemail_rules import VoicemailRules
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class CallConfig:
     """When the model is silent too long, and how to bring it back (`telephony.call.stall`)."""
     silence: SilenceRules = field(default_factory=SilenceRules)
     """When the caller is silent too long: check in, then goodbye (`telephony.call.silence`)."""
+    voicemail: VoicemailRules = field(default_factory=VoicemailRules)
+    """What the agent does when an answering machine takes an outbound call (`voicemail`)."""
     time_notice_s: float = 60.0
     """The model is told this long before `max_call_s` that the call will end (0: not told)."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
@@ -76,3 +79,4 @@ class CallLimits:
     silence_reprompt_s: float | None = None
     silence_hang_up_s: float | None = None
     max_call_s: float | None = None
+    voicemail: VoicemailRules | None = None

@@ -67,6 +67,8 @@ class CallServices:
     on_call_start: Callable[[CallRecord], None] | None = None
     """A call was admitted (its SIDs and parameters are known): e.g. the store's first row."""
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
+    early_answered_by: Callable[[str], str | None] = lambda call_sid: None
+    """Twilio's answering-machine result for a CallSid that came before its stream started."""
     recordings_dir: Path | None = None
     """Where the stereo recordings are kept when the core records (CallConfig.record_audio)."""
     open_recording: Callable[[str, float], RecordingSink] | None = None

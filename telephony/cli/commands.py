@@ -159,6 +159,9 @@ def dial(
     agent: str | None = typer.Option(None, "--agent", help="One of your server's agents, by name (see serve --agent)."),
     server: str | None = typer.Option(None, help="Public URL of your running `telephony serve` [TELEPHONY_PUBLIC_URL]."),
     follow: bool = typer.Option(True, "--follow/--no-follow", help="Show the call's progress until it ends."),
+    machines: bool = typer.Option(
+        True, "--machine-detection/--no-machine-detection", help="Detect answering machines and leave the agent's voicemail."
+    ),
 ) -> None:
     """Call a phone number and connect it to the agent on your running server."""
     import asyncio
@@ -185,6 +188,7 @@ def dial(
             greeting=greeting,
             vad=vad,
             agent=agent,
+            detect_machines=machines,
         )
         if vad and vad not in VAD_PRESETS:
             raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")

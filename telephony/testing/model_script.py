@@ -46,6 +46,7 @@ NUDGE_REPLIES = {
     "still there": "Hello, are you still there?",
     "goodbye now": "I will let you go now. Goodbye!",
     "time limit": "Just so you know, we have about a minute left.",
+    "voicemail message": "Hello, this is Maple Clinic about your appointment. Please call us back. Goodbye.",
 }
 """What the scripted model says when the call nudges it (caller silence, the time limit), as
 a real model would answer those instructions."""

@@ -29,6 +29,8 @@ class DialRequest:
     vad: str | None = None
     agent: str | None = None
     """One of the server's agents, by name (only the name travels)."""
+    detect_machines: bool = True
+    """Ask Twilio whether a person or a machine answered (asynchronously: a person waits for nothing)."""
 
     def webhook_url(self) -> str:
         fields = {"agent": self.agent, "voice": self.voice, "instructions": self.instructions, "greeting": self.greeting, "vad": self.vad}
@@ -54,6 +56,7 @@ async def place_call(settings: Settings, request: DialRequest) -> str:
         url=request.webhook_url(),
         status_callback=f"{request.server.rstrip('/')}/status",
         time_limit_s=int(settings.max_call_seconds),
+        machine_callback=f"{request.server.rstrip('/')}/amd" if request.detect_machines else None,
     )
 
 

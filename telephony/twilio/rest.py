@@ -53,9 +53,19 @@ class TwilioRest:
         events: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
         timeout_s: int = 30,
         time_limit_s: int | None = None,
+        machine_callback: str | None = None,
     ) -> str:
-        """Place a call; Twilio fetches TwiML from `url` once it is answered. Returns the CallSid."""
+        """Place a call; Twilio fetches TwiML from `url` once it is answered. Returns the CallSid.
+        `machine_callback`: ask for asynchronous answering-machine detection with the end of the
+        greeting (`DetectMessageEnd`), its result POSTed there (`AnsweredBy`)."""
         kwargs: dict[str, object] = {"to": to, "from_": from_, "url": url, "method": "POST", "timeout": timeout_s}
+        if machine_callback:
+            kwargs.update(
+                machine_detection="DetectMessageEnd",
+                async_amd="true",
+                async_amd_status_callback=machine_callback,
+                async_amd_status_callback_method="POST",
+            )
         if status_callback:
             kwargs.update(status_callback=status_callback, status_callback_event=list(events), status_callback_method="POST")
         if time_limit_s:

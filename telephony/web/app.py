@@ -136,6 +136,7 @@ def router(
     publisher = service.events = EventPublisher(EventOutbox(writer.store) if writer is not None else None, secret)
     services.on_call_end = service.remember
     services.on_call_start = service.call_started
+    services.early_answered_by = service.take_early_answered_by
     statuses = service.call_statuses
     # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
     # and capped so that a flood of them cannot exhaust descriptors.
@@ -274,6 +275,17 @@ def router(
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
+        return Response(status_code=204)
+
+    @routes.post("/amd")
+    async def machine_detection(request: Request) -> Response:
+        """Twilio's asynchronous answering-machine detection for an outbound call (`telephony dial`)."""
+        form = await signed_form(request, "answering machine detection")
+        call_sid, answered_by = form.get("CallSid", ""), form.get("AnsweredBy", "")
+        if not call_sid or not answered_by or len(answered_by) > 40:
+            raise HTTPException(400, "CallSid and AnsweredBy are required")
+        live = service.machine_detected(call_sid, answered_by)
+        log.info("answered by %s%s", answered_by, "" if live else " (before its stream)", extra={"call_sid": call_sid})
         return Response(status_code=204)
 
     access = DashboardAccess(settings, auth_token, metrics)

@@ -54,6 +54,8 @@ class VoiceService:
         """Call events to the user's systems and the agents' callbacks (`telephony.web.events`)."""
         self.agents: AgentBook | None = None
         self.prices: dict[str, float] | None = None
+        self.early_answered_by: collections.OrderedDict[str, str] = collections.OrderedDict()
+        """Answering-machine results that came before their call's stream (a few, briefly)."""
         self.analyses: set[asyncio.Task[None]] = set()
         """Post-call analyses under way (`telephony.agents.analysis`)."""
         self._text: Any = None
@@ -149,6 +151,20 @@ class VoiceService:
         days = self.settings.recording_retention_days
         task = asyncio.get_running_loop().run_in_executor(None, delete_old_recordings, directory, days * 86400)
         task.add_done_callback(lambda done: done.exception())  # a full disk is logged by the next write
+
+    def machine_detected(self, call_sid: str, kind: str) -> bool:
+        """Twilio's `AnsweredBy` for a call: to its live stream, else kept for when it starts."""
+        for call in self.active_calls:
+            if call.record.call_sid == call_sid and call.core.admitted:
+                call.answered_by(kind)
+                return True
+        self.early_answered_by[call_sid] = kind
+        while len(self.early_answered_by) > RECENT_CALLS:
+            self.early_answered_by.popitem(last=False)
+        return False
+
+    def take_early_answered_by(self, call_sid: str) -> str | None:
+        return self.early_answered_by.pop(call_sid, None)
 
     def can_take_call(self) -> str | None:
         """None when a new call is welcome, else why not."""

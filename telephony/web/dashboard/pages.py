@@ -105,6 +105,9 @@ def call_page(call: dict[str, Any], recording_url: str | None, base: str = "") -
         ("tokens in / out", f"{usage.get('prompt_tokens', 0)} / {usage.get('response_tokens', 0)}"),
         ("est. cost", "-" if call.get("cost_usd") is None else f"${call['cost_usd']:.4f}"),
     ]
+    if call.get("answered_by"):  # an outbound call: who or what answered, and whether a message was left
+        cards.append(("answered by", call["answered_by"].replace("_", " ")))
+        cards.append(("voicemail", "left" if call.get("voicemail_left") else "-"))
     lines = "".join(
         f"<tr><td class='num'>{line['at_ms'] / 1000:.1f} s</td><td class='{_e(line['speaker'])}'>{_e(line['speaker'])}</td>"
         f"<td class='{'interrupted' if line.get('interrupted') else ''}'>{_e(line['text'])}"

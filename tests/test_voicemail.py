@@ -1,0 +1,105 @@
+"""Answering machines on outbound calls: on Twilio's `AnsweredBy` the agent stops talking to the
+greeting, waits for the beep (Twilio's, or ours when Twilio is unsure), leaves its message and
+hangs up once it has been played; a human changes nothing; a fax or voicemail off hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from telephony import Agent
+from telephony.audio.mulaw import encode_mulaw
+from telephony.call.core import CloseStream, SendTwilio
+from telephony.call.rules import CallLimits
+from telephony.call.voicemail_rules import VoicemailRules
+from telephony.gemini.events import AgentAudio, TurnComplete
+from telephony.gemini.messages import CallerAudio, RealtimeText
+from telephony.testing.answering_machine import answering_machine, beep, post_answered_by
+from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.model_script import ScriptedModel
+from telephony.testing.twilio_media import TwilioMediaEmulator
+
+from conftest import AUTH_TOKEN, offline_stack
+from test_call_core import Script, agent_pcm, to_gemini
+
+
+def nudges(actions: list[object]) -> list[str]:
+    return [m.text for m in to_gemini(actions, RealtimeText)]
+
+
+def says(script: Script, ms: int = 400) -> list[object]:
+    actions = script.gemini(AgentAudio(agent_pcm(ms))) + script.gemini(TurnComplete())
+    return actions + script.play_all_marks(actions)
+
+
+def test_a_machine_after_its_beep_cuts_the_agent_off_gets_the_message_and_the_call_ends_when_it_is_heard():
+    script = Script(voicemail=VoicemailRules(message="This is Maple Clinic, please call back."), idle_timeout_s=60.0)
+    script.start()
+    script.gemini(AgentAudio(agent_pcm(2000)))  # the agent greets the machine's greeting
+    script.call.answered_by("machine_end_beep", script.now)
+    actions = script.call.take_actions()
+    assert any(isinstance(a, SendTwilio) and '"clear"' in a.text for a in actions), "the agent is cut off at once"
+    (nudge,) = nudges(actions)
+    assert 'say exactly: "This is Maple Clinic, please call back."' in nudge
+    tone = encode_mulaw(beep(200).tobytes())
+    sent = b"".join(m.pcm16k for i in range(0, len(tone), 160) for m in to_gemini(script.media(tone[i : i + 160]), CallerAudio))
+    assert sent and not sent.strip(b"\0"), "the machine's audio no longer reaches the model"
+    script.gemini(TurnComplete())  # the end of the cut-off greeting's turn
+    actions = says(script, 1500)  # the message
+    assert actions[-1] == CloseStream(1000, "call ended")
+    record = script.call.record
+    assert script.call.outcome == "voicemail" and record.end_reason == "voicemail left"
+    assert record.answered_by == "machine_end_beep" and record.voicemail_left
+
+
+def test_when_twilio_is_unsure_our_beep_detector_says_when_to_speak_or_the_wait_ends():
+    script = Script(idle_timeout_s=60.0)
+    script.start()
+    script.call.answered_by("machine_end_other", script.now)
+    assert nudges(script.call.take_actions()) == []
+    greeting = (np.sin(np.arange(8000) / 8000 * 2 * np.pi * 180) * 6000).astype(np.int16)  # a voice, not a beep
+    for i in range(0, 8000, 160):
+        assert nudges(script.media(encode_mulaw(greeting[i : i + 160].tobytes()))) == []
+    tone = beep(300)
+    heard = [nudges(script.media(encode_mulaw(tone[i : i + 160].tobytes()))) for i in range(0, len(tone), 160)]
+    assert sum(1 for n in heard if n) == 1 and "Leave a voicemail message" in next(n for n in heard if n)[0]
+    other = Script(idle_timeout_s=60.0)
+    other.start()
+    other.call.answered_by("machine_start", other.now)
+    assert nudges(other.tick(5.9)) == [] and len(nudges(other.tick(0.2))) == 1, "no beep: the message goes after the wait"
+
+
+def test_a_human_changes_nothing_and_a_fax_or_voicemail_off_ends_the_call():
+    human = Script(idle_timeout_s=60.0)
+    human.start()
+    human.call.answered_by("human", human.now)
+    assert human.call.take_actions() == [] and human.call.record.answered_by == "human"
+    fax = Script()
+    fax.start()
+    fax.call.answered_by("fax", fax.now)
+    assert isinstance(fax.call.take_actions()[-1], CloseStream) and fax.call.outcome == "fax"
+    off = Script()
+    off.start()
+    off.call.use_limits(CallLimits(voicemail=VoicemailRules(off=True)), off.now)
+    off.call.answered_by("machine_end_beep", off.now)
+    assert isinstance(off.call.take_actions()[-1], CloseStream) and off.call.outcome == "machine"
+
+
+async def test_an_answering_machine_gets_the_agents_message_after_its_beep_over_the_phone_path():
+    agent = Agent("clinic", instructions="You remind patients of appointments.", voicemail_instructions="remind them of Friday")
+    model = ScriptedModel([])  # it answers the voicemail nudge with a message (model_script.NUDGE_REPLIES)
+    call_sid = "CA" + "7" * 32
+    async with GeminiLiveEmulator(model, speed=2.0) as gemini, offline_stack(gemini, agent=agent) as stack:
+        machine = TwilioMediaEmulator(answering_machine(greeting_s=3.0), speed=2.0, auth_token=AUTH_TOKEN, call_sid=call_sid)
+        call = asyncio.create_task(machine.call(stack.webhook))
+        # Twilio reports once the greeting and its beep (3.7-4.1 s) are over and the machine records (silence).
+        while machine.call_time() < 5.0:
+            await asyncio.sleep(0.02)
+        assert await post_answered_by(stack.base_url, call_sid, "machine_end_beep", AUTH_TOKEN) == 204
+        result = await asyncio.wait_for(call, 60)
+        (record,) = stack.records()
+    assert record.answered_by == "machine_end_beep" and record.voicemail_left and record.outcome == "voicemail"
+    assert result.close_code == 1000 and not result.caller_hung_up, "we hung up, after the message"
+    assert result.media_seconds(after_s=5.0) > 3.0, "the machine recorded the agent's whole message"
+    assert any("Leave a voicemail message: remind them of Friday" in t for t in gemini.connections[0].texts)
