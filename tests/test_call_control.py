@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from telephony import Agent
+from telephony.testing.answering_machine import answering_machine, post_answered_by
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, parse_fixture_lines, read_fixture
 from telephony.testing.gemini_live import EmulatedToolCall, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
+from telephony.testing.model_script import ScriptedModel
 from telephony.testing.twilio_media import TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 from telephony.twilio.dial import DialRequest, follow_call, place_call
@@ -200,3 +203,22 @@ async def test_dial_places_the_call_with_per_call_settings_and_follows_its_statu
     assert unsigned.status_code == 403
     shown = console.export_text()
     assert "ringing" in shown and "completed" in shown
+
+
+async def test_an_answering_machine_gets_the_agents_message_after_its_beep_over_the_phone_path():
+    agent = Agent("clinic", instructions="You remind patients of appointments.", voicemail_instructions="remind them of Friday")
+    model = ScriptedModel([])  # it answers the voicemail nudge with a message (model_script.NUDGE_REPLIES)
+    call_sid = "CA" + "7" * 32
+    async with GeminiLiveEmulator(model, speed=2.0) as gemini, offline_stack(gemini, agent=agent) as stack:
+        machine = TwilioMediaEmulator(answering_machine(greeting_s=3.0), speed=2.0, auth_token=AUTH_TOKEN, call_sid=call_sid)
+        call = asyncio.create_task(machine.call(stack.webhook))
+        # Twilio reports once the greeting and its beep (3.7-4.1 s) are over and the machine records (silence).
+        while machine.call_time() < 5.0:
+            await asyncio.sleep(0.02)
+        assert await post_answered_by(stack.base_url, call_sid, "machine_end_beep", AUTH_TOKEN) == 204
+        result = await asyncio.wait_for(call, 60)
+        (record,) = stack.records()
+    assert record.answered_by == "machine_end_beep" and record.voicemail_left and record.outcome == "voicemail"
+    assert result.close_code == 1000 and not result.caller_hung_up, "we hung up, after the message"
+    assert result.media_seconds(after_s=5.0) > 3.0, "the machine recorded the agent's whole message"
+    assert any("Leave a voicemail message: remind them of Friday" in t for t in gemini.connections[0].texts)

@@ -4,23 +4,16 @@ hangs up once it has been played; a human changes nothing; a fax or voicemail of
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
-from telephony import Agent
 from telephony.audio.mulaw import encode_mulaw
 from telephony.call.core import CloseStream, SendTwilio
 from telephony.call.rules import CallLimits
 from telephony.call.voicemail_rules import VoicemailRules
 from telephony.gemini.events import AgentAudio, TurnComplete
 from telephony.gemini.messages import CallerAudio, RealtimeText
-from telephony.testing.answering_machine import answering_machine, beep, post_answered_by
-from telephony.testing.gemini_live import GeminiLiveEmulator
-from telephony.testing.model_script import ScriptedModel
-from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.testing.answering_machine import beep
 
-from conftest import AUTH_TOKEN, offline_stack
 from test_call_core import Script, agent_pcm, to_gemini
 
 
@@ -84,22 +77,3 @@ def test_a_human_changes_nothing_and_a_fax_or_voicemail_off_ends_the_call():
     off.call.use_limits(CallLimits(voicemail=VoicemailRules(off=True)), off.now)
     off.call.answered_by("machine_end_beep", off.now)
     assert isinstance(off.call.take_actions()[-1], CloseStream) and off.call.outcome == "machine"
-
-
-async def test_an_answering_machine_gets_the_agents_message_after_its_beep_over_the_phone_path():
-    agent = Agent("clinic", instructions="You remind patients of appointments.", voicemail_instructions="remind them of Friday")
-    model = ScriptedModel([])  # it answers the voicemail nudge with a message (model_script.NUDGE_REPLIES)
-    call_sid = "CA" + "7" * 32
-    async with GeminiLiveEmulator(model, speed=2.0) as gemini, offline_stack(gemini, agent=agent) as stack:
-        machine = TwilioMediaEmulator(answering_machine(greeting_s=3.0), speed=2.0, auth_token=AUTH_TOKEN, call_sid=call_sid)
-        call = asyncio.create_task(machine.call(stack.webhook))
-        # Twilio reports once the greeting and its beep (3.7-4.1 s) are over and the machine records (silence).
-        while machine.call_time() < 5.0:
-            await asyncio.sleep(0.02)
-        assert await post_answered_by(stack.base_url, call_sid, "machine_end_beep", AUTH_TOKEN) == 204
-        result = await asyncio.wait_for(call, 60)
-        (record,) = stack.records()
-    assert record.answered_by == "machine_end_beep" and record.voicemail_left and record.outcome == "voicemail"
-    assert result.close_code == 1000 and not result.caller_hung_up, "we hung up, after the message"
-    assert result.media_seconds(after_s=5.0) > 3.0, "the machine recorded the agent's whole message"
-    assert any("Leave a voicemail message: remind them of Friday" in t for t in gemini.connections[0].texts)
