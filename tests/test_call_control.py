@@ -125,9 +125,12 @@ def detect_dtmf(pcm: np.ndarray) -> str:
     from telephony.audio.dtmf import FREQUENCIES
 
     digits, previous = [], None
-    for i in range(0, len(pcm) - 400, 400):  # 50 ms blocks
-        block = pcm[i : i + 400].astype(float)
-        if np.sqrt(np.mean(block**2)) < 300:
+    blocks = [pcm[i : i + 400].astype(float) for i in range(0, len(pcm) - 400, 400)]  # 50 ms blocks
+    loudest = max((np.sqrt(np.mean(block**2)) for block in blocks), default=0.0)
+    for block in blocks:
+        # A block that holds only the edge of a tone smears its frequencies (a neighbour key wins):
+        # only blocks mostly inside a tone count, wherever the tones fall on the timeline.
+        if np.sqrt(np.mean(block**2)) < max(300.0, 0.6 * loudest):
             previous = None
             continue
         digit = max(FREQUENCIES, key=lambda d: goertzel_db(block, FREQUENCIES[d][0]) + goertzel_db(block, FREQUENCIES[d][1]))
