@@ -109,7 +109,10 @@ async def main() -> None:
 
     ended = next(e for e in events if e["type"] == "call.ended")
     print("== call.ended, as the receiver got it ==")
-    print(json.dumps(ended, indent=2)[:2500])
+    shown = ended | {"data": ended["data"] | {"transcript": ["..."]}}
+    print(json.dumps(shown, indent=1))
+    for line in ended["data"]["transcript"]:  # the transcript, a line each
+        print(f"  {json.dumps(line)}")
     print("\n== the call's trace ==")
     root = next(span for span in spans if span.name == "call")
     print(f"call  {(root.end_time_unix_nano - root.start_time_unix_nano) / 1e6:8.0f} ms  trace {root.trace_id.hex()}")
