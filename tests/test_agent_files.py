@@ -126,8 +126,10 @@ async def test_a_toml_agents_http_tool_is_called_signed_and_its_json_reaches_the
             "[[tools]]\nname='a'\ndescription='d'\nurl='https://x'\nparameters={type='objekt'}\n",
             "tools.a.parameters is not a valid JSON Schema",
         ),
+        ("name = 'x'\nvoicemail = 5\n", "voicemail: the message to leave on an answering machine (text), or false to hang up on one"),
+        ("name = 'x'\n[analysis]\nfields = { type = 'array' }\n", "analysis fields must describe an object"),
     ],
-    ids=["missing-field", "bad-voice", "unknown-field", "not-toml", "bad-schema"],
+    ids=["missing-field", "bad-voice", "unknown-field", "not-toml", "bad-schema", "bad-voicemail", "bad-analysis-fields"],
 )
 def test_a_toml_agent_with_a_mistake_is_one_line_naming_the_file_and_the_field(tmp_path, content, message):
     path = tmp_path / "agent.toml"

@@ -33,7 +33,7 @@ class Analysis:
     def __post_init__(self) -> None:
         schema = self.fields_schema()
         if schema is not None and schema.get("type", "object") != "object":
-            raise ValueError("Analysis(fields=...) must describe an object (a pydantic model or an object JSON schema)")
+            raise ValueError("analysis fields must describe an object: a pydantic model, or a JSON schema of type object")
 
     def fields_schema(self) -> dict[str, Any] | None:
         if self.fields is None:

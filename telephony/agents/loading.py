@@ -44,7 +44,7 @@ from typing import Any, Literal
 import httpx
 import jsonschema
 from google.genai import types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from telephony.agents.agent import BUILTIN_TOOLS, Agent, AgentSelector
 from telephony.agents.analysis import Analysis
@@ -109,7 +109,15 @@ class _AgentFile(BaseModel):
     max_call_seconds: float | None = Field(None, gt=0)
     events_url: str | None = Field(None, pattern=r"^https?://")
     voicemail: str | bool | None = None
+    """The message an answering machine gets (text), or false to hang up on one."""
     voicemail_instructions: str | None = None
+
+    @field_validator("voicemail", mode="before")
+    @classmethod
+    def _message_or_false(cls, value: Any) -> Any:
+        if value is None or value is False or isinstance(value, str):
+            return value
+        raise ValueError("the message to leave on an answering machine (text), or false to hang up on one")
     analysis: _AnalysisEntry | None = None
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
@@ -174,7 +182,8 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
         first = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "the file"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise AgentLoadError(f"{path}: {where}: {first['msg']}{more}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise AgentLoadError(f"{path}: {where}: {message}{more}") from None
     if spec.tools and signing_secret is None:
         raise AgentLoadError(f"{path}: its tools are HTTP endpoints: set TELEPHONY_TOOL_SIGNING_SECRET so that they can check our requests")
     from telephony.agents.mcp_tools import McpServer
