@@ -76,3 +76,19 @@ def test_an_agent_file_declares_its_analysis_fields_as_a_json_schema(tmp_path):
     agent = load_agent(str(toml))
     assert agent.analysis.success == "an order was placed"
     assert agent.analysis.fields_schema()["properties"] == {"order_id": {"type": "string"}}
+
+
+async def test_an_analysis_kept_later_never_writes_over_what_else_the_call_keeps(tmp_path):
+    from telephony.call.record import CallRecord
+    from telephony.metrics import Metrics
+    from telephony.store import CallStore, StoreWriter
+
+    writer = StoreWriter(CallStore(f"sqlite:///{tmp_path / 'h.db'}"), Metrics())
+    record = CallRecord(call_sid="CA" + "5" * 32, parameters={"agent": "clinic"})
+    writer.put_call(record, "completed")
+    writer.put_annotation(record.call_sid, "eval", {"passed": True})  # an eval run's verdict
+    writer.put_annotation(record.call_sid, "analysis", {"summary": "Booked."})
+    assert await writer.flush()
+    stored = await writer.store.call(record.call_sid)
+    await writer.close()
+    assert stored["eval"] == {"passed": True} and stored["analysis"] == {"summary": "Booked."}

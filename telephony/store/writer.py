@@ -93,6 +93,11 @@ class StoreWriter:
         if record.call_sid:
             self._put("call", call_row(record, outcome, self.prices))
 
+    def put_annotation(self, call_sid: str, key: str, value: Any) -> None:
+        """Something learnt after the call (its analysis): merged into its stored summary, so
+        that nothing else kept there (an eval run's verdict) is written over."""
+        self._put("annotation", (call_sid, key, value))
+
     def put_status(self, call_sid: str, entry: dict[str, str]) -> None:
         self._put("status", (call_sid, dict(entry), time.time()))
 
@@ -138,6 +143,8 @@ class StoreWriter:
                 if kind == "call":
                     row, lines, tools = item
                     await self.store.save_call(row, lines, tools)
+                elif kind == "annotation":
+                    await self.store.annotate(*item)
                 else:
                     call_sid, entry, received_at = item
                     await self.store.add_status(call_sid, entry, received_at, self.statuses_per_call)

@@ -112,8 +112,8 @@ class VoiceService:
             log.warning("post-call analysis failed: %s", exc, extra={"call_sid": record.call_sid})
             return
         record.analysis = result
-        if self.writer is not None:
-            self.writer.put_call(record, record.outcome or "completed")
+        if self.writer is not None and record.call_sid:
+            self.writer.put_annotation(record.call_sid, "analysis", result)
         self.publish("call.analysis_ready", {"call_sid": record.call_sid, "analysis": result}, record)
 
     def _text_client(self) -> Any:
