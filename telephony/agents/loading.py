@@ -118,6 +118,7 @@ class _AgentFile(BaseModel):
         if value is None or value is False or isinstance(value, str):
             return value
         raise ValueError("the message to leave on an answering machine (text), or false to hang up on one")
+
     analysis: _AnalysisEntry | None = None
     tools: list[_ToolEntry] = Field(default_factory=list)
     mcp: list[_McpEntry] = Field(default_factory=list)
