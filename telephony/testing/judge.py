@@ -55,16 +55,10 @@ def judge_model_name() -> str:
 
 def text_client(settings: Settings) -> genai.Client:
     """A generateContent client with the Live model's credentials and endpoint."""
-    from telephony.gemini.config import make_text_client
+    from telephony.web.composition import text_client_from
 
     try:
-        return make_text_client(
-            api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key is not None else None,
-            vertex_project=settings.vertex_project,
-            vertex_location=settings.vertex_location,
-            base_url=settings.gemini_base_url,
-            ca_file=settings.gemini_ca_file,
-        )
+        return text_client_from(settings)
     except ValueError:
         raise JudgeError("the judge needs Gemini credentials: GEMINI_API_KEY, or a Vertex AI project") from None
 

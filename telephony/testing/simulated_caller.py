@@ -38,16 +38,10 @@ async def simulated_caller(call: Conversation, persona: str, *, max_turns: int =
         raise ValueError("a persona needs the real model: offline, give the caller's lines")
     from google.genai import types
 
-    from telephony.gemini.config import make_client
+    from telephony.web.composition import gemini_client_from
 
     settings = call.server_settings
-    client = make_client(
-        api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
-        vertex_project=settings.vertex_project,
-        vertex_location=settings.vertex_location,
-        base_url=settings.gemini_base_url,
-        ca_file=settings.gemini_ca_file,
-    )
+    client = gemini_client_from(settings)  # the agent's own connection settings
     config = types.LiveConnectConfig(
         response_modalities=[types.Modality.AUDIO],
         system_instruction=PERSONA_INSTRUCTIONS.format(persona=persona.strip()),

@@ -18,7 +18,7 @@ from telephony.call.services import CallServices, load_prompt
 from telephony.call.silence import SilenceRules
 from telephony.call.stall import StallRules
 from telephony.call.tool_api import CallTool
-from telephony.gemini.config import AgentOptions, make_client
+from telephony.gemini.config import AgentOptions, make_client, make_text_client
 from telephony.gemini.resilient import RetryPolicy
 from telephony.gemini.session import GeminiLiveSession
 from telephony.metrics import Metrics
@@ -62,6 +62,18 @@ def gemini_client_from(settings: Settings) -> genai.Client:
         websocket_deflate=settings.gemini_websocket_deflate,
         ping_interval_s=settings.gemini_ping_interval_seconds,
         ping_timeout_s=settings.gemini_ping_timeout_seconds,
+    )
+
+
+def text_client_from(settings: Settings) -> genai.Client:
+    """The generateContent client (post-call analysis, a test's judge) with the Live client's
+    credentials and endpoint; raises ValueError (one line) without credentials."""
+    return make_text_client(
+        api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
+        vertex_project=settings.vertex_project,
+        vertex_location=settings.vertex_location,
+        base_url=settings.gemini_base_url,
+        ca_file=settings.gemini_ca_file,
     )
 
 

@@ -16,13 +16,13 @@ from telephony.call.driver import CallDriver
 from telephony.call.record import CallRecord
 from telephony.call.services import CallServices
 from telephony.gemini.analysis import AnalysisError, analyze_call
-from telephony.gemini.config import make_text_client
 from telephony.settings import Settings
 from telephony.store import StoreWriter
 from telephony.store.wav_file import delete_old_recordings
 from telephony.twilio.rest import TwilioRest
 from telephony.twilio.signatures import CallTokens
 from telephony.web import event_data
+from telephony.web.composition import text_client_from
 from telephony.web.events import EventPublisher
 
 log = logging.getLogger("telephony.web.app")
@@ -118,14 +118,7 @@ class VoiceService:
 
     def _text_client(self) -> Any:
         if self._text is None:
-            settings = self.settings
-            self._text = make_text_client(
-                api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
-                vertex_project=settings.vertex_project,
-                vertex_location=settings.vertex_location,
-                base_url=settings.gemini_base_url,
-                ca_file=settings.gemini_ca_file,
-            )
+            self._text = text_client_from(self.settings)
         return self._text
 
     def call_started(self, record: CallRecord) -> None:
