@@ -60,14 +60,14 @@ class _Memory:
     rows: dict[str, dict[str, Any]]
 
     async def add(self, event_id: str, kind: str, url: str, body: str, now: float) -> None:
-        self.rows[event_id] = {"id": event_id, "type": kind, "url": url, "body": body, "attempts": 0, "next": now, "done": False}
+        self.rows[event_id] = {"id": event_id, "type": kind, "url": url, "body": body, "attempts": 0, "next": now}
 
     async def due(self, now: float, limit: int = 20) -> list[StoredEvent]:
-        ready = [r for r in self.rows.values() if not r["done"] and r["next"] <= now][:limit]
+        ready = [r for r in self.rows.values() if r["next"] <= now][:limit]
         return [StoredEvent(r["id"], r["type"], r["url"], r["body"], r["attempts"]) for r in ready]
 
     async def next_due(self) -> float | None:
-        return min((r["next"] for r in self.rows.values() if not r["done"]), default=None)
+        return min((r["next"] for r in self.rows.values()), default=None)
 
     async def delivered(self, event_id: str, now: float) -> None:
         self.rows.pop(event_id, None)
@@ -76,7 +76,7 @@ class _Memory:
         self.rows[event_id] |= {"attempts": attempts, "next": next_attempt_at}
 
     async def pending(self) -> int:
-        return sum(not r["done"] for r in self.rows.values())
+        return len(self.rows)  # a delivered event leaves the outbox
 
 
 class EventPublisher:
