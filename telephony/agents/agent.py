@@ -47,7 +47,7 @@ from telephony.gemini.models import known as known_model
 if TYPE_CHECKING:
     from telephony.gemini.config import AgentOptions
 
-BUILTIN_TOOLS = ("end_call", "transfer_call", "send_dtmf")
+BUILTIN_TOOLS = ("end_call", "transfer_call", "warm_transfer", "send_dtmf")
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,9 @@ class Agent:
         voicemail: str | bool | None = None,
         voicemail_instructions: str | None = None,
     ) -> None:
-        """`builtin_tools`: which of end_call, transfer_call, send_dtmf the model gets (all by
-        default; transfer_call only where transfer numbers are configured). `vad`: a preset
+        """`builtin_tools`: which of end_call, transfer_call, warm_transfer, send_dtmf the model
+        gets (all by default; the transfers only where transfer numbers are configured, warm
+        ones where the server knows its public URL). `vad`: a preset
         name (phone, responsive, patient). `tool_timeout_s`: default for this agent's tools.
         `mcp`: `telephony.agents.mcp_tools.McpServer`s whose tools this agent gets (connected at
         startup by `telephony serve`). `silence_reprompt_s`, `silence_hangup_s`, `max_call_s`:
@@ -205,7 +206,7 @@ class Agent:
 
     def add_tool(self, tool: Tool | Callable[..., Any]) -> Tool:
         if not callable(tool) and not isinstance(tool, Tool):
-            hint = " (end_call, transfer_call and send_dtmf are chosen with builtin_tools=[...])" if tool in BUILTIN_TOOLS else ""
+            hint = f" ({', '.join(BUILTIN_TOOLS)} are chosen with builtin_tools=[...])" if tool in BUILTIN_TOOLS else ""
             raise ValueError(f"agent {self.name!r}: a tool is a function or a Tool, not {tool!r}{hint}")
         made = tool if isinstance(tool, Tool) else Tool.from_function(tool)
         if made.name in self.tools or made.name in BUILTIN_TOOLS:

@@ -11,6 +11,9 @@ the model and logged; they never end the call by themselves.
   talks over the goodbye keeps the call.
 - `transfer_call(to)`: after what the agent said has been heard, the live call is redirected
   with TwiML `<Dial>` to one of the configured numbers (never a number the model made up).
+- `warm_transfer(to, summary)`: the caller waits on hold while the person hears a briefing
+  and says yes or no; the caller is joined to them, or back with the agent
+  (`telephony.agents.warm_transfer`).
 - `send_dtmf(digits)`: in-band DTMF tones played into the call, for phone menus.
 
 All three are declared BLOCKING (the model waits for what happened to the call), except on
@@ -26,6 +29,8 @@ from google.genai import types
 from twilio.twiml.voice_response import VoiceResponse
 
 from telephony.agents.agent import Tool
+from telephony.agents.warm_transfer import TOOL_TIMEOUT_S, WarmTransfers
+from telephony.agents.warm_transfer import declaration as warm_transfer_declaration
 from telephony.audio.dtmf import VALID_DIGITS, dtmf_mulaw
 from telephony.call.tool_api import CallHandle, CallTool, ToolHandler, ToolOutcome
 from telephony.gemini.events import ToolCall
@@ -40,9 +45,10 @@ TRANSFER_QUIET_S = 0.4
 
 
 class CallControl:
-    def __init__(self, rest: TwilioRest | None, transfer_numbers: list[str]) -> None:
+    def __init__(self, rest: TwilioRest | None, transfer_numbers: list[str], warm: WarmTransfers | None = None) -> None:
         self.rest = rest
         self.transfer_numbers = list(transfer_numbers)
+        self.warm = warm
 
     def declarations(self) -> tuple[types.FunctionDeclaration, ...]:
         tools = [
@@ -70,7 +76,7 @@ class CallControl:
             tools.append(
                 types.FunctionDeclaration(
                     name="transfer_call",
-                    description="Transfer the caller to a person. Tell the caller first that you are transferring them.",
+                    description="Transfer the caller straight to a person (cold: the person hears nothing first). Tell the caller first.",
                     behavior=types.Behavior.BLOCKING,
                     parameters=types.Schema(
                         type=types.Type.OBJECT,
@@ -81,17 +87,25 @@ class CallControl:
                     ),
                 )
             )
+        if self.warm is not None and self.transfer_numbers:
+            tools.append(warm_transfer_declaration(self.transfer_numbers))
         return tuple(tools)
 
     def tools(self, enabled: tuple[str, ...]) -> list[CallTool]:
         """The built-in tools an agent asked for, as tools like its own."""
         handlers = self.handlers()
-        return [Tool(str(d.name), d, handlers[str(d.name)]) for d in self.declarations() if d.name in enabled and d.name in handlers]
+        return [
+            Tool(str(d.name), d, handlers[str(d.name)], TOOL_TIMEOUT_S if d.name == "warm_transfer" else None)
+            for d in self.declarations()
+            if d.name in enabled and d.name in handlers
+        ]
 
     def handlers(self) -> dict[str, ToolHandler]:
         handlers: dict[str, ToolHandler] = {"end_call": self.end_call, "send_dtmf": self.send_dtmf}
         if self.rest is not None and self.transfer_numbers:
             handlers["transfer_call"] = self.transfer_call
+        if self.warm is not None and self.transfer_numbers:
+            handlers["warm_transfer"] = self.warm_transfer
         return handlers
 
     async def end_call(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
@@ -119,13 +133,24 @@ class CallControl:
             return ToolOutcome({"error": "the caller started speaking, so the transfer was not made; ask if they still want it"})
         twiml = VoiceResponse()
         twiml.dial(to)
+        call.moving_off(f"transferred to {to}")
         try:
             await self.rest.redirect(call.call_sid, str(twiml))
         except TwilioRestError as exc:
+            call.moving_off(None)
             call.log.error("transfer to %s failed: %s", to, exc)
             return ToolOutcome({"error": f"the transfer failed: {exc}. Tell the caller and offer another way to help."})
         call.log.info("call transferred", extra={"to": to})
         return ToolOutcome({"result": f"transferred to {to}"})
+
+    async def warm_transfer(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
+        to = str(tool.args.get("to") or (self.transfer_numbers[0] if len(self.transfer_numbers) == 1 else ""))
+        if to not in self.transfer_numbers:
+            return ToolOutcome({"error": f"transfers are only allowed to: {', '.join(self.transfer_numbers)}"})
+        assert self.warm is not None
+        if not await call.wait_for_goodbye(grace_s=TRANSFER_QUIET_S):
+            return ToolOutcome({"error": "the caller started speaking, so the transfer was not started; ask if they still want it"})
+        return await self.warm.transfer(call, to, str(tool.args.get("summary") or ""))
 
     async def send_dtmf(self, call: CallHandle, tool: ToolCall) -> ToolOutcome:
         digits = str(tool.args.get("digits") or "").replace(" ", "").upper()

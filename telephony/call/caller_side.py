@@ -127,13 +127,23 @@ class CallerSide(CallParts):
             else:
                 self._start(message, now)
         elif isinstance(message, Stop):
-            if started:
+            if started and self.moving_to is not None:  # our own transfer took the call off the stream
+                self._end_now("transferred", self.moving_to, 1000)
+            elif started:
                 self._end_now("completed", "caller hung up", 1000)
             else:
                 self._end_now("no_start", "refused: stop before start", 1000)
         elif isinstance(message, UnknownEvent):
             # Twilio may add events; one now and then is skipped, a stream of them is abuse.
             self._malformed("unknown_event", f"unknown event {message.event[:40]!r}")
+
+    moving_to: str | None = None
+    """Set while a transfer moves the call off this stream: why its `stop` came."""
+
+    def moving_off(self, reason: str | None) -> None:
+        """A transfer is moving the call elsewhere (`reason`, e.g. "transferred to +1555..."):
+        the `stop` that follows is that, not a hang-up. None: the move failed after all."""
+        self.moving_to = reason
 
     def _start(self, start: Start, now: float) -> None:
         details = start.start

@@ -142,6 +142,9 @@ class CallDriver:
     async def wait_for_goodbye(self, grace_s: float | None = None, timeout: float = 30.0) -> bool:
         return await self._wait(lambda token, now: self.core.watch_goodbye(token, now, grace_s), timeout) is True
 
+    def moving_off(self, reason: str | None) -> None:
+        self._feed(lambda now: self.core.moving_off(reason))
+
     async def collect_keypad(self, rules: KeypadRules) -> KeypadResult:
         result = await self._wait(lambda token, now: self.core.collect_keypad(token, rules, now), rules.timeout_s + 5)
         return result if isinstance(result, KeypadResult) else KeypadResult(0, None, "no answer from the call")

@@ -80,6 +80,8 @@ def options_for_call(
         logger.warning("per-call voice ignored, using %s: %s", base.voice, problem)
         voice = None
     options = base.with_overrides(voice=voice, instructions=parameters.get("instructions") or None)
+    if context := parameters.get("context"):  # a call list's own columns: what this call is about
+        options = options.with_overrides(instructions=f"{options.instructions}\n\n{context}")
     if parameters.get("vad"):
         try:
             options = options.with_vad_preset(parameters["vad"])
@@ -93,7 +95,7 @@ class SettingsAgent:
 
     name = "default"
     greeting: str | None = None
-    builtin_tools = ("end_call", "transfer_call", "send_dtmf")
+    builtin_tools = ("end_call", "transfer_call", "warm_transfer", "send_dtmf")
     tool_timeout_s: float | None = None
     call_limits = CallLimits()
     tools: dict[str, CallTool] = {}

@@ -60,6 +60,11 @@ class CallHandle(Protocol):
         """Close the stream now (after the REST hang-up, or instead of it)."""
         ...
 
+    def moving_off(self, reason: str | None) -> None:
+        """A transfer is about to move the call off this stream (`reason`: how the record
+        will say it ended); None when that failed and the call stays."""
+        ...
+
     async def collect_keypad(self, rules: KeypadRules) -> KeypadResult:
         """Collect digits the caller types (muted toward the model, masked everywhere):
         the digits, or why there are none (`telephony.call.keypad`)."""

@@ -86,3 +86,23 @@ events = Table(
     Column("delivered_at", Float),
     Column("last_error", Text),
 )
+
+list_calls = Table(
+    "list_calls",
+    metadata,
+    Column("list_id", String(64), primary_key=True),  # the list file, by its resolved path
+    Column("row_key", String(32), primary_key=True),  # its number and values (`telephony.twilio.call_list`)
+    Column("line", Integer, nullable=False),
+    Column("number", String(32), nullable=False, index=True),
+    Column("state", String(16), nullable=False),  # dialing, retry, done, unknown
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("call_sid", String(64)),
+    Column("outcome", String(32)),
+    Column("answered_by", String(40)),
+    Column("duration_s", Float),
+    Column("voicemail_left", Boolean),
+    Column("summary", Text),
+    Column("next_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+"""Every number a call list dialled, and how it went: a resumed run calls nobody twice."""

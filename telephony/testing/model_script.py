@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telephony.agents.warm_transfer import READ_ALOUD
 from telephony.testing.caller_speech import speech_like_24k
 from telephony.testing.scripted_model import CallerTurn, EmulatedToolCall, Reply
 from telephony.testing.yaml_files import YamlFileError, load_validated
@@ -69,6 +70,8 @@ class ScriptedModel:
         self.owed_tool_results = 0
 
     def reply(self, turn: CallerTurn) -> Reply | None:
+        if turn.audio16k is None and (turn.text or "").startswith(READ_ALOUD):  # a warm transfer's briefing
+            return self._reply(ModelStep(say=(turn.text or "")[len(READ_ALOUD) :]), heard=None)
         if turn.audio16k is None:  # text: the greeting the server asks for, or a nudge
             if self.replies == 0 and self.opening is not None:
                 return self._reply(self.opening, heard=None)

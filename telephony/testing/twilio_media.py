@@ -35,6 +35,8 @@ from telephony.twilio.media_streams import (
     Mark,
     MarkDetails,
     Start,
+    Stop,
+    StopDetails,
     TwilioProtocolError,
     parse_message,
 )
@@ -150,6 +152,9 @@ class TwilioMediaEmulator:
         self.record_sends = record_sends
         self.on_progress = on_progress
         self.total_s = max((m.at_ms for m in self.messages), default=0) / 1000 + FRAME_MS / 1000
+        self.redirected = False
+        """Twilio moved the call elsewhere (a redirect, a hang-up through the REST API): the
+        stream stops with a `stop` message at once, whatever the recording has left."""
 
     # --- the webhook step -----------------------------------------------------------------
 
@@ -265,6 +270,10 @@ class TwilioMediaEmulator:
                     await asyncio.sleep(delay)
                 if listener.done():
                     break  # the server closed the stream
+                if self.redirected:
+                    with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                        await send(renumber(_stop(result)))
+                    break
                 text = self._rewrite(message, target, renumber, result)
                 try:
                     await send(text)
@@ -319,6 +328,11 @@ class TwilioMediaEmulator:
         if hasattr(model, "sequence_number"):
             return renumber(model)
         return model.to_json()
+
+
+def _stop(result: ReplayResult) -> Stop:
+    details = StopDetails(account_sid=fake_sid("AC", "account"), call_sid=result.call_sid)
+    return Stop(sequence_number="0", stream_sid=result.stream_sid, stop=details)
 
 
 def _payload(data: dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
@@ -45,6 +45,12 @@ class FakeTwilioRest:
     numbers: dict[str, str] = field(default_factory=dict)
     """The account's phone numbers (E.164) and each one's voice webhook URL."""
     base_url: str = ""
+    on_create: Callable[[str, dict[str, str]], None] | None = None
+    """Told of every call placed (its CallSid and form): `telephony.testing.phone_network`
+    plays who answers."""
+    on_update: Callable[[str, dict[str, str]], tuple[int, int] | None] | None = None
+    """Told of every update to a call (a redirect, a hang-up); may refuse it with (HTTP
+    status, Twilio error code), as Twilio does for a call that has ended."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def updates(self, call_sid: str | None = None) -> list[RestRequest]:
@@ -90,6 +96,8 @@ class FakeTwilioRest:
             if not form.get("To") or not (form.get("Url") or form.get("Twiml")):
                 return error(400, 21201, "No 'To' number or no 'Url'/'Twiml' is specified")
             sid = "CA" + hashlib.sha256(f"{next(self._ids)}".encode()).hexdigest()[:32]
+            if self.on_create is not None:
+                self.on_create(sid, form)
             return JSONResponse(resource(sid, "queued", form), 201)
 
         @app.post(prefix + "/Calls/{call_sid}.json")
@@ -100,6 +108,8 @@ class FakeTwilioRest:
             if self.fail_updates_with is not None:
                 status, code = self.fail_updates_with
                 return error(status, code, "injected failure")
+            if self.on_update is not None and (refusal_code := self.on_update(call_sid, form)) is not None:
+                return error(refusal_code[0], refusal_code[1], "Call is not in-progress. Cannot redirect.")
             return JSONResponse(resource(call_sid, form.get("Status", "in-progress"), form), 200)
 
         @app.get("/2010-04-01/Accounts/{account}.json")

@@ -29,11 +29,20 @@ class DialRequest:
     vad: str | None = None
     agent: str | None = None
     """One of the server's agents, by name (only the name travels)."""
+    context: str | None = None
+    """About this call, added to the agent's instructions (a call list's own columns)."""
     detect_machines: bool = True
     """Ask Twilio whether a person or a machine answered (asynchronously: a person waits for nothing)."""
 
     def webhook_url(self) -> str:
-        fields = {"agent": self.agent, "voice": self.voice, "instructions": self.instructions, "greeting": self.greeting, "vad": self.vad}
+        fields = {
+            "agent": self.agent,
+            "voice": self.voice,
+            "instructions": self.instructions,
+            "greeting": self.greeting,
+            "vad": self.vad,
+            "context": self.context,
+        }
         query = {k: v for k, v in fields.items() if v}
         return f"{self.server.rstrip('/')}/twiml" + (f"?{urlencode(query)}" if query else "")
 

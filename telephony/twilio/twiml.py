@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 
 def connect_stream(stream_url: str, parameters: Mapping[str, str], status_callback: str | None = None) -> str:
@@ -33,4 +33,14 @@ def say_and_hang_up(message: str) -> str:
     response = VoiceResponse()
     response.say(message)
     response.hangup()
+    return str(response)
+
+
+def conference(name: str) -> str:
+    """`<Dial><Conference>`: where a warm transfer joins caller and person. Either one leaving
+    ends it, so nobody waits alone in the room; no beeps, no hold music for the first in."""
+    response = VoiceResponse()
+    dial = Dial()
+    dial.conference(name, start_conference_on_enter=True, end_conference_on_exit=True, beep=False, wait_url="")
+    response.append(dial)
     return str(response)

@@ -6,6 +6,9 @@
     GET  /readyz         readiness: 503 while draining (SIGTERM) or at capacity
     GET  /metrics        Prometheus metrics
     POST /status         Twilio call status callback (dial-out progress)
+    POST /amd            Twilio's answering-machine detection result (dial-out, warm transfers)
+    POST /transfer-leg   a warm transfer's person answered -> TwiML to /transfer-stream
+    WS   /transfer-stream  their stream: the briefing, their yes or no
     GET  /calls          the calls dashboard (HTML): live calls and the history
     GET  /calls/{sid}    one call: a page for a browser, else JSON (record and statuses)
     GET  /calls/{sid}/recording.wav   its stereo recording, when recordings are on
@@ -39,7 +42,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from telephony import __version__
 from telephony.agents.agent import Agent, AgentBook, AgentSelector, IncomingCall, Refuse
 from telephony.agents.call_control import CallControl
+from telephony.agents.warm_transfer import WarmTransfers
 from telephony.call.driver import CallDriver
+from telephony.call.services import CallServices
 from telephony.gemini.config import AgentOptions
 from telephony.gemini.ephemeral import mint_token
 from telephony.gemini.pricing import prices
@@ -57,6 +62,7 @@ from telephony.web.dashboard.access import DashboardAccess
 from telephony.web.dashboard.routes import add_dashboard
 from telephony.web.events import EventPublisher
 from telephony.web.socket_adapter import StarletteTwilioConnection
+from telephony.web.transfer_leg import add_transfer_routes
 from telephony.web.voice_service import RECENT_CALLS, STATUSES_PER_CALL, VoiceService
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,7 @@ log = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 64 * 1024
 WEBHOOK_BODY_TIMEOUT_S = 10.0
 """A webhook body must arrive within this long (Twilio sends it at once; a slow client is cut)."""
-PER_CALL_PARAMETERS = ("voice", "instructions", "greeting", "vad")
+PER_CALL_PARAMETERS = ("voice", "instructions", "greeting", "vad", "context")
 MAX_PARAMETER_CHARS = 4000
 
 
@@ -116,12 +122,25 @@ def router(
     )
     agents = AgentBook(agent)
     service: VoiceService
+    services: CallServices
+    warm = (
+        WarmTransfers(
+            rest,
+            open_gemini,
+            options_for=lambda parameters: (
+                agents.named(parameters.get("agent")).options(services.agent_options).with_overrides(voice=parameters.get("voice"))
+            ),
+            public_base=lambda: service.public_base,
+        )
+        if rest is not None
+        else None
+    )
     services = call_services_from(
         settings,
         open_gemini=open_gemini,
         admit_stream=lambda sid, token: service.admit_stream(sid, token, stream_tokens),
         agents=agents,
-        builtin_tools=CallControl(rest, settings.transfer_numbers).tools,
+        builtin_tools=CallControl(rest, settings.transfer_numbers, warm).tools,
         metrics=metrics,
     )
     database_url = settings.call_history_url
@@ -233,6 +252,7 @@ def router(
             if value:
                 parameters[name] = value[:MAX_PARAMETER_CHARS]
         # The stream sits beside this webhook, whatever prefix the router is mounted under.
+        service.public_base = public + request.url.path.rsplit("/", 1)[0]
         stream_path = request.url.path.rsplit("/", 1)[0] + "/media-stream"
         body = connect_stream(websocket_url(public, stream_path), parameters)
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": incoming.direction, "agent": chosen.name})
@@ -275,6 +295,8 @@ def router(
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
+        if warm is not None:
+            warm.status(call_sid, form.get("CallStatus", ""))
         return Response(status_code=204)
 
     @routes.post("/amd")
@@ -284,9 +306,15 @@ def router(
         call_sid, answered_by = form.get("CallSid", ""), form.get("AnsweredBy", "")
         if not call_sid or not answered_by or len(answered_by) > 40:
             raise HTTPException(400, "CallSid and AnsweredBy are required")
+        if warm is not None and warm.answered_by(call_sid, answered_by):
+            log.info("transfer answered by %s", answered_by, extra={"call_sid": call_sid})
+            return Response(status_code=204)
         live = service.machine_detected(call_sid, answered_by)
         log.info("answered by %s%s", answered_by, "" if live else " (before its stream)", extra={"call_sid": call_sid})
         return Response(status_code=204)
+
+    if warm is not None:
+        add_transfer_routes(routes, warm, signed_form, base_url, signatures)
 
     access = DashboardAccess(settings, auth_token, metrics)
     may_see_history, refused = access.allows, access.refused

@@ -59,6 +59,8 @@ class VoiceService:
         self.analyses: set[asyncio.Task[None]] = set()
         """Post-call analyses under way (`telephony.agents.analysis`)."""
         self._text: Any = None
+        self.public_base: str | None = settings.public_url.rstrip("/") if settings.public_url else None
+        """Where Twilio reaches this router (from the last voice webhook): for warm transfers."""
         self.draining = False
         self.turning_away = False
         """Past the drain deadline: a stream that still arrives hears the closing message."""
