@@ -61,6 +61,7 @@ class CallerSide(CallParts):
         def _end_now(self, outcome: str, reason: str, code: int) -> None: ...
         def _keypad_done(self, result: KeypadResult) -> None: ...
         def _voicemail_frame(self, pcm8k: bytes, now: float) -> None: ...
+        def _listen_for_beep(self) -> None: ...
 
     def twilio_frame(self, raw: str | bytes, now: float) -> None:
         """One WebSocket frame from Twilio."""
@@ -167,6 +168,8 @@ class CallerSide(CallParts):
         self.admitted = True
         self._started_at = now
         self._move(CallState.CONNECTING)
+        if params.get("direction") == "outbound-api":  # `telephony dial`: it may be a machine that answered
+            self._listen_for_beep()
         if self._turn_away is not None:
             reason, prompt = self._turn_away
             self._finish_with_prompt("turned_away", reason, prompt, now)
@@ -197,9 +200,11 @@ class CallerSide(CallParts):
         frame = self.caller.feed(payload, mute=self.keypad.collecting or self.voicemail.muted)
         if self.out.stereo is not None:
             self.out.stereo.caller(frame.pcm8k)
+        # A machine recording the agent's message (its beep, its line noise) never cuts it off.
+        may_barge_in = self.state is CallState.ACTIVE and self.playout.agent_audible and not self.voicemail.muted
         for item in frame.out:
             if item == SPEECH_STARTED:
-                if self.state is CallState.ACTIVE and self.playout.agent_audible:
+                if may_barge_in:
                     self._barge_in("caller")
             else:
                 self._gemini(item)
@@ -209,7 +214,7 @@ class CallerSide(CallParts):
                 self.caller_turn.started_at = now - voice.onset_ms / 1000
                 self.stall.caller_started()
                 self.silence.caller_spoke()
-            if update.barged_in and self.playout.agent_audible and self.state is CallState.ACTIVE:
+            if update.barged_in and may_barge_in:
                 self._barge_in("caller")
             if update.ended:
                 self.caller_turn.spoke_last = True

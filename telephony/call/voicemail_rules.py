@@ -23,6 +23,10 @@ class VoicemailRules:
     off: bool = False
     beep_wait_s: float = 6.0
     leave_max_s: float = 60.0
+    settle_s: float = 0.8
+    """After the beep, before the message is asked for: the model's own turn detection first
+    closes the machine's greeting as a turn of its own (about its silence duration), so that
+    its answer to the greeting never cuts into the message."""
 
     def nudge(self) -> str:
         what = f'say exactly: "{self.message}"' if self.message else (self.instructions or DEFAULT_INSTRUCTIONS)
@@ -32,7 +36,7 @@ class VoicemailRules:
 class VoicemailState:
     def __init__(self, rules: VoicemailRules) -> None:
         self.rules = rules
-        self.phase = "listening"  # listening (for AnsweredBy) -> waiting_beep -> leaving -> done
+        self.phase = "listening"  # listening (for AnsweredBy) -> waiting_beep -> settling -> leaving -> done
         self.until: float | None = None
         self.spoke = False
         self.detector: BeepDetector | None = None
@@ -40,4 +44,4 @@ class VoicemailState:
     @property
     def muted(self) -> bool:
         """The machine's audio no longer reaches the model."""
-        return self.phase in ("waiting_beep", "leaving", "done")
+        return self.phase in ("waiting_beep", "settling", "leaving", "done")

@@ -353,3 +353,56 @@ def _p50_p99(stats: dict[str, float | None]) -> str:
     if stats["p50"] is None or stats["p99"] is None:
         return "-"
     return f"{stats['p50']:.2f}/{stats['p99']:.2f}"
+
+
+@bench_app.command("voicemail")
+def bench_voicemail(json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON.")) -> None:
+    """Answering machines and people on outbound calls, offline: what each was taken for, when
+    the message started after the beep, whether any was spoken before it, whether it was heard whole."""
+    import asyncio
+    import json
+    from dataclasses import asdict
+
+    from rich.progress import Progress
+
+    from telephony.bench.outbound import greetings, run_voicemail
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("greetings, all at once, in real time", total=len(greetings()))
+        rows = asyncio.run(run_voicemail(on_done=lambda name: progress.advance(task)))
+    table = Table(title="bench voicemail: outbound calls answered by machines and people (call time, real time)")
+    for column in ("greeting", "detected as", "message left", "starts after beep", "spoken before beep", "heard whole"):
+        table.add_column(column, justify="left" if column == "greeting" else "right")
+    for row in rows:
+        after = "-" if row.starts_after_beep_s is None else f"{row.starts_after_beep_s:.2f} s"
+        whole = "-" if row.heard_whole is None or not row.message_left else ("yes" if row.heard_whole else "no")
+        before = "-" if row.human else f"{row.spoken_before_beep_s:.2f} s"
+        table.add_row(row.greeting, row.detected_as, "yes" if row.message_left else "no", after, before, whole)
+    console.print(table)
+    humans = [r for r in rows if r.human]
+    wrong = sum(1 for r in humans if r.message_left or r.detected_as.startswith("machine"))
+    console.print(f"people taken for machines: {wrong} of {len(humans)}")
+    if json_out:
+        json_out.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n", encoding="utf-8")
+
+
+@bench_app.command("list")
+def bench_list(
+    numbers: int = typer.Option(50, min=1, max=1000, help="Rows in the list."),
+    concurrency: int = typer.Option(5, min=1, help="Calls at the same time."),
+    speed: float = typer.Option(4.0, min=1.0, help="How much faster than real time the callees talk."),
+    results: Path = typer.Option(Path("out/bench-list.results.csv"), help="The list run's results file."),
+) -> None:
+    """A call list dialled offline (people, machines, busy, no answer): outcomes and wall time."""
+    import asyncio
+    import tempfile
+
+    from telephony.bench.outbound import run_list_bench
+
+    with tempfile.TemporaryDirectory() as directory:
+        figures = asyncio.run(run_list_bench(Path(directory) / "list.csv", numbers, concurrency, speed, results))
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(figures["outcomes"].items(), key=lambda kv: -kv[1]))  # type: ignore[attr-defined]
+    console.print(
+        f"bench list: {numbers} numbers, concurrency {concurrency}, callees at {speed:g}x: {figures['wall_s']:.1f} s wall, "
+        f"{figures['calls_placed']} calls placed (retries included), at most {figures['peak']} at once; {outcomes}; results in {results}"
+    )

@@ -24,6 +24,7 @@ from telephony.cli.common import (
 
 if TYPE_CHECKING:
     from telephony.settings import Settings
+    from telephony.twilio.dial import DialRequest
 
 app = typer.Typer(help="Put a Gemini Live voice agent on a phone number (Twilio Media Streams).", no_args_is_help=True)
 
@@ -150,7 +151,7 @@ def serve(
 
 @app.command()
 def dial(
-    to: str = typer.Argument(..., help="Number to call, E.164 (+15551234567)."),
+    to: str | None = typer.Argument(None, help="Number to call, E.164 (+15551234567); or --list FILE.csv."),
     from_: str | None = typer.Option(None, "--from", help="Your Twilio number [TWILIO_PHONE_NUMBER]."),
     instructions: Path | None = typer.Option(None, exists=True, dir_okay=False, help="System instructions for this call (text file)."),
     voice: str | None = typer.Option(None, help="Gemini prebuilt voice for this call (e.g. Kore, Puck, Charon)."),
@@ -162,8 +163,18 @@ def dial(
     machines: bool = typer.Option(
         True, "--machine-detection/--no-machine-detection", help="Detect answering machines and leave the agent's voicemail."
     ),
+    call_list: Path | None = typer.Option(None, "--list", dir_okay=False, help="Call every number of a CSV file."),
+    concurrency: int = typer.Option(5, min=1, max=500, help="--list: calls at the same time."),
+    rate: float = typer.Option(1.0, min=0.01, help="--list: new calls per second at most."),
+    retries: int = typer.Option(2, min=0, max=10, help="--list: further tries of a busy or unanswered number."),
+    retry_delay: float = typer.Option(300.0, min=0, help="--list: seconds before trying a number again."),
+    quiet_hours: str = typer.Option("21:00-09:00", help="--list: no calls then, in the callee's timezone column ('off': none)."),
+    timezone: str | None = typer.Option(None, help="--list: timezone of rows without one (default: this machine's)."),
+    results: Path | None = typer.Option(None, dir_okay=False, help="--list: results file, .csv or .json [LIST.results.csv]."),
 ) -> None:
-    """Call a phone number and connect it to the agent on your running server."""
+    """Call a phone number (or every number of a list) and connect it to the agent on your running server.
+
+    Example: telephony dial +15551234567 --agent clinic; telephony dial --list reminders.csv --concurrency 5"""
     import asyncio
 
     from telephony.gemini import catalog
@@ -176,11 +187,13 @@ def dial(
     try:
         if not public:
             raise ValueError("say where your server is reachable: --server https://... or TELEPHONY_PUBLIC_URL")
+        if (to is None) == (call_list is None):
+            raise ValueError("give one number to call, or --list FILE.csv")
         text = instructions.read_text(encoding="utf-8").strip() if instructions else None
         if text and len(text) > 4000:
             raise ValueError("per-call instructions are limited to 4000 characters; use TELEPHONY_INSTRUCTIONS_FILE on the server")
         request = DialRequest(
-            to=check_number(to, "the number to call"),
+            to=check_number(to or "+10000000000", "the number to call"),
             from_=check_number(from_ or settings.from_number or "", "--from (or TWILIO_PHONE_NUMBER)"),
             server=public,
             voice=voice,
@@ -194,6 +207,9 @@ def dial(
             raise ValueError(f"--vad must be one of {', '.join(VAD_PRESETS)}")
         if voice and (problem := catalog.voice_problem(voice, settings.extra_voices)):
             raise ValueError(f"--voice: {problem}")
+        if call_list is not None:
+            _dial_list(settings, request, call_list, concurrency, rate, retries, retry_delay, quiet_hours, timezone, results)
+            return
         call_sid = asyncio.run(place_call(settings, request))
     except (ValueError, TwilioRestError) as exc:
         console.print(f"[red]cannot dial:[/red] {exc}")
@@ -206,6 +222,37 @@ def dial(
             console.print(f"[red]cannot follow the call:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         console.print(f"call {call_sid}: {final}")
+
+
+def _dial_list(
+    settings: Settings,
+    template: DialRequest,
+    path: Path,
+    concurrency: int,
+    rate: float,
+    retries: int,
+    retry_delay: float,
+    quiet_hours: str,
+    timezone: str | None,
+    results: Path | None,
+) -> None:
+    from telephony.call_lists.list_file import CallListError, QuietHours, read_call_list
+    from telephony.call_lists.list_run import ListOptions
+    from telephony.cli.call_list import default_zone, results_path, run_list
+
+    quiet = None if quiet_hours.strip().lower() in ("off", "none", "") else QuietHours.parse(quiet_hours)
+    try:
+        rows, skipped = read_call_list(path, default_zone(timezone))
+    except CallListError as exc:
+        console.print(f"[red]cannot dial the list:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not rows:
+        console.print(f"[red]cannot dial the list:[/red] {path}: no row to call ({len(skipped)} skipped)", highlight=False)
+        for problem in skipped:
+            console.print(f"  {problem}", highlight=False)
+        raise typer.Exit(1)
+    options = ListOptions(concurrency=concurrency, calls_per_second=rate, retries=retries, retry_delay_s=retry_delay, quiet_hours=quiet)
+    run_list(console, settings, path, rows, skipped, template, options, results_path(path, results))
 
 
 db_app = typer.Typer(help="The call history database (SQLite by default, or TELEPHONY_DATABASE_URL).", no_args_is_help=True)

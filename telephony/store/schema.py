@@ -91,7 +91,7 @@ list_calls = Table(
     "list_calls",
     metadata,
     Column("list_id", String(64), primary_key=True),  # the list file, by its resolved path
-    Column("row_key", String(32), primary_key=True),  # its number and values (`telephony.twilio.call_list`)
+    Column("row_key", String(32), primary_key=True),  # its number and values (`telephony.call_lists.list_file`)
     Column("line", Integer, nullable=False),
     Column("number", String(32), nullable=False, index=True),
     Column("state", String(16), nullable=False),  # dialing, retry, done, unknown

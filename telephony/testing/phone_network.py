@@ -107,6 +107,18 @@ class PhoneNetwork:
             while pending := [t for t in self.tasks if not t.done()]:
                 await asyncio.gather(*pending, return_exceptions=True)
 
+    def peak_concurrent_calls(self) -> int:
+        """The most calls the network carried at one moment (from their first to last event)."""
+        steps: list[tuple[float, int]] = []
+        for call in self.calls.values():
+            end = call.created + (call.events[-1][0] if call.events else 0.0) / self.speed
+            steps += [(call.created, 1), (end, -1)]
+        level = peak = 0
+        for _, step in sorted(steps):
+            level += step
+            peak = max(peak, level)
+        return peak
+
     # --- the REST stand-in's hooks ------------------------------------------------------------
 
     def _created(self, sid: str, form: dict[str, str]) -> None:

@@ -68,7 +68,7 @@ def read_call_list(path: Path, default_timezone: ZoneInfo | None = None) -> tupl
             if number_column is None:
                 raise CallListError(f"{path}: no `number` column in the header (found: {', '.join(header) or 'nothing'})")
             reader.fieldnames = header
-            raw_rows = list(reader)
+            raw_rows = [(reader.line_num, row) for row in reader]  # the file's own line numbers (blank lines skipped)
     except OSError as exc:
         raise CallListError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -78,8 +78,7 @@ def read_call_list(path: Path, default_timezone: ZoneInfo | None = None) -> tupl
     rows: list[ListRow] = []
     problems: list[RowProblem] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_rows):
-        line = index + 2  # the header is line 1
+    for line, raw in raw_rows:
         values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(values.values()):
             continue  # a blank line

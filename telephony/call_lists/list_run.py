@@ -11,6 +11,7 @@ call's record) for its outcome: answered, voicemail, machine, busy, no-answer, f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -19,9 +20,9 @@ from typing import Any
 
 import httpx
 
+from telephony.call_lists.list_file import ListRow, QuietHours
 from telephony.settings import Settings
 from telephony.store.list_calls import ListEntry, ListProgress
-from telephony.twilio.call_list import ListRow, QuietHours
 from telephony.twilio.dial import FINAL_STATUSES, DialRequest, place_call
 from telephony.twilio.rest import TwilioRestError
 
@@ -70,13 +71,15 @@ class ListRun:
         self.on_change = on_change
         self.now = now
         self._next_dial_at = 0.0
+        self.entries: dict[str, ListEntry] = {}
+        """Every row's entry so far (also when the run was stopped)."""
         self._auth: tuple[str, str] | None = None
         if settings.twilio_account_sid and settings.twilio_auth_token is not None:
             self._auth = (settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
 
     async def run(self, rows: list[ListRow]) -> dict[str, ListEntry]:
         """Every row's entry once all are done (or the run is cancelled: what was kept stays)."""
-        entries = await self.progress.load()
+        entries = self.entries = await self.progress.load()
         waiting: list[tuple[ListRow, ListEntry]] = []
         running: dict[asyncio.Task[None], tuple[ListRow, ListEntry]] = {}
         for row in rows:
@@ -134,13 +137,27 @@ class ListRun:
         self._next_dial_at = max(time.monotonic(), self._next_dial_at) + 1.0 / self.options.calls_per_second
 
     async def _call(self, row: ListRow, entry: ListEntry) -> None:
+        state, next_at = entry.state, entry.next_at
         entry.attempts += 1
         entry.state, entry.call_sid, entry.next_at = "dialing", None, None
-        await self.progress.save(entry)  # before Twilio is asked: a stop from here on never dials again
+        try:
+            await self.progress.save(entry)  # before Twilio is asked: a stop from here on never dials again
+        except asyncio.CancelledError:  # stopped before Twilio was asked: as if never started
+            entry.attempts -= 1
+            entry.state, entry.next_at = state, next_at
+            with contextlib.suppress(Exception):
+                await self.progress.save(entry)
+            raise
         settings: dict[str, Any] = dict(row.settings)
         request = replace(self.template, to=row.number, context=row.context(), **settings)
+        placing = asyncio.ensure_future(place_call(self.settings, request))
         try:
-            entry.call_sid = await place_call(self.settings, request)
+            entry.call_sid = await asyncio.shield(placing)
+        except asyncio.CancelledError:  # stopped while Twilio was asked: learn the CallSid, so that a resumed run follows it
+            with contextlib.suppress(Exception):
+                entry.call_sid = await placing
+                await self.progress.save(entry)
+            raise
         except (TwilioRestError, ValueError) as exc:
             entry.state, entry.outcome, entry.summary = "done", "failed", str(exc)
             await self.progress.save(entry)
@@ -190,4 +207,5 @@ class ListRun:
 
 def _duration(body: dict[str, Any]) -> float | None:
     statuses: list[dict[str, str]] = body.get("statuses") or []
-    return next((float(s["CallDuration"]) for s in reversed(statuses) if s.get("CallDuration")), None)
+    billed = next((float(s["CallDuration"]) for s in reversed(statuses) if s.get("CallDuration")), None)
+    return billed if billed is not None else body.get("duration_s")
