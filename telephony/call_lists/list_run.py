@@ -124,6 +124,15 @@ class ListRun:
             await asyncio.gather(*running, return_exceptions=True)
         return entries
 
+    async def _keep(self, entry: ListEntry) -> None:
+        """Save, even when the run is being stopped at this moment (the CallSid must not be lost)."""
+        try:
+            await self.progress.save(entry)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.progress.save(entry)
+            raise
+
     def _quiet_until(self, row: ListRow) -> float | None:
         if self.options.quiet_hours is None:
             return None
@@ -163,7 +172,7 @@ class ListRun:
             await self.progress.save(entry)
             self.on_change(entry, f"not placed: {exc}")
             return
-        await self.progress.save(entry)
+        await self._keep(entry)
         self.on_change(entry, f"calling ({entry.call_sid})")
         await self._follow(entry)
 
