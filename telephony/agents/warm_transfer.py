@@ -89,7 +89,7 @@ class PendingTransfer:
     id: str
     to: str
     caller_call_sid: str
-    briefing: asyncio.Future[bytes]
+    briefing: asyncio.Task[bytes]
     """The spoken briefing, mu-law 8 kHz (made while the person's phone rings)."""
     answer: TransferAnswer = field(default_factory=TransferAnswer)
     decided: asyncio.Event = field(default_factory=asyncio.Event)
@@ -159,17 +159,15 @@ class WarmTransfers:
         if base is None or not call.call_sid:
             return ToolOutcome({"error": "a warm transfer needs the server's public URL (TELEPHONY_PUBLIC_URL); offer a message instead"})
         summary = " ".join(summary.split())[:MAX_SUMMARY_CHARS] or "A caller would like to speak with you."
-        loop = asyncio.get_running_loop()
-        pending = PendingTransfer(secrets.token_urlsafe(16), to, call.call_sid, loop.create_future())
+        briefing = asyncio.create_task(self._speak(briefing_text(summary), self.options_for(call.parameters)), name="briefing")
+        pending = PendingTransfer(secrets.token_urlsafe(16), to, call.call_sid, briefing)
         self.pending[pending.id] = pending
-        briefing = asyncio.create_task(self._speak(briefing_text(summary), self.options_for(call.parameters)))
-        briefing.add_done_callback(lambda done: _hand_over(done, pending.briefing))
         try:
             return await self._run(call, pending, base)
         finally:
             briefing.cancel()
-            if pending.briefing.done() and not pending.briefing.cancelled():
-                pending.briefing.exception()  # seen here if no leg came to hear it
+            if briefing.done() and not briefing.cancelled():
+                briefing.exception()  # seen here if no leg came to hear it
             self.pending.pop(pending.id, None)
             if pending.person_call_sid:
                 self.by_person_call.pop(pending.person_call_sid, None)
@@ -261,15 +259,3 @@ class WarmTransfers:
         if not frames:
             raise GeminiSessionError("the briefing came back without audio")
         return b"".join(frames)
-
-
-def _hand_over(done: asyncio.Task[bytes], future: asyncio.Future[bytes]) -> None:
-    if future.done():
-        return
-    if done.cancelled():
-        future.cancel()
-    elif (exc := done.exception()) is not None:
-        log.warning("the warm transfer's briefing could not be made: %s", exc)
-        future.set_exception(exc)
-    else:
-        future.set_result(done.result())

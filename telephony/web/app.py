@@ -258,14 +258,22 @@ def router(
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": incoming.direction, "agent": chosen.name})
         return Response(body, media_type="application/xml")
 
+    async def refused_unsigned(websocket: WebSocket, what: str) -> bool:
+        """True when the stream was not signed by Twilio, and is now closed (before accept:
+        the client gets HTTP 403)."""
+        if signatures is None:
+            return False
+        url = websocket_url(base_url(websocket), websocket.url.path)
+        if signatures.websocket_ok(url, websocket.headers.get("x-twilio-signature")):
+            return False
+        log.warning("%s refused: bad or missing X-Twilio-Signature", what)
+        await websocket.close(code=1008)
+        return True
+
     @routes.websocket("/media-stream")
     async def media_stream(websocket: WebSocket) -> None:
-        if signatures is not None:
-            url = websocket_url(base_url(websocket), websocket.url.path)
-            if not signatures.websocket_ok(url, websocket.headers.get("x-twilio-signature")):
-                log.warning("media stream refused: bad or missing X-Twilio-Signature")
-                await websocket.close(code=1008)  # before accept: the client gets HTTP 403
-                return
+        if await refused_unsigned(websocket, "media stream"):
+            return
         if len(service.active_calls) - service.live_calls >= pending_cap:
             metrics.refused.labels("socket_cap").inc()
             log.warning("media stream refused: %d streams open without a call", len(service.active_calls) - service.live_calls)
@@ -314,7 +322,7 @@ def router(
         return Response(status_code=204)
 
     if warm is not None:
-        add_transfer_routes(routes, warm, signed_form, base_url, signatures)
+        add_transfer_routes(routes, warm, signed_form, base_url, refused_unsigned)
 
     access = DashboardAccess(settings, auth_token, metrics)
     may_see_history, refused = access.allows, access.refused

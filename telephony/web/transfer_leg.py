@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from telephony.agents.warm_transfer import TRANSFER_PARAMETER, PendingTransfer, WarmTransfers
 from telephony.audio.mulaw import decode_mulaw
 from telephony.twilio.media_streams import Dtmf, Mark, Media, Start, Stop, TwilioProtocolError, mark_message, media_message, parse_message
-from telephony.twilio.signatures import TwilioSignatures, websocket_url
+from telephony.twilio.signatures import websocket_url
 from telephony.twilio.twiml import connect_stream, say_and_hang_up
 from telephony.web.socket_adapter import StarletteTwilioConnection
 
@@ -99,6 +99,7 @@ async def _brief(socket: TwilioSocket, pending: PendingTransfer, stream_sid: str
     try:
         audio = await asyncio.wait_for(asyncio.shield(pending.briefing), BRIEFING_WAIT_S)
     except Exception as exc:  # noqa: BLE001 - any failure: the person cannot be briefed
+        log.warning("the warm transfer's briefing could not be made: %s", exc)
         pending.settle(pending.answer.gave_up(clock(), f"no briefing: {type(exc).__name__}"))
         return
     log.info("briefing the person (%.1f s, ready after %.2f s)", len(audio) / 8000, time.monotonic() - started)
@@ -111,8 +112,8 @@ def add_transfer_routes(
     routes: APIRouter,
     transfers: WarmTransfers,
     signed_form: Callable[[Request, str], Awaitable[dict[str, str]]],
-    public_base: Callable[[Request | WebSocket], str],
-    signatures: TwilioSignatures | None,
+    public_base: Callable[[Request], str],
+    refused_unsigned: Callable[[WebSocket, str], Awaitable[bool]],
 ) -> None:
     """POST /transfer-leg (the person's call answered: TwiML to their stream) and WS
     /transfer-stream (the stream), both signed like every request from Twilio."""
@@ -129,12 +130,8 @@ def add_transfer_routes(
 
     @routes.websocket("/transfer-stream")
     async def transfer_stream(websocket: WebSocket) -> None:
-        if signatures is not None:
-            url = websocket_url(public_base(websocket), websocket.url.path)
-            if not signatures.websocket_ok(url, websocket.headers.get("x-twilio-signature")):
-                log.warning("transfer stream refused: bad or missing X-Twilio-Signature")
-                await websocket.close(code=1008)
-                return
+        if await refused_unsigned(websocket, "transfer stream"):
+            return
         await websocket.accept()
         await carry_transfer_leg(StarletteTwilioConnection(websocket), transfers)
 
