@@ -133,3 +133,16 @@ async def test_a_run_stopped_half_way_resumes_and_calls_nobody_twice(tmp_path):
         await network.settle()
     assert Counter(call.to for call in network.calls.values()) == Counter(numbers), "everyone was called exactly once"
     assert placed_before >= 3 and [e.outcome for e in entries.values()] == ["answered"] * 6
+
+
+async def test_a_row_twilio_never_took_is_tried_again_by_the_next_run(tmp_path):
+    rows, _ = read_call_list(write_list(tmp_path / "list.csv", ["+15552000001"]))
+    options = ListOptions(poll_s=0.2)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    async with list_stack({}, store) as (network, settings, template, progress):
+        offline = settings.model_copy(update={"twilio_api_base": "http://127.0.0.1:9"})  # Twilio unreachable
+        (first,) = (await ListRun(offline, template, progress, options).run(rows)).values()
+        assert first.outcome == "failed" and first.call_sid is None and not network.calls
+        (second,) = (await ListRun(settings, template, ListProgress("list-1", CallStore(store)), options).run(rows)).values()
+        await network.settle()
+    assert second.outcome == "answered" and second.attempts == 2 and len(network.calls) == 1

@@ -91,8 +91,8 @@ class ListRun:
                 entry.state, entry.outcome = "unknown", "unknown"
                 await self.progress.save(entry)
                 self.on_change(entry, "skipped: the run stopped while this call was being placed")
-            elif entry.state in ("new", "retry"):
-                waiting.append((row, entry))
+            elif entry.state in ("new", "retry") or (entry.outcome == "failed" and entry.call_sid is None):
+                waiting.append((row, entry))  # never placed before (Twilio refused or unreachable): safe to try
             else:
                 self.on_change(entry, "done before")
         try:
