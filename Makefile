@@ -10,7 +10,7 @@ DEV_INSTALLED := $(VENV)/.installed-dev
 # it); `make lock` re-pins to the newest releases pyproject.toml allows.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-fast lint bench fixtures lock clean
+.PHONY: demo test test-fast lint docs bench fixtures lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,10 @@ lint: $(DEV_INSTALLED)  ## ruff (lint + format), mypy, and the import contracts 
 # the Docker tests start first, see tests/conftest.py).
 TEST_WORKERS ?= 3
 
-test: lint  ## lint, then the whole suite (real sockets on 127.0.0.1, no network, no keys)
+docs: $(DEV_INSTALLED)  ## the docs site from docs/ into out/site (MkDocs Material; a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test: lint docs  ## lint, the docs site, then the whole suite (real sockets on 127.0.0.1, no network, no keys)
 	@infra/test-packages.sh
 	@eval "$$(infra/docker-engine.sh up)"; $(BIN)/python -m pytest -n $(TEST_WORKERS); status=$$?; infra/docker-engine.sh down; exit $$status
 

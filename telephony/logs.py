@@ -78,11 +78,36 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if level.upper() != "DEBUG":  # libraries' own chatter: schema upgrades, plugin set-up, connection objects
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, ClosingTlsRace) for f in asyncio_log.filters):
+        asyncio_log.addFilter(ClosingTlsRace())
+
+
+class ClosingTlsRace(logging.Filter):
+    """uvloop reports a TLS connection that was written to while we closed it ("Fatal error on
+    SSL protocol", RuntimeError "unable to perform operation on <TCPTransport closed=True>") as an
+    ERROR with a traceback; it is a socket we were closing anyway (a Gemini session at the end
+    of a call), so it is not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        closing = isinstance(error, RuntimeError) and "closed=True" in str(error)
+        return not (closing and str(record.msg).startswith("Fatal error on SSL"))
+
+
+QUIET_LIBRARIES = ("alembic", "websockets", "httpx", "aiosqlite", "asyncio", "mcp", "uvicorn.error")
+"""Loggers that say at INFO what only a debugging developer wants (alembic's 10 lines on the
+first call, websockets' `connection open` with an object repr, httpx's every request, uvicorn's
+"WebSocket /media-stream [accepted]" per call: our own lines say when a call starts)."""
 
 
 def mask_number(number: str | None) -> str | None:
-    """+15551234567 -> +1******4567: enough to tell calls apart, not to call anyone back."""
-    if not number:
+    """+15551234567 -> +1******4567: enough to tell calls apart, not to call anyone back. A
+    name (the browser phone's "browser", a SIP user) is not a number and is left as it is."""
+    if not number or not any(c.isdigit() for c in number):
         return number
     digits = number.strip()
     if len(digits) <= 6:

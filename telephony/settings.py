@@ -8,6 +8,8 @@ usual credentials, which keep their common names: `GEMINI_API_KEY` (or `GOOGLE_A
 from __future__ import annotations
 
 import ipaddress
+import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -37,6 +39,9 @@ class Settings(BaseSettings):
     )
     gemini_base_url: str | None = Field(None, description="Live API endpoint override (emulator, proxy)")
     gemini_ca_file: Path | None = Field(None, description="CA bundle to trust for gemini_base_url (emulator)")
+    gemini_browser_base_url: str | None = Field(
+        None, description="where the browser phone's direct mode reaches Gemini (default: gemini_base_url)"
+    )
     gemini_ping_interval_seconds: float = Field(
         20.0, gt=0, le=300, description="keepalive ping on the Gemini socket every this many seconds"
     )
@@ -266,7 +271,39 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s):// address, e.g. https://voice.example.com")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment (Twilio signs the exact URL)")
+        route = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        if route in ("twiml", "media-stream", "status", "amd"):
+            base = value.strip().rstrip("/")[: -len(route) - 1]
+            raise ValueError(f"ends with /{route}: give the server's address ({base}); the routes are added to it")
         return value.strip().rstrip("/")
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid_shape(cls, value: str | None) -> str | None:
+        """A wrong SID otherwise surfaces as a connection error to Twilio, much later."""
+        if value and not re.fullmatch(r"AC[0-9a-f]{32}", value.strip()):
+            raise ValueError("must be AC and 32 hex digits (the Account SID on the Twilio console's dashboard)")
+        return value.strip() if value else None
+
+    @field_validator("instructions_file")
+    @classmethod
+    def _readable_instructions(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is {'a directory' if value.is_dir() else 'not there'}: give a text file")
+        return value
+
+    @field_validator("gemini_ca_file")
+    @classmethod
+    def _usable_ca_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"{value} is {'a directory' if value.is_dir() else 'not there'}: give a PEM file of CA certificates")
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (ssl.SSLError, OSError, ValueError):
+            raise ValueError(f"{value} holds no PEM CA certificate") from None
+        return value
 
     @field_validator("vad_preset")
     @classmethod
@@ -359,6 +396,12 @@ class Settings(BaseSettings):
                 "TELEPHONY_PUBLIC_URL is not set: signatures are checked against the Host header of each request, "
                 "which fails behind a proxy or tunnel; set it to the https:// address Twilio calls"
             )
+        token = self.twilio_auth_token.get_secret_value() if self.twilio_auth_token is not None else None
+        if token is not None and not re.fullmatch(r"[0-9a-f]{32}", token):
+            warnings.append(
+                f"TWILIO_AUTH_TOKEN: is {len(token)} characters; Twilio's are 32 hex digits (the Auth Token on the console's "
+                "dashboard, not an API key secret): signatures will not match"
+            )
         if self.gemini_api_key is not None and self.vertex_project:
             warnings.append(
                 "both GEMINI_API_KEY and GOOGLE_CLOUD_PROJECT are set: using the Gemini Developer API with the key "
@@ -368,7 +411,11 @@ class Settings(BaseSettings):
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return host_is_loopback(urlsplit(url).hostname or "")
+
+
+def host_is_loopback(host: str) -> bool:
+    """localhost, 127.x or ::1: nothing outside this machine reaches it."""
     if host == "localhost":
         return True
     try:
@@ -389,6 +436,8 @@ class ConfigError(ValueError):
 def env_name(field: str) -> str:
     """The environment variable a user sets for a Settings field."""
     info = Settings.model_fields.get(field)
+    if info is None and field.isupper():
+        return field  # pydantic names the alias the value came in by: it is the variable itself
     alias = info.validation_alias if info is not None else None
     choices = getattr(alias, "choices", None)
     return str(choices[0]) if choices else f"TELEPHONY_{field.upper()}"

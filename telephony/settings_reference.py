@@ -1,6 +1,6 @@
 """Every setting as documentation, made from `Settings` itself so that it cannot drift: the
-README's configuration table and `.env.example` (`python -m telephony.settings_reference`
-rewrites both; a test fails when either is stale)."""
+docs site's configuration table (docs/configuration.md) and `.env.example` (`python -m
+telephony.settings_reference` rewrites both; a test fails when either is stale)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pydantic.fields import FieldInfo
 
 from telephony.settings import Settings, env_name
 
-SECTION = "## Configuration"
+SECTION = "# Configuration"
+PAGE = Path("docs") / "configuration.md"
 TABLE_HEADER = "| variable | default | what it does |\n|---|---|---|\n"
 
 
@@ -34,7 +35,7 @@ def _rows() -> list[tuple[str, str, str]]:
     return [(env_name(name), _default(field), field.description or "") for name, field in Settings.model_fields.items()]
 
 
-def readme_table() -> str:
+def settings_table() -> str:
     def shown(default: str) -> str:
         if not default:
             return ""
@@ -56,21 +57,21 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_table(readme: str) -> str:
-    """The README with its configuration table replaced by the current one."""
-    head, rest = readme.split(SECTION, 1)
+def with_table(page: str) -> str:
+    """The configuration page with its table replaced by the current one."""
+    head, rest = page.split(SECTION, 1)
     start = rest.index(TABLE_HEADER)
     end = start + len(TABLE_HEADER)
     lines = rest[end:].split("\n")
     kept = 0
     while kept < len(lines) and lines[kept].startswith("| `"):
         kept += 1
-    return head + SECTION + rest[:start] + readme_table() + "\n".join(lines[kept:])
+    return head + SECTION + rest[:start] + settings_table() + "\n".join(lines[kept:])
 
 
 def main(root: Path) -> None:
-    readme = root / "README.md"
-    readme.write_text(with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    page = root / PAGE
+    page.write_text(with_table(page.read_text(encoding="utf-8")), encoding="utf-8")
     (root / ".env.example").write_text(env_example(), encoding="utf-8")
 
 

@@ -15,7 +15,7 @@ def start(*command: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "telephony", *command], env=environment, capture_output=True, text=True, timeout=60)
 
 
-def test_two_bad_settings_give_two_lines_exit_2_and_no_secret(tmp_path):
+def test_three_bad_settings_give_three_lines_exit_2_and_no_secret(tmp_path):
     for command in (("serve",), ("check",), ("dial", "+15551234567")):
         done = start(*command, TELEPHONY_INSTRUCTIONS_FILE=str(tmp_path), TELEPHONY_VAD_PRESET="fast", TELEPHONY_VOICE="kore")
         output = done.stdout + done.stderr
@@ -24,14 +24,15 @@ def test_two_bad_settings_give_two_lines_exit_2_and_no_secret(tmp_path):
         lines = output.strip().splitlines()
         assert lines == [
             "config: TELEPHONY_VOICE: unknown voice 'kore': did you mean 'Kore'?",
+            f"config: TELEPHONY_INSTRUCTIONS_FILE: {tmp_path} is a directory: give a text file",
             "config: TELEPHONY_VAD_PRESET: vad_preset must be phone, responsive, patient or custom",
-        ], lines  # the instructions file is read once the fields are valid: it comes next
+        ], lines  # every one at once, the file's included
 
 
 def test_an_unreadable_instructions_file_is_one_line():
     done = start("serve", TELEPHONY_INSTRUCTIONS_FILE="/")
     assert done.returncode == 2
-    assert (done.stdout + done.stderr).strip() == "config: TELEPHONY_INSTRUCTIONS_FILE: cannot read /: Is a directory"
+    assert (done.stdout + done.stderr).strip() == "config: TELEPHONY_INSTRUCTIONS_FILE: / is a directory: give a text file"
 
 
 def test_serve_names_every_reason_it_cannot_start_at_once():

@@ -1,26 +1,35 @@
-"""The README is the user's reference: it must name every setting the server reads."""
+"""The README (one page) and the docs site (docs/): every setting named, every example run as written."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from telephony.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+CONFIGURATION = README.parent / "docs" / "configuration.md"
 
 
-def test_readme_configuration_table_lists_every_setting_with_its_default():
-    table = README.read_text(encoding="utf-8").split("## Configuration", 1)[1]
+def test_the_readme_fits_on_a_page_and_links_only_to_what_exists():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 250
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (README.parent / target).exists(), f"README links to {target}, which is not there"
+
+
+def test_the_configuration_page_lists_every_setting_with_its_default():
+    table = CONFIGURATION.read_text(encoding="utf-8").split("# Configuration", 1)[1]
     rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
     for name, field in Settings.model_fields.items():
         env = field.validation_alias.choices[0] if field.validation_alias else f"TELEPHONY_{name.upper()}"
-        assert env in rows, f"{env} is missing from the README's configuration table"
+        assert env in rows, f"{env} is missing from docs/configuration.md"
         default = field.default
         if isinstance(default, (int, float)) and not isinstance(default, bool):
-            assert f"`{default}`" in rows[env], f"{env}: the README shows another default than {default}"
+            assert f"`{default}`" in rows[env], f"{env}: docs/configuration.md shows another default than {default}"
 
 
-async def test_the_readme_example_tests_run_as_written(monkeypatch):
+def test_the_readme_example_tests_run_as_written(monkeypatch):
     text = README.read_text(encoding="utf-8").split("## Test your agent", 1)[1].split("\n## ", 1)[0]
     assert len(text.strip().splitlines()) <= 40, "the section stays short"
     sources = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
@@ -34,7 +43,7 @@ async def test_the_readme_example_tests_run_as_written(monkeypatch):
         exec(compile(source, f"README.md example {number + 1}", "exec"), namespace)
         for name, test in namespace.items():
             if name.startswith("test_"):
-                await test()
+                test()  # plain pytest: no plugin, no fixture
                 ran.append(name)
     assert ran == ["test_the_agent_looks_the_order_up_and_says_so"]
 
@@ -56,11 +65,11 @@ def test_the_demo_call_shipped_in_the_package_is_the_repository_fixture():
 
 
 def test_the_settings_reference_is_current():
-    """README's table and .env.example are made from Settings: `python -m telephony.settings_reference`."""
+    """The configuration page's table and .env.example are made from Settings: `python -m telephony.settings_reference`."""
     from telephony.settings_reference import env_example, with_table
 
-    readme = README.read_text(encoding="utf-8")
-    assert with_table(readme) == readme, "run: python -m telephony.settings_reference"
+    page = CONFIGURATION.read_text(encoding="utf-8")
+    assert with_table(page) == page, "run: python -m telephony.settings_reference"
     example = (README.parent / ".env.example").read_text(encoding="utf-8")
     assert example == env_example(), "run: python -m telephony.settings_reference"
     for name in Settings.model_fields:

@@ -56,7 +56,12 @@ SIGNATURE_HEADER = "X-Telephony-Signature"
 
 
 class AgentLoadError(ValueError):
-    """An agent spec or file that cannot be used; the message is one line."""
+    """An agent spec or file that cannot be used: `problems`, one line each (a TOML file lists
+    every mistake it has, not the first)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 def sign_body(secret: bytes, body: bytes) -> str:
@@ -180,24 +185,33 @@ def load_toml_agent(path: Path, signing_secret: bytes | None) -> Agent:
     try:
         spec = _AgentFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise AgentLoadError(f"{path}: {where}: {message}{more}") from None
+        raise AgentLoadError(
+            *(
+                f"{path}: {'.'.join(str(p) for p in error['loc']) or 'the file'}: {str(error['msg']).removeprefix('Value error, ')}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
+        ) from None
+    problems = []
     if spec.tools and signing_secret is None:
-        raise AgentLoadError(f"{path}: its tools are HTTP endpoints: set TELEPHONY_TOOL_SIGNING_SECRET so that they can check our requests")
+        problems.append(f"{path}: its tools are HTTP endpoints: set TELEPHONY_TOOL_SIGNING_SECRET so that they can check our requests")
     from telephony.agents.mcp_tools import McpServer
 
     servers = []
-    for number, entry in enumerate(spec.mcp):
-        if bool(entry.url) == bool(entry.command):
-            raise AgentLoadError(f"{path}: mcp.{number}: give either a url or a command")
-        servers.append(
-            McpServer(entry.url, entry.command, tuple(entry.args), entry.env, tuple(entry.tools) if entry.tools else None, entry.behavior)
-        )
+    for number, server in enumerate(spec.mcp):
+        if bool(server.url) == bool(server.command):
+            problems.append(f"{path}: mcp.{number}: give either a url or a command")
+            continue
+        chosen = tuple(server.tools) if server.tools else None
+        servers.append(McpServer(server.url, server.command, tuple(server.args), server.env, chosen, server.behavior))
+    tools = []
+    for entry in spec.tools:
+        try:
+            tools.append(http_tool(entry, signing_secret or b""))
+        except ValueError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise AgentLoadError(*problems)
     try:
-        tools = [http_tool(entry, signing_secret or b"") for entry in spec.tools]
         return Agent(
             spec.name,
             instructions=spec.instructions,

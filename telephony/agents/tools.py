@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 import docstring_parser
 from google.genai import types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, TypeAdapter, ValidationError, create_model
+from pydantic.errors import PydanticInvalidForJsonSchema
 
 from telephony.agents.keypad_input import Keypad, keypad_note, keypad_of
 from telephony.call.tool_api import CallHandle, ToolHandler, ToolOutcome
@@ -173,10 +174,23 @@ def _arguments_model(
                 raise ValueError(f"tool {tool_name!r}: keypad parameter {parameter.name!r} must be a str (digits keep their zeros)")
             keypad[parameter.name] = entry
             continue
+        _describable(annotation, tool_name, parameter.name)
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (annotation, Field(default, description=descriptions.get(parameter.name)))
     model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     return model, context_parameter, keypad
+
+
+def _describable(annotation: Any, tool_name: str, parameter: str) -> None:
+    """A parameter's type must become JSON Schema for the model: one line when it cannot."""
+    try:
+        TypeAdapter(annotation).json_schema()
+    except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema):
+        name = getattr(annotation, "__name__", None) or str(annotation)
+        raise ValueError(
+            f"tool {tool_name!r}: parameter {parameter!r} is a {name}, which cannot be described to the model; "
+            "use str, int, float, bool, a Literal, a list or dict of those, an Enum, or a pydantic model, dataclass or TypedDict"
+        ) from None
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The bridge a user writes first (google-genai + soxr + json, ~60 lines), kept here so that
 `telephony bench load --compare` measures ours against it in the same run, on the same
-emulators: every "faster" in the README is a ratio from one run. Not for production: no
+emulators: every "faster" in docs/benchmarks.md is a ratio from one run. Not for production: no
 signatures, no pacing, no reconnects, no barge-in of its own (it forwards `interrupted`).
 
     python -m telephony.bench.naive_bridge   (PORT, GEMINI_API_KEY, TELEPHONY_GEMINI_BASE_URL,

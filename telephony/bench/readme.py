@@ -1,5 +1,5 @@
-"""The README's capacity table, made from a `bench load --json` file, never typed by hand:
-`telephony bench load ... --compare --json out/bench-load.json --readme README.md`."""
+"""The capacity table of docs/benchmarks.md, made from a `bench load --json` file, never typed by hand:
+`telephony bench load ... --compare --json out/bench-load.json --readme docs/benchmarks.md`."""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ from telephony.cli.bench import bench_app
 from telephony.cli.commands import app
 from telephony.cli.common import DEMO_CALL, console
 from telephony.cli.emulate import emulate_app
+from telephony.cli.help_format import quiet_flag_placeholders
+
+quiet_flag_placeholders()
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(emulate_app, name="emulate")

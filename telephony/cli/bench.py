@@ -20,7 +20,9 @@ def bench_codec(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
     agc: bool = typer.Option(True, "--agc/--no-agc", help="Include the caller gain control (on in production)."),
 ) -> None:
-    """Microseconds per 20 ms frame each way (JSON and base64 included) and each way's delay."""
+    """Microseconds per 20 ms frame each way (JSON and base64 included) and each way's delay.
+
+    Example: telephony bench codec"""
     from telephony.bench.codec import figures_as_dict, run_codec_bench
 
     figures = run_codec_bench(seconds=seconds, with_agc=agc)
@@ -102,7 +104,9 @@ def bench_barge_in(
     min_speech_ms: int = typer.Option(300, help="TELEPHONY_BARGE_IN_MIN_SPEECH_MS for the server under test."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
 ) -> None:
-    """The caller talks over agent audio already buffered: caller speech -> Twilio clear, on the wire."""
+    """The caller talks over agent audio already buffered: caller speech -> Twilio clear, on the wire.
+
+    Example: telephony bench barge-in"""
     require_test_kit()
     from telephony.bench.barge_in import figures_as_dict, run_barge_in
 
@@ -143,7 +147,10 @@ def bench_barge_in(
 @bench_app.command("reconnect")
 def bench_reconnect(json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON.")) -> None:
     """Gemini connections replaced mid-call (1000, 1008, 1011, refused resumption, drop, goAway):
-    the silence the caller hears, on the wire."""
+    the silence the caller hears, on the wire.
+
+    Example: telephony bench reconnect --json out/reconnect.json
+    """
     require_test_kit()
     from telephony.bench.reconnect import figures_as_dict, run_reconnect
 
@@ -167,7 +174,9 @@ def bench_quality(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON."),
     speech: Path = typer.Option(Path("fixtures") / "speech", help="Folder of speech WAV files (in a clone: fixtures/speech)."),
 ) -> None:
-    """PESQ and STOI of speech through the real transcoders, against G.711 alone."""
+    """PESQ and STOI of speech through the real transcoders, against G.711 alone.
+
+    Example: telephony bench quality"""
     from telephony.bench.quality import run_quality_bench, scores_as_dicts
 
     try:
@@ -194,7 +203,10 @@ def bench_soak(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the samples as JSON."),
 ) -> None:
     """Calls for minutes against a server in its own process: RSS, descriptors and tasks over
-    time and after an idle pause (a leak shows as figures that do not come back)."""
+    time and after an idle pause (a leak shows as figures that do not come back).
+
+    Example: telephony bench soak --calls 30 --minutes 5
+    """
     from rich.progress import Progress
 
     from telephony.bench.soak import run_soak, write_json
@@ -234,12 +246,14 @@ def bench_load(
         False, "--compare", help="Also run the same load against the naive bridge (telephony/bench/naive_bridge.py): ratios."
     ),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Our server's processes (serve --workers)."),
-    readme: Path | None = typer.Option(None, "--readme", help="Rewrite the capacity table in this README from the figures."),
+    readme: Path | None = typer.Option(None, "--readme", help="Rewrite the capacity table in this page (docs/benchmarks.md)."),
     traces: bool = typer.Option(
         False, "--traces", help="Also run each point with call traces exported (OTLP to a local receiver): tracing's cost."
     ),
 ) -> None:
-    """N concurrent emulated calls against a server in its own process: CPU, memory, delays."""
+    """N concurrent emulated calls against a server in its own process: CPU, memory, delays.
+
+    Example: telephony bench load --calls 40 --compare"""
     from rich.progress import Progress
 
     from telephony.bench.load import run_load, write_json
@@ -358,7 +372,10 @@ def _p50_p99(stats: dict[str, float | None]) -> str:
 @bench_app.command("voicemail")
 def bench_voicemail(json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON.")) -> None:
     """Answering machines and people on outbound calls, offline: what each was taken for, when
-    the message started after the beep, whether any was spoken before it, whether it was heard whole."""
+    the message started after the beep, whether any was spoken before it, whether it was heard whole.
+
+    Example: telephony bench voicemail
+    """
     import asyncio
     import json
     from dataclasses import asdict
@@ -393,7 +410,9 @@ def bench_list(
     speed: float = typer.Option(4.0, min=1.0, help="How much faster than real time the callees talk."),
     results: Path = typer.Option(Path("out/bench-list.results.csv"), help="The list run's results file."),
 ) -> None:
-    """A call list dialled offline (people, machines, busy, no answer): outcomes and wall time."""
+    """A call list dialled offline (people, machines, busy, no answer): outcomes and wall time.
+
+    Example: telephony bench list --numbers 50 --concurrency 5"""
     import asyncio
     import tempfile
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import SecretStr
@@ -49,7 +50,9 @@ def serve(
         None, "--workers", min=1, max=64, help="Server processes on one port [TELEPHONY_WORKERS; 0 there: one per core]."
     ),
 ) -> None:
-    """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream)."""
+    """Serve Twilio's voice webhook (POST /twiml) and media streams (WS /media-stream).
+
+    Example: telephony serve --emulate-gemini --agent myagent:agent"""
     import os
 
     from telephony.logs import configure_logging
@@ -71,7 +74,11 @@ def serve(
         "log_format": log_format,
         "workers": workers,
     }
-    settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, **{k: v for k, v in given.items() if v is not None})
+    given = {k: v for k, v in given.items() if v is not None}
+    signatures_off_locally = emulate_gemini and _local_without_twilio(given)
+    if signatures_off_locally:  # nothing outside this machine can reach it: no Twilio to sign anything
+        given["validate_signatures"] = False
+    settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, with_agent=True, **given)
     processes = 1 if emulate_gemini else (settings.workers or os.cpu_count() or 1)
     if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
         from telephony.web.workers import prepare_shared_metrics
@@ -93,7 +100,11 @@ def serve(
         console.print(f"[red]cannot listen on {settings.host}:{settings.port}:[/red] {exc.strerror or exc}", highlight=False)
         raise typer.Exit(1) from None
     public = settings.public_url or f"http://{settings.host}:{settings.port}"
-    console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream")
+    local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    console.print(f"Voice webhook: {public}/twiml   media stream: {public.replace('http', 'ws', 1)}/media-stream", highlight=False)
+    console.print(f"Talk to your agent: {local}/phone   calls: {local}/calls", highlight=False)
+    if signatures_off_locally:
+        console.print("Twilio signatures: off (only this machine reaches it; set TWILIO_AUTH_TOKEN to check them)", highlight=False)
 
     async def run() -> None:
         from telephony.agents.mcp_tools import McpError, mcp_tools_of
@@ -111,9 +122,12 @@ def serve(
                 mind = model_script.model if model_script is not None else None  # a fresh script for every call
                 from telephony.testing.text_model import SchemaFiller
 
-                emulator = await stack.enter_async_context(GeminiLiveEmulator(mind, text_model=SchemaFiller()))
+                emulator = await stack.enter_async_context(
+                    GeminiLiveEmulator(mind, text_model=SchemaFiller(), auth_tokens=True, plain_front=True)
+                )
                 settings.gemini_api_key = SecretStr("offline")
                 settings.gemini_base_url, settings.gemini_ca_file = emulator.base_url, emulator.ca_file
+                settings.gemini_browser_base_url = emulator.plain_base_url  # a browser does not trust the emulator's CA
                 follows = f"following {script}" if script is not None else "echo agent"
                 console.print(f"Gemini: local emulator ({follows}) at {emulator.base_url}", highlight=False)
             try:
@@ -147,6 +161,18 @@ def serve(
         return 0
 
     raise typer.Exit(run_workers(sockets, work))
+
+
+def _local_without_twilio(given: dict[str, Any]) -> bool:
+    """An offline server that only this machine reaches, with no Twilio auth token and no
+    word on signatures: they are off (real Twilio settings switch them on)."""
+    from telephony.settings import ConfigError, host_is_loopback, load_settings
+
+    try:
+        probe = load_settings(**given)
+    except ConfigError:
+        return False  # the real load reports it
+    return probe.twilio_auth_token is None and host_is_loopback(probe.host) and "validate_signatures" not in probe.model_fields_set
 
 
 @app.command()
@@ -271,7 +297,9 @@ def _store(settings: Settings) -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the call history tables (servers also do it on first use)."""
+    """Create or upgrade the call history tables (servers also do it on first use).
+
+    Example: TELEPHONY_DATABASE_URL=postgresql://... telephony db upgrade"""
     settings = settings_or_exit()
     store = _store(settings)
 
@@ -294,7 +322,9 @@ def calls(
     number: str | None = typer.Option(None, help="Only calls from or to a number containing this."),
     limit: int = typer.Option(20, min=1, max=500, help="How many, newest first."),
 ) -> None:
-    """Recent calls from the call history, as a table."""
+    """Recent calls from the call history, as a table.
+
+    Example: telephony calls --number +15551234567"""
     import datetime as dt
 
     from telephony.store import CallQuery
@@ -365,6 +395,25 @@ def check(
         raise typer.Exit(1)
 
 
+REPLAY_SIGNED_MAX_SPEED = 1.25
+"""The server's default TELEPHONY_MEDIA_RATE_LIMIT: faster signed audio is cut as `media_too_fast`."""
+
+
+def _replay_url(url: str) -> str:
+    """The voice webhook of a bare http(s)://HOST[:PORT]; a URL that can be neither, one line and exit 2."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.path in ("", "/"):
+        return url.rstrip("/") + "/twiml"
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        console.print(
+            f"[red]replay:[/red] --url must be http(s)://HOST/twiml (the whole Twilio flow) or ws(s)://HOST/media-stream, not {url!r}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    return url
+
+
 @app.command()
 def replay(
     fixture: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recorded call (.jsonl)."),
@@ -374,7 +423,9 @@ def replay(
     account_sid: str | None = typer.Option(None, envvar="TWILIO_ACCOUNT_SID", help="To fetch the transcript."),
     out: Path = typer.Option(Path("out"), help="Where the WAV and transcript go."),
 ) -> None:
-    """Play a recorded call into a running server as Twilio would; write what the caller heard."""
+    """Play a recorded call into a running server as Twilio would; write what the caller heard.
+
+    Example: telephony replay fixtures/one_sentence.jsonl --url http://127.0.0.1:8080"""
     import asyncio
 
     import httpx
@@ -383,6 +434,15 @@ def replay(
     require_test_kit()
     from telephony.testing.replay import replay_call
 
+    url = _replay_url(url)
+    if auth_token and speed > REPLAY_SIGNED_MAX_SPEED:
+        console.print(
+            f"[red]replay:[/red] --speed {speed:g} is faster than a server that checks signatures takes caller audio "
+            f"({REPLAY_SIGNED_MAX_SPEED:g}x real time, TELEPHONY_MEDIA_RATE_LIMIT): replay at --speed 1, or raise that limit on the server",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     try:
         outcome = asyncio.run(
             replay_call(fixture, url, speed=speed, auth_token=auth_token, account_sid=account_sid, out_dir=out, console=console)
@@ -406,7 +466,9 @@ def demo(
     speed: float = typer.Option(1.0, min=0.1, max=50.0, help="Play faster than real time."),
     port: int = typer.Option(0, min=0, max=65535, help="Port for the demo's server (0: any free port)."),
 ) -> None:
-    """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller."""
+    """A whole call, offline: our server, the Gemini emulator (echo agent) and a replayed caller.
+
+    Example: telephony demo --out out"""
     import asyncio
 
     require_test_kit()

@@ -22,44 +22,59 @@ DEMO_CALL = Path(str(resources.files("telephony").joinpath("testing", "calls", "
 """The recorded call `telephony demo` plays; it ships inside the package."""
 
 
-def settings_or_exit(for_serve: bool = False, gemini_emulated: bool = False, warn: bool = False, **overrides: Any) -> Settings:
+def settings_or_exit(
+    for_serve: bool = False, gemini_emulated: bool = False, warn: bool = False, with_agent: bool = False, **overrides: Any
+) -> Settings:
     """The settings, or every problem with them on its own line and exit code 2 (never a
     traceback, never a value: it may be a secret). `for_serve`: also what would make the
-    server refuse to start (`Settings.serve_problems`)."""
+    server refuse to start (`Settings.serve_problems`). `with_agent`: the agent's problems
+    too, in the same report (then `agent_or_exit` says nothing new)."""
     from telephony.settings import ConfigError, load_settings
 
+    agent_problems: list[str] = []
     try:
         settings = load_settings(**overrides)
         problems = settings.serve_problems(gemini_emulated) if for_serve else []
+        if with_agent:
+            agent_problems = _agents(settings)[1]
     except ConfigError as exc:
         problems = exc.problems
-    if problems:
+    if problems or agent_problems:
         for problem in problems:
             console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
+        for problem in agent_problems:
+            console.print(f"[red]agent:[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     for warning in settings.startup_warnings() if (warn or for_serve) else []:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     return settings
 
 
-def agent_or_exit(settings: Settings) -> Any:
-    """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or one line and exit 2."""
+def _agents(settings: Settings) -> tuple[Any, list[str]]:
+    """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), and its problems."""
     if not settings.agent:
-        return None
-    from telephony.agents.loading import AgentLoadError, agent_model_problems, agent_names, load_agent
+        return None, []
+    from telephony.agents.loading import AgentLoadError, agent_model_problems, load_agent
 
     secret = settings.tool_signing_secret.get_secret_value().encode() if settings.tool_signing_secret else None
     try:
         agents = load_agent(settings.agent, secret)
     except AgentLoadError as exc:
-        console.print(f"[red]agent:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    problems = agent_model_problems(agents, settings.gemini_model)
+        return None, exc.problems
+    return agents, agent_model_problems(agents, settings.gemini_model)
+
+
+def agent_or_exit(settings: Settings) -> Any:
+    """The agent TELEPHONY_AGENT / --agent names (None: the settings' agent), or its problems, one line each, and exit 2."""
+    from telephony.agents.loading import agent_names
+
+    agents, problems = _agents(settings)
     for problem in problems:
         console.print(f"[red]agent:[/red] {problem}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(2)
-    console.print(f"agents: {', '.join(agent_names(agents))}", highlight=False)
+    if agents is not None:
+        console.print(f"agents: {', '.join(agent_names(agents))}", highlight=False)
     return agents
 
 

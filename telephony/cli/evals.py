@@ -40,7 +40,10 @@ def evaluate(
     """Run every scenario N times through the phone path; a table, JSON, and exit 1 when an expectation fails.
 
     Offline: telephony eval examples/clinic/evals.yaml --agent examples/clinic/clinic.py:agent --emulate-gemini
-    Real model (GEMINI_API_KEY): telephony eval examples/clinic/evals.yaml --agent examples/clinic/clinic.py:agent"""
+    Real model (GEMINI_API_KEY): telephony eval examples/clinic/evals.yaml --agent examples/clinic/clinic.py:agent
+
+    Example: telephony eval examples/clinic/evals.yaml --agent examples/clinic/clinic.py:agent --emulate-gemini
+    """
     require_test_kit()
     from telephony.testing.evals import EvalFileError, EvalOptions, load_eval_file, run_evals
     from telephony.testing.judge import JudgeError

@@ -149,6 +149,9 @@ def connection_failure(exc: httpx.HTTPError) -> tuple[str, str]:
         current = current.__cause__ or current.__context__
     if isinstance(exc, httpx.TimeoutException):
         return "timed out", "something accepts the connection but does not answer: a firewall, or a stopped tunnel"
+    said = " ".join(str(e).lower() for e in chain)
+    if "wrong version number" in said or "record layer failure" in said or "http request" in said:
+        return "it answers plain http, not https", "Twilio needs https:// there: put the server behind HTTPS (a tunnel or a proxy)"
     if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in str(exc) or "certificate" in str(exc).lower():
         return f"TLS failed ({exc})", "the certificate is not valid for this host (Twilio refuses it too)"
     if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in str(exc) or "nodename" in str(exc):

@@ -29,7 +29,10 @@ def talk_command(
     """A terminal console: type what the caller says; see the agent's words, tool calls and latencies.
 
     Real model (GEMINI_API_KEY): telephony talk --agent examples/clinic/clinic.py:agent
-    Offline: telephony talk --agent examples/clinic/clinic.py:agent --emulate-gemini --script examples/clinic/model_script.yaml"""
+    Offline: telephony talk --agent examples/clinic/clinic.py:agent --emulate-gemini --script examples/clinic/model_script.yaml
+
+    Example: telephony talk --agent examples/clinic/clinic.py:agent --emulate-gemini
+    """
     require_test_kit()
     from telephony.cli.emulate import model_script_or_exit
     from telephony.testing.console import talk

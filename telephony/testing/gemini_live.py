@@ -77,6 +77,8 @@ __all__ = [
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+WIRE_LOG = logging.getLogger("telephony.testing.gemini_emulator.websockets")
+"""The emulator's own WebSocket server: its lines are marked as the emulator's (not ours)."""
 _PATH = re.compile(
     r"^/+ws/(google\.ai\.generativelanguage\.[A-Za-z0-9]+\.GenerativeService\.BidiGenerateContent(Constrained)?"
     r"|google\.cloud\.aiplatform\.[A-Za-z0-9]+\.LlmBidiService/BidiGenerateContent)(\?.*)?$"
@@ -113,6 +115,7 @@ class GeminiLiveEmulator:
         model: str | None = None,
         session_age_speed: float = 1.0,
         text_model: TextModel | None = None,
+        plain_front: bool = False,
     ) -> None:
         """`realism`: behave like the real service (`REALISTIC`), or kindly (None).
         `model`: behave like this model's family whatever the client asks for (default: the
@@ -123,7 +126,9 @@ class GeminiLiveEmulator:
         `client.aio.auth_tokens.create` makes them) and accept them on the constrained
         endpoint; a small front on the port then passes every other request on.
         `text_model`: also answer `POST .../models/{model}:generateContent` (a judge, a
-        post-call analysis) with this `TextModel`, through the same front."""
+        post-call analysis) with this `TextModel`, through the same front.
+        `plain_front`: the same front also without TLS, on loopback (`plain_base_url`), for a
+        browser, which does not trust the emulator's own certificate authority."""
         self.text_model = text_model
         self.text_requests: list[dict[str, Any]] = []
         """Every generateContent request answered, as sent (tests of what was asked)."""
@@ -146,6 +151,9 @@ class GeminiLiveEmulator:
         self.tokens: dict[str, EphemeralToken] = {}
         self._token_of: dict[int, EphemeralToken] = {}
         self._front: asyncio.Server | None = None
+        self._plain_front: asyncio.Server | None = None
+        self.plain_front = plain_front
+        self.plain_port = 0
         self._inner_port = 0
         if realism is not None:
             lead_s = max(lead_s, realism.lead_s)
@@ -196,10 +204,15 @@ class GeminiLiveEmulator:
 
     async def _listen(self) -> None:
         if self.auth_tokens or self.text_model is not None:  # TLS and the REST routes in front, WebSockets behind it
-            self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request, max_size=self.max_message_bytes)
+            self._server = await serve(
+                self._handle, "127.0.0.1", 0, process_request=self._check_request, max_size=self.max_message_bytes, logger=WIRE_LOG
+            )
             self._inner_port = self._server.sockets[0].getsockname()[1]
             self._front = await asyncio.start_server(self._front_door, self.host, self.port, ssl=self._ssl)
             self.port = self._front.sockets[0].getsockname()[1]
+            if self.plain_front:
+                self._plain_front = await asyncio.start_server(self._front_door, "127.0.0.1", 0)
+                self.plain_port = self._plain_front.sockets[0].getsockname()[1]
             return
         self._server = await serve(
             self._handle,
@@ -208,6 +221,7 @@ class GeminiLiveEmulator:
             ssl=self._ssl,
             process_request=self._check_request,
             max_size=self.max_message_bytes,
+            logger=WIRE_LOG,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -315,9 +329,10 @@ class GeminiLiveEmulator:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._front is not None:
-            self._front.close()
-            self._front = None
+        for front in (self._front, self._plain_front):
+            if front is not None:
+                front.close()
+        self._front = self._plain_front = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -335,6 +350,11 @@ class GeminiLiveEmulator:
     @property
     def base_url(self) -> str:
         return f"https://{self.host}:{self.port}"
+
+    @property
+    def plain_base_url(self) -> str | None:
+        """http:// on loopback, with `plain_front` (and a front: `auth_tokens` or `text_model`)."""
+        return f"http://127.0.0.1:{self.plain_port}" if self.plain_port else None
 
     def client_ssl_context(self) -> ssl.SSLContext:
         if self.ca_file is None:

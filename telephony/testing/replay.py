@@ -33,6 +33,11 @@ class ReplayOutcome:
             f"call {r.call_sid}: {r.duration_s:.1f} s, caller heard {r.heard_seconds:.2f} s of agent audio, "
             f"{len(r.media())} frames, {len(r.clears)} clear(s), {len(r.marks_echoed)} marks echoed"
         )
+        reason = (self.record or {}).get("end_reason")
+        if reason and reason != "caller hung up":
+            console.print(f"the server ended the call: {reason}", highlight=False)
+        elif not r.caller_hung_up and not reason:
+            console.print(f"the server ended the call before the recording did (WebSocket close {r.close_code})", highlight=False)
         if self.record:
             console.print(self.record.get("transcript_text") or "(no transcript)", markup=False)
             for key, label in (("interrupted_to_clear_ms", "interrupted -> clear"), ("chunk_to_frame_ms", "Gemini chunk -> Twilio frame")):

@@ -340,7 +340,7 @@ def router(
             "token": token.name,
             "model": token.model,
             "expiresAt": token.expires_at.isoformat(),
-            "baseUrl": settings.gemini_base_url,
+            "baseUrl": settings.gemini_browser_base_url or settings.gemini_base_url,
             "agent": agent.name,
         }
 

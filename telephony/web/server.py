@@ -106,9 +106,12 @@ def uvicorn_config(
         timeout_graceful_shutdown=5,  # after the drain, what is still open is cut, never waited on
         log_config=None,
         log_level=log_level,
+        # A line per request (the browser phone polls twice a second) only when debugging: the
+        # routes log what matters themselves (a call answered, a status, a refusal).
+        access_log=log_level.lower() == "debug",
         ws_max_size=MAX_MESSAGE_BYTES,  # bigger frames are refused by the server itself
         # Base64 mu-law barely compresses; deflating 100 small messages a second per call
-        # costs CPU and latency for nothing (see README, "Where the time goes").
+        # costs CPU and latency for nothing (see docs/benchmarks.md, "Where the time goes").
         ws_per_message_deflate=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
