@@ -20,6 +20,22 @@ from typing import Any
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
+_PLAIN_VALUES = (str, int, float, bool, list, tuple, dict, type(None))
+
+
+def _extras(record: logging.LogRecord, skip: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A record's own fields (call_sid, turn, ...). A library's objects (websockets puts its
+    connection there, as a weak proxy that may be dead by now) are not data: left out."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD
+        and key not in skip
+        and not key.startswith("_")
+        and issubclass(type(value), _PLAIN_VALUES)  # type(): a dead proxy raises on isinstance
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line; extra fields (call_sid, stream_sid, ...) included."""
 
@@ -30,9 +46,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -54,11 +68,7 @@ class DevFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         call_sid = getattr(record, "call_sid", None)
         call = f"…{call_sid[-6:]}" if isinstance(call_sid, str) and call_sid else "-"
-        extras = " ".join(
-            f"{key}={value}"
-            for key, value in record.__dict__.items()
-            if key not in _STANDARD and key not in _QUIET_EXTRAS and not key.startswith("_") and value is not None
-        )
+        extras = " ".join(f"{key}={value}" for key, value in _extras(record, _QUIET_EXTRAS).items() if value is not None)
         level = f"{record.levelname:<7}"
         if self.colour:
             level = f"{_LEVEL_COLOURS.get(record.levelname, '')}{level}\x1b[0m"

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 from telephony.agents.loading import AgentLoadError, load_agent
 from telephony.cli import app
 from telephony.cli.preflight import check_public_url
-from telephony.logs import ClosingTlsRace, configure_logging, mask_number
+from telephony.logs import ClosingTlsRace, DevFormatter, JsonFormatter, configure_logging, mask_number
 from telephony.settings import Settings
 
 
@@ -184,3 +185,17 @@ def test_logs_keep_library_chatter_and_the_closing_tls_race_out_and_names_unmask
     other = logging.LogRecord("asyncio", logging.ERROR, "", 0, "Task exception was never retrieved", None, None)
     assert ClosingTlsRace().filter(other)
     assert mask_number("browser") == "browser" and mask_number("+15551234567") == "+1******4567"
+
+
+def test_a_librarys_object_in_a_log_record_is_left_out_even_when_it_is_gone():
+    class Connection:
+        pass
+
+    gone = Connection()
+    record = logging.LogRecord("websockets.server", logging.INFO, "", 0, "connection open", None, None)
+    record.websocket = weakref.proxy(gone)  # what websockets puts there
+    record.call_sid = "CA1"
+    del gone
+    for formatter in (JsonFormatter(), DevFormatter()):
+        shown = formatter.format(record)  # a dead proxy once made this raise: the line was lost
+        assert "connection open" in shown and "websocket=" not in shown and '"websocket"' not in shown and "object at 0x" not in shown
