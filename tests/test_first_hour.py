@@ -185,6 +185,13 @@ def test_logs_keep_library_chatter_and_the_closing_tls_race_out_and_names_unmask
     other = logging.LogRecord("asyncio", logging.ERROR, "", 0, "Task exception was never retrieved", None, None)
     assert ClosingTlsRace().filter(other)
     assert mask_number("browser") == "browser" and mask_number("+15551234567") == "+1******4567"
+    from fastapi import FastAPI
+
+    from telephony.web.server import uvicorn_config
+
+    quiet = uvicorn_config(FastAPI(), "127.0.0.1", 0, log_level="info")
+    assert quiet.log_level == "warning" and not quiet.access_log, "uvicorn's per-request and per-socket lines only when debugging"
+    assert uvicorn_config(FastAPI(), "127.0.0.1", 0, log_level="debug").access_log
 
 
 def test_a_librarys_object_in_a_log_record_is_left_out_even_when_it_is_gone():

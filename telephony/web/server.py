@@ -105,7 +105,9 @@ def uvicorn_config(
         proxy_headers=False,
         timeout_graceful_shutdown=5,  # after the drain, what is still open is cut, never waited on
         log_config=None,
-        log_level=log_level,
+        # uvicorn's own lines ("Started server process", one per WebSocket accepted) only when
+        # debugging: our banner and our call lines say the same for a person.
+        log_level=log_level if log_level.lower() == "debug" else "warning",
         # A line per request (the browser phone polls twice a second) only when debugging: the
         # routes log what matters themselves (a call answered, a status, a refusal).
         access_log=log_level.lower() == "debug",
