@@ -64,3 +64,60 @@ async def test_two_workers_share_one_port_the_history_and_the_metrics_and_drain_
     completed = [line for line in metrics.splitlines() if line.startswith('telephony_calls_total{outcome="completed"}')]
     assert completed and float(completed[0].split()[-1]) == 6.0, metrics[:2000]
     assert server.returncode == 0, output.decode()[-2000:]
+
+
+async def test_a_captured_stream_replayed_to_two_workers_and_another_instance_opens_one_gemini_session(tmp_path):
+    """The token is spent and the CallSid taken in the shared store: whichever process a replay
+    lands on, it opens nothing (two workers on one port, and another instance of two on the same file)."""
+    ports = [free_port(), free_port()]
+    async with GeminiLiveEmulator(speed=4.0) as gemini:
+        base_env = dict(
+            os.environ,
+            GEMINI_API_KEY="offline",
+            TELEPHONY_GEMINI_BASE_URL=gemini.base_url,
+            TELEPHONY_GEMINI_CA_FILE=str(gemini.ca_file),
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+            TELEPHONY_DATA_DIR=str(tmp_path),  # one SQLite file for every process
+            TELEPHONY_MEDIA_RATE_LIMIT="5",
+        )
+        servers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "telephony", "serve", "--workers", str(workers)],
+                # Behind one load balancer: one public address for both instances.
+                env={**base_env, "TELEPHONY_PORT": str(port), "TELEPHONY_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}"},
+                stdout=open(tmp_path / f"server{port}.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+            for port, workers in zip(ports, (2, 2), strict=True)
+        ]
+        try:
+            for port in ports:
+                await wait_until_healthy(f"http://127.0.0.1:{port}", 40)
+            first = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN)
+            target = await first.answer(f"http://127.0.0.1:{ports[0]}/twiml")  # one signed webhook, one token
+            replays = []
+            for index in range(10):  # the same upgrade and `start`, to the workers and to the other instance
+                port = ports[0] if index < 7 else ports[1]
+                caller = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN)
+                replays.append(caller.play(target, connect_url=f"ws://127.0.0.1:{port}/media-stream"))
+            results = await asyncio.gather(*replays)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                await asyncio.to_thread(server.wait, 30)
+    assert len(gemini.connections) == 1, f"{len(gemini.connections)} Gemini sessions for one call"
+    assert sorted(r.close_code for r in results) == [1000] + [1008] * 9
+
+
+def test_workers_without_a_store_are_refused_in_one_line(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GEMINI_API_KEY": "k", "TWILIO_AUTH_TOKEN": "0" * 32,
+           "TELEPHONY_DATABASE_URL": "off", "TELEPHONY_PUBLIC_URL": "https://voice.example.com"}  # fmt: skip
+    command = [sys.executable, "-m", "telephony", "serve", "--workers", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).strip().splitlines() == [
+        "config: 2 workers need the call store (TELEPHONY_DATABASE_URL is off): a stream token must be used once and a live "
+        "call have one stream across them; keep the default SQLite file, or use --workers 1"
+    ]

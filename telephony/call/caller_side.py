@@ -138,6 +138,13 @@ class CallerSide(CallParts):
             # Twilio may add events; one now and then is skipped, a stream of them is abuse.
             self._malformed("unknown_event", f"unknown event {message.event[:40]!r}")
 
+    shared_refusal: tuple[str, str] | None = None
+    """What the shared store said of this stream's `start` (another worker or instance has its
+    token or its CallSid), given before the `start` itself."""
+
+    def shared_admission(self, refusal: tuple[str, str] | None, now: float) -> None:
+        self.shared_refusal = refusal
+
     moving_to: str | None = None
     """Set while a transfer moves the call off this stream: why its `stop` came."""
 
@@ -160,7 +167,7 @@ class CallerSide(CallParts):
             self._refuse(str(exc), 1003, "refused")
             return
         admit = self.config.admit_stream
-        refusal = admit(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)) if admit is not None else None
+        refusal = self.shared_refusal or (admit(details.call_sid, details.custom_parameters.get(TOKEN_PARAMETER)) if admit else None)
         if refusal is not None:
             kind, reason = refusal
             self._refuse(reason, 1008, kind)

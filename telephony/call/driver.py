@@ -42,7 +42,7 @@ from telephony.gemini.messages import UserTurn
 from telephony.gemini.resilient import ResilientGeminiSession
 from telephony.gemini.session import GeminiSessionError
 from telephony.logs import CallLogger
-from telephony.twilio.media_streams import Outbound
+from telephony.twilio.media_streams import Outbound, start_of
 
 log = logging.getLogger("telephony.call")
 
@@ -245,6 +245,8 @@ class CallDriver:
                 self._feed(core.twilio_closed)
                 return
             self.keeping.frame(raw)
+            if not core.admitted and self.services.claim_stream is not None and (start := start_of(raw)) is not None:
+                self._feed(functools.partial(core.shared_admission, await self.services.claim_stream(*start)))
             self._feed(functools.partial(core.twilio_frame, raw))
 
     async def _write_twilio(self) -> None:

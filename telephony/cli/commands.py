@@ -80,10 +80,19 @@ def serve(
         given["validate_signatures"] = False
     settings = settings_or_exit(for_serve=True, gemini_emulated=emulate_gemini, with_agent=True, **given)
     processes = 1 if emulate_gemini else (settings.workers or os.cpu_count() or 1)
+    if processes > 1 and settings.call_history_url == "off":
+        console.print(
+            f"[red]config:[/red] {processes} workers need the call store (TELEPHONY_DATABASE_URL is off): a stream token must be "
+            "used once and a live call have one stream across them; keep the default SQLite file, or use --workers 1",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     if processes > 1:  # before anything imports prometheus_client: the workers add their metrics up
         from telephony.web.workers import prepare_shared_metrics
 
         prepare_shared_metrics()
+        _upgrade_store(settings)  # once, before the workers would race to create the tables
 
     from telephony.web.app import create_app
     from telephony.web.server import DrainingServer, listen_socket, uvicorn_config
@@ -161,6 +170,19 @@ def serve(
         return 0
 
     raise typer.Exit(run_workers(sockets, work))
+
+
+def _upgrade_store(settings: Settings) -> None:
+    from telephony.store.database import CallStore
+
+    async def upgrade() -> None:
+        store = CallStore(settings.call_history_url)
+        try:
+            await store.ensure_schema()
+        finally:
+            await store.close()
+
+    run_event_loop(upgrade(), "asyncio")
 
 
 def _local_without_twilio(given: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -90,8 +91,15 @@ class CallStore:
             return
         async with self._lock:
             if not self._ready:
-                async with self.engine.begin() as connection:
-                    await connection.run_sync(upgrade_schema)
+                for attempt in range(3):
+                    try:
+                        async with self.engine.begin() as connection:
+                            await connection.run_sync(upgrade_schema)
+                        break
+                    except DBAPIError as exc:  # another process created the tables a moment ago (SQLite DDL)
+                        if attempt == 2 or "already exists" not in str(exc):
+                            raise
+                        await asyncio.sleep(0.2)
                 self._ready = True
 
     async def close(self) -> None:

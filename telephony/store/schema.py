@@ -106,3 +106,12 @@ list_calls = Table(
     Column("updated_at", Float, nullable=False),
 )
 """Every number a call list dialled, and how it went: a resumed run calls nobody twice."""
+
+stream_claims = Table(
+    "stream_claims",
+    metadata,
+    Column("key", String(160), primary_key=True),  # token:<stream token> or call:<CallSid>
+    Column("expires_at", Float, nullable=False, index=True),
+)
+"""What must hold across every worker and instance: a stream token is used once, a live
+CallSid has one stream (`telephony.store.claims`)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -271,3 +272,17 @@ def mark_message(stream_sid: str, name: str) -> str:
 def clear_message(stream_sid: str) -> str:
     """Empty Twilio's playback buffer now (barge-in)."""
     return Clear(stream_sid=stream_sid).to_json()
+
+
+def start_of(raw: str | bytes) -> tuple[str, str | None] | None:
+    """(CallSid, stream token) of a `start` message, read before the call core reads it (to ask
+    the shared store first); None for anything else, malformed starts included (the core
+    refuses those as it refuses every malformed message)."""
+    if '"start"' not in (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")):
+        return None
+    try:
+        message = json.loads(raw)
+        details = message["start"] if message.get("event") == "start" else None
+        return (str(details["callSid"]), (details.get("customParameters") or {}).get(TOKEN_PARAMETER)) if details else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

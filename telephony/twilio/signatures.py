@@ -87,8 +87,8 @@ class CallTokens:
     A token is good for one stream, for `ttl_s` after the webhook answered (Twilio opens the
     stream within a second or two), and only with the CallSid it was issued for: a captured
     upgrade signature plus a `start` message replayed later opens nothing. The signature
-    needs no shared state, so any instance can check it; "used" is remembered per process
-    (a replay to another instance inside the short lifetime is the remaining window).
+    needs no shared state, so any instance can check it; "used" is remembered here per process
+    and, with a call store, across every worker and instance (`telephony.store.claims`).
     """
 
     def __init__(self, secret: bytes, ttl_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
@@ -104,8 +104,9 @@ class CallTokens:
         issued = int(self._clock())
         return f"{issued:x}.{self._mac(call_sid, issued)}"
 
-    def redeem(self, call_sid: str, token: str | None) -> str | None:
-        """None when `token` opens this stream (and is now spent), else why not."""
+    def check(self, call_sid: str, token: str | None) -> str | None:
+        """None when `token` was issued for this CallSid and is still fresh, else why not
+        (nothing is spent: `redeem` does that here, the shared store across processes)."""
         issued_hex, _, mac = (token or "").partition(".")
         try:
             issued = int(issued_hex, 16)
@@ -116,6 +117,17 @@ class CallTokens:
         now = self._clock()
         if not -5 <= now - issued <= self.ttl_s:  # a few seconds of clock skew between instances
             return f"stream token expired ({now - issued:.0f} s old; Twilio connects within seconds)"
+        return None
+
+    def expires_at(self, token: str) -> float:
+        return int(token.partition(".")[0], 16) + self.ttl_s + 5
+
+    def redeem(self, call_sid: str, token: str | None) -> str | None:
+        """None when `token` opens this stream (and is now spent), else why not."""
+        if (problem := self.check(call_sid, token)) is not None:
+            return problem
+        issued = int((token or "").partition(".")[0], 16)
+        now = self._clock()
         while self._used and next(iter(self._used.values())) < now:
             self._used.popitem(last=False)
         if token in self._used:

@@ -18,6 +18,7 @@ from telephony.call.services import CallServices
 from telephony.gemini.analysis import AnalysisError, analyze_call
 from telephony.settings import Settings
 from telephony.store import StoreWriter
+from telephony.store.claims import StreamClaims
 from telephony.store.wav_file import delete_old_recordings
 from telephony.twilio.rest import TwilioRest
 from telephony.twilio.signatures import CallTokens
@@ -48,6 +49,12 @@ class VoiceService:
         """Every open media stream, admitted or not yet (for the drain)."""
         self.live_call_sids: set[str] = set()
         """CallSids of admitted streams: a second stream for one of them is refused."""
+        shared = writer is not None and (settings.workers != 1 or writer.store.kind == "postgresql")
+        self.claims: StreamClaims | None = StreamClaims(writer.store) if writer is not None and shared else None
+        """The same refusals across workers (more than one process on a SQLite file) and
+        instances (PostgreSQL), in the shared store; one process alone needs only its own."""
+        self.claimed: set[str] = set()
+        """CallSids this process claimed in the store (released when their call ends)."""
         self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
         self.call_statuses: collections.OrderedDict[str, list[dict[str, str]]] = collections.OrderedDict()
         self.events: EventPublisher | None = None
@@ -70,6 +77,28 @@ class VoiceService:
         """Calls past a valid `start`: sockets that never send one do not hold a call slot."""
         return len(self.live_call_sids)
 
+    async def claim_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
+        """Before `start` reaches the call: in the shared store, the stream token is spent and
+        the CallSid taken, wherever the stream landed (None: both are this stream's). Only a
+        token issued for this CallSid may claim anything, so a forged `start` blocks nobody."""
+        if self.claims is None:
+            return None
+        now = time.time()
+        wanted: list[tuple[str, float]] = []
+        if tokens is not None:
+            if (problem := tokens.check(call_sid, token)) is not None:
+                return "bad_token", problem
+            assert token is not None
+            wanted.append((f"token:{token}", tokens.expires_at(token)))
+        wanted.append((f"call:{call_sid}", now + self.settings.max_call_seconds + 300))
+        held = await self.claims.claim(wanted, now)
+        if held is not None and held.startswith("token:"):
+            return "bad_token", "stream token already used (a replayed stream, on this or another worker or instance)"
+        if held is not None:
+            return "duplicate_stream", "a stream for this CallSid is already live (on this or another worker or instance)"
+        self.claimed.add(call_sid)
+        return None
+
     def admit_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
         """At `start`: one stream per CallSid, with a fresh single-use token (when signed)."""
         if call_sid in self.live_call_sids:
@@ -88,6 +117,13 @@ class VoiceService:
             self.active_calls.discard(call)
             if call.core.admitted and call.record.call_sid:
                 self.live_call_sids.discard(call.record.call_sid)
+            sid = call.record.call_sid
+            if sid in self.claimed and self.claims is not None:
+                self.claimed.discard(sid)
+                try:
+                    await self.claims.release(f"call:{sid}")
+                except Exception as exc:  # the store is down: the claim expires by itself
+                    log.warning("could not release the call's claim: %s", type(exc).__name__, extra={"call_sid": sid})
 
     def remember(self, record: CallRecord) -> None:
         if record.call_sid:
