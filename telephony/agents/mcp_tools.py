@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.genai import types
-from mcp import Client, StdioServerParameters
+
+if TYPE_CHECKING:  # the mcp package (24 MB, ~190 modules) loads only for an agent that has MCP servers
+    from mcp import Client, StdioServerParameters
 
 from telephony.agents.agent import Agent
 from telephony.agents.tools import Tool, as_response
@@ -59,6 +61,8 @@ class McpServer:
             return self.url
         if not self.command:
             raise McpError("an [[mcp]] entry needs a url or a command")
+        from mcp import StdioServerParameters
+
         return StdioServerParameters(command=self.command, args=list(self.args), env=self.env or None)
 
 
@@ -73,6 +77,8 @@ class _Connection:
 
     async def _own(self) -> None:
         try:
+            from mcp import Client
+
             async with Client(self.server.target()) as client:
                 self._ready.set_result(client)
                 await self._stop.wait()
