@@ -206,6 +206,27 @@ async def test_the_agent_is_chosen_per_call_by_the_called_number_and_a_selector_
     assert [call.to_number for call in seen] == ["+15550001", "+15550002", "+15550003"]
 
 
+async def test_a_selectors_agent_is_found_by_the_instance_the_stream_lands_on():
+    """The webhook runs on one instance, the stream on another that never saw the agent: the
+    selector is asked again there for the same call (it decides by the call), not the default."""
+
+    def choose(call: IncomingCall) -> Agent:
+        return Agent(f"desk-{call.to_number[-4:]}", instructions=f"You answer the line {call.to_number}.")
+
+    async with (
+        GeminiLiveEmulator(ScriptedAgent([]), speed=8.0) as gemini,
+        offline_stack(gemini, agent=choose, validate_signatures=False) as webhook_side,
+        offline_stack(gemini, agent=choose, validate_signatures=False) as stream_side,
+    ):
+        caller = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=8.0)
+        target = await caller.answer(webhook_side.webhook, {"To": "+15550007", "From": "+15559999"})
+        await caller.play(target, connect_url=stream_side.base_url.replace("http", "ws", 1) + "/media-stream")
+        (record,) = stream_side.records()
+    assert target.parameters["agent"] == "desk-0007" and record.parameters["agent"] == "desk-0007"
+    (connection,) = gemini.connections
+    assert connection.setup["system_instruction"]["parts"][0]["text"].startswith("You answer the line +15550007.")
+
+
 async def test_an_agent_asked_for_by_name_travels_as_its_name_in_the_signed_twiml():
     agents = [Agent("sales", instructions="Sell."), Agent("support", instructions="Help. " * 200)]
     async with GeminiLiveEmulator(speed=8.0) as gemini, offline_stack(gemini, agent=agents) as stack:

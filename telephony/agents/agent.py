@@ -26,6 +26,7 @@ to the model as an error, is logged with the call's SIDs, and the call goes on.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
@@ -46,6 +47,8 @@ from telephony.gemini.models import known as known_model
 
 if TYPE_CHECKING:
     from telephony.gemini.config import AgentOptions
+
+log = logging.getLogger(__name__)
 
 BUILTIN_TOOLS = ("end_call", "transfer_call", "warm_transfer", "send_dtmf")
 
@@ -235,7 +238,8 @@ class AgentBook:
     The webhook chooses the agent (the selector, or `?agent=NAME` from `telephony dial`) and
     names it in the signed TwiML; the stream looks the name up here. Only the name travels
     (Twilio limits a `<Parameter>` to ~500 characters, and instructions are longer), so an
-    agent a selector returns is remembered by name in this process.
+    agent a selector returns is remembered by name in this process, and a stream that lands on
+    another worker or instance asks the selector again for the same call (`recall`).
     """
 
     def __init__(self, agents: Agent | AgentSelector | Iterable[Agent] | None = None) -> None:
@@ -272,6 +276,16 @@ class AgentBook:
         elif not isinstance(chosen, Refuse):
             raise TypeError(f"the agent selector returned {type(chosen).__name__}, not an Agent or Refuse")
         return chosen
+
+    async def recall(self, name: str | None, call: IncomingCall) -> None:
+        """A stream names an agent this process has not seen: its webhook ran on another worker
+        or instance. A selector decides by the call, so it is asked again for the same call."""
+        if not name or name in self.by_name or self.selector is None:
+            return
+        chosen = await self.choose(call)
+        if not isinstance(chosen, Agent) or chosen.name != name:
+            what = chosen.name if isinstance(chosen, Agent) else "to refuse"
+            log.warning("the agent selector chose %s here and %s at the webhook: the call gets the default agent", what, name)
 
     def named(self, name: str | None) -> Agent:
         """The agent a stream's TwiML named (the default when none)."""

@@ -245,8 +245,8 @@ class CallDriver:
                 self._feed(core.twilio_closed)
                 return
             self.keeping.frame(raw)
-            if not core.admitted and self.services.claim_stream is not None and (start := start_of(raw)) is not None:
-                self._feed(functools.partial(core.shared_admission, await self.services.claim_stream(*start)))
+            if not core.admitted and self.services.before_start is not None and (start := start_of(raw)) is not None:
+                self._feed(functools.partial(core.shared_admission, await self.services.before_start(*start)))
             self._feed(functools.partial(core.twilio_frame, raw))
 
     async def _write_twilio(self) -> None:

@@ -68,10 +68,11 @@ class CallServices:
     """A call was admitted (its SIDs and parameters are known): e.g. the store's first row."""
     on_call_end: Callable[[CallRecord], Awaitable[None] | None] | None = None
     early_answered_by: Callable[[str], str | None] = lambda call_sid: None
-    claim_stream: Callable[[str, str | None], Awaitable[tuple[str, str] | None]] | None = None
-    """Asked before a `start` reaches the core, with its CallSid and stream token: the claims
-    that must hold across workers and instances (the shared store); None admits, else (kind,
-    reason) refuses the stream."""
+    before_start: Callable[[str, dict[str, str]], Awaitable[tuple[str, str] | None]] | None = None
+    """Asked before a `start` reaches the core, with its CallSid and custom parameters: what
+    must hold across workers and instances (the stream token used once and the CallSid taken,
+    in the shared store; a selector's agent found again); None admits, else (kind, reason)
+    refuses the stream."""
     """Twilio's answering-machine result for a CallSid that came before its stream started."""
     recordings_dir: Path | None = None
     """Where the stereo recordings are kept when the core records (CallConfig.record_audio)."""

@@ -274,15 +274,18 @@ def clear_message(stream_sid: str) -> str:
     return Clear(stream_sid=stream_sid).to_json()
 
 
-def start_of(raw: str | bytes) -> tuple[str, str | None] | None:
-    """(CallSid, stream token) of a `start` message, read before the call core reads it (to ask
-    the shared store first); None for anything else, malformed starts included (the core
-    refuses those as it refuses every malformed message)."""
+def start_of(raw: str | bytes) -> tuple[str, dict[str, str]] | None:
+    """(CallSid, custom parameters) of a `start` message, read before the call core reads it
+    (to ask the shared store first, and to find the agent it names); None for anything else,
+    malformed starts included (the core refuses those as it refuses every malformed message)."""
     if '"start"' not in (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")):
         return None
     try:
         message = json.loads(raw)
         details = message["start"] if message.get("event") == "start" else None
-        return (str(details["callSid"]), (details.get("customParameters") or {}).get(TOKEN_PARAMETER)) if details else None
+        if not details:
+            return None
+        parameters = details.get("customParameters") or {}
+        return str(details["callSid"]), {str(k): str(v) for k, v in parameters.items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

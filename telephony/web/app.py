@@ -156,7 +156,7 @@ def router(
     services.on_call_end = service.remember
     services.on_call_start = service.call_started
     services.early_answered_by = service.take_early_answered_by
-    services.claim_stream = lambda sid, token: service.claim_stream(sid, token, stream_tokens)
+    services.before_start = lambda sid, parameters: service.before_start(sid, parameters, stream_tokens)
     statuses = service.call_statuses
     # Streams that have not (yet) sent a valid `start`: cheap, closed within the start timeout,
     # and capped so that a flood of them cannot exhaust descriptors.

@@ -132,4 +132,4 @@ def add_browser_phone(
         config = dataclasses.replace(services.call_config, admit_stream=admit_this_stream, media_rate_limit=1.5, accept_wideband=True)
         await websocket.accept(subprotocol=PROTOCOL)
         # Its token was redeemed at the upgrade, here: no Twilio stream token to claim across processes.
-        await carry(CallDriver(StarletteTwilioConnection(websocket), dataclasses.replace(services, call_config=config, claim_stream=None)))
+        await carry(CallDriver(StarletteTwilioConnection(websocket), dataclasses.replace(services, call_config=config, before_start=None)))

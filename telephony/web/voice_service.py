@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from telephony.agents.agent import AgentBook
+from telephony.agents.agent import AgentBook, IncomingCall
 from telephony.agents.analysis import Analysis
 from telephony.call.driver import CallDriver
 from telephony.call.record import CallRecord
@@ -21,7 +21,7 @@ from telephony.store import StoreWriter
 from telephony.store.claims import StreamClaims
 from telephony.store.wav_file import delete_old_recordings
 from telephony.twilio.rest import TwilioRest
-from telephony.twilio.signatures import CallTokens
+from telephony.twilio.signatures import TOKEN_PARAMETER, CallTokens
 from telephony.web import event_data
 from telephony.web.composition import text_client_from
 from telephony.web.events import EventPublisher
@@ -76,6 +76,14 @@ class VoiceService:
     def live_calls(self) -> int:
         """Calls past a valid `start`: sockets that never send one do not hold a call slot."""
         return len(self.live_call_sids)
+
+    async def before_start(self, call_sid: str, parameters: dict[str, str], tokens: CallTokens | None) -> tuple[str, str] | None:
+        """A stream's `start`, before the call reads it: the agent it names found here (a
+        selector's, chosen on another worker or instance), then the shared claims."""
+        if self.agents is not None:
+            call = IncomingCall(call_sid, parameters.get("caller", ""), parameters.get("called", ""), parameters.get("direction", ""))
+            await self.agents.recall(parameters.get("agent"), call)
+        return await self.claim_stream(call_sid, parameters.get(TOKEN_PARAMETER), tokens)
 
     async def claim_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
         """Before `start` reaches the call: in the shared store, the stream token is spent and
