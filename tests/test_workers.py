@@ -17,22 +17,26 @@ from telephony.testing.twilio_media import TwilioMediaEmulator
 from conftest import AUTH_TOKEN, FIXTURES, free_port, wait_until_healthy
 
 
+def server_env(gemini: GeminiLiveEmulator, data_dir, **extra: str) -> dict[str, str]:
+    """`telephony serve` in a child process, on the emulator, signed, its store in `data_dir`."""
+    return dict(
+        os.environ,
+        GEMINI_API_KEY="offline",
+        TELEPHONY_GEMINI_BASE_URL=gemini.base_url,
+        TELEPHONY_GEMINI_CA_FILE=str(gemini.ca_file),
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TELEPHONY_DATA_DIR=str(data_dir),
+        TELEPHONY_MEDIA_RATE_LIMIT="5",
+        **extra,
+    )
+
+
 async def test_two_workers_share_one_port_the_history_and_the_metrics_and_drain_on_sigterm(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with GeminiLiveEmulator(speed=4.0) as gemini:
-        env = dict(
-            os.environ,
-            GEMINI_API_KEY="offline",
-            TELEPHONY_GEMINI_BASE_URL=gemini.base_url,
-            TELEPHONY_GEMINI_CA_FILE=str(gemini.ca_file),
-            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
-            TELEPHONY_PUBLIC_URL=base,
-            TELEPHONY_PORT=str(port),
-            TELEPHONY_DATA_DIR=str(tmp_path),
-            TELEPHONY_MEDIA_RATE_LIMIT="5",
-        )
+        env = server_env(gemini, tmp_path, TELEPHONY_PUBLIC_URL=base, TELEPHONY_PORT=str(port))
         server = subprocess.Popen(
             [sys.executable, "-m", "telephony", "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -71,16 +75,7 @@ async def test_a_captured_stream_replayed_to_two_workers_and_another_instance_op
     lands on, it opens nothing (two workers on one port, and another instance of two on the same file)."""
     ports = [free_port(), free_port()]
     async with GeminiLiveEmulator(speed=4.0) as gemini:
-        base_env = dict(
-            os.environ,
-            GEMINI_API_KEY="offline",
-            TELEPHONY_GEMINI_BASE_URL=gemini.base_url,
-            TELEPHONY_GEMINI_CA_FILE=str(gemini.ca_file),
-            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
-            TELEPHONY_DATA_DIR=str(tmp_path),  # one SQLite file for every process
-            TELEPHONY_MEDIA_RATE_LIMIT="5",
-        )
+        base_env = server_env(gemini, tmp_path)  # one SQLite file for every process
         servers = [
             subprocess.Popen(
                 [sys.executable, "-m", "telephony", "serve", "--workers", str(workers)],
