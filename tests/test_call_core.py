@@ -533,6 +533,26 @@ def test_after_a_reconnect_an_unanswered_caller_turn_gets_an_answer():
     assert to_gemini(script.gemini(Reconnected(resumed=True, reason="goAway", attempts=1)), RealtimeText) == []
 
 
+def test_an_answer_generated_before_our_voice_detection_closed_the_callers_turn_still_counts_as_the_answer():
+    # Regression (bench reconnect, "between turns"): Gemini's turn detection and a fast reply
+    # ended the agent's turn before ours saw the caller's silence; the caller's turn stayed
+    # "unanswered", and a reconnect as they began their next sentence told the model their
+    # words may not have reached it: it answered that note, over the caller, and their next
+    # sentence was never answered.
+    script = Script()
+    script.start()
+    for frame in speech_frames()[:40]:
+        script.media(frame)
+    for _ in range(15):  # Gemini's detection ends the turn first: its answer is generated whole
+        script.media()
+    script.gemini(AgentAudio(agent_pcm(600)))
+    script.gemini(TurnComplete())
+    for _ in range(40):  # our detection sees the silence after the answer was generated
+        script.media()
+    assert not script.call.caller_turn.spoke_last, "the caller's turn was answered"
+    assert to_gemini(script.gemini(Reconnected(resumed=True, reason="closed 1000", attempts=1)), RealtimeText) == []
+
+
 def test_a_slow_tool_plays_the_hold_tone_until_it_is_done_and_never_over_the_caller():
     script = Script()
     script.start()

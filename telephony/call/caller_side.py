@@ -233,10 +233,12 @@ class CallerSide(CallParts):
         silence_s = self.caller.voice.silence_ms / 1000 if self.caller.voice is not None else 0.0
         stopped_at = self.caller_turn.stopped_at = now - silence_s
         turn = self.turn
-        if turn.open and turn.latency_ms is None and turn.started_at is not None and turn.started_at >= stopped_at:
+        if turn.started_at is not None and turn.started_at >= stopped_at:
             # The answer began before our voice detection saw the end of the speech (it waits
-            # for the same silence as Gemini's): it is the answer, and its wait counts from there.
-            turn.latency_ms = (turn.started_at - stopped_at) * 1000
+            # for the same silence as Gemini's, and a short answer may be generated whole by
+            # then): it is the answer, and its wait counts from there.
+            if turn.latency_ms is None:
+                turn.latency_ms = (turn.started_at - stopped_at) * 1000
             self.caller_turn.spoke_last = False
         self.stall.caller_ended(stopped_at)
         if (began := self.caller_turn.started_at) is not None:
