@@ -70,3 +70,38 @@ def test_results_of_calls_on_the_new_session_go_as_tool_responses():
     ledger.tool_called("call-2")
     result = ToolResult("call-2", "book", {"booked": "10:00"})
     assert ledger.on_the_wire(result) is result
+
+
+LOUD = CallerAudio(b"\x00\x20" * 320)  # 20 ms at about -12 dBFS: the caller talking
+
+
+def test_the_callers_unanswered_words_go_to_a_new_connection_first_resumed_or_fresh():
+    # Regression (bench reconnect): a connection replaced as the caller spoke heard only the
+    # tail of their sentence (or nothing of it) and never answered it.
+    ledger = ResumptionLedger()
+    quiet = [CallerAudio(b"\0" * 640) for _ in range(50)]  # a second of line silence first
+    send(ledger, *quiet, LOUD, DIGIT, LOUD)
+    again = ledger.resumed()
+    audio = [m for m in again if isinstance(m, CallerAudio)]
+    assert again[-1] == DIGIT and audio[-2:] == [LOUD, LOUD], "the words, then what the handle may not cover"
+    assert len(audio) == 2 + 15, "with 300 ms before the first loud block, not the second of silence"
+    send(ledger, LOUD)
+    assert ledger.fresh() == [LOUD], "a fresh session hears them too"
+    assert ledger.speech.seconds == 0.0
+
+
+def test_words_the_model_began_to_answer_are_not_sent_again():
+    ledger = ResumptionLedger()
+    send(ledger, LOUD, LOUD)
+    ledger.answer_began()
+    assert ledger.resumed() == []
+    send(ledger, LOUD)
+    ledger.tool_called("call-1")  # a tool call answers the turn too
+    assert ledger.fresh() == []
+
+
+def test_unanswered_words_are_bounded_to_the_last_eight_seconds():
+    ledger = ResumptionLedger()
+    send(ledger, *[LOUD] * 600)  # 12 s without an answer
+    assert ledger.speech.seconds == 8.0
+    assert len(ledger.resumed()) == 400

@@ -134,13 +134,21 @@ class AgentSide(CallParts):
         self.record.reconnects += 1
         if self.stall.current is not None:
             pass  # a stall's recovery: its own nudge is already on its way
-        elif self.state is CallState.ACTIVE and self.caller_turn.spoke_last:
-            self._gemini(RealtimeText(RECONNECT_NUDGE))
+        elif self.state is CallState.ACTIVE and self.caller_turn.spoke_last and not event.replayed_speech_s:
+            self._gemini(RealtimeText(RECONNECT_NUDGE))  # their words are lost with the old connection
         elif self.state is CallState.ACTIVE and cut_off:
             said = f'; the caller last heard you say: "{heard[-300:]}"' if heard else ""
             self._gemini(RealtimeText(CONTINUE_NUDGE.format(heard=said)))
         self.tally.inc("gemini_reconnects", "resumed" if event.resumed else "fresh")
-        self.log.warning("Gemini session reconnected", extra={"resumed": event.resumed, "reason": event.reason, "attempts": event.attempts})
+        self.log.warning(
+            "Gemini session reconnected",
+            extra={
+                "resumed": event.resumed,
+                "reason": event.reason,
+                "attempts": event.attempts,
+                "replayed_speech_s": round(event.replayed_speech_s, 2),
+            },
+        )
 
     def _turn_complete(self, event: TurnComplete, now: float) -> None:
         """The model ended a turn. On Extended Thinking an IN_PROGRESS turn is a filler

@@ -176,6 +176,8 @@ class Reconnected:
     attempts: int
     took_s: float = 0.0
     """From the connection's loss to the new one's set-up."""
+    replayed_speech_s: float = 0.0
+    """The caller's unanswered words sent again to the new connection (it hears them whole)."""
 
 
 GeminiEvent = (

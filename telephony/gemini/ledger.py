@@ -3,8 +3,11 @@ as a plain object, so that every case has an instant test (tests/test_gemini_led
 
 - Messages sent since the last resumable handle may not have been consumed: on a resumed
   connection they go again, in order (only those after `lastConsumedClientMessageIndex`
-  where the server says, as Vertex AI's transparent resumption does). Caller audio is not
-  kept: a moment of it is worth less than a duplicate.
+  where the server says, as Vertex AI's transparent resumption does).
+- Caller audio is kept only while it is owed an answer (`UnansweredSpeech`): what the caller
+  said since the model last began to answer goes to a new connection first, resumed or
+  fresh. A turn the old connection heard only in part (or whole, with no answer yet) would
+  otherwise never be answered: the new connection hears the tail of a sentence, or nothing.
 - Tool calls not yet answered make handles not resumable (the service marks them so).
 - A fresh session knows nothing of the old one's calls: their results become orphans, told
   to the model as text instead of a `toolResponse` it would refuse.
@@ -17,13 +20,55 @@ from __future__ import annotations
 import json
 from collections import deque
 
+from telephony.audio.level import has_speech_level
 from telephony.gemini.messages import CallerAudio, GeminiMessage, RealtimeText, ToolResult
 
 ORPHANED_RESULT_TEXT = "(The result of your earlier {name} request, which was interrupted by a reconnection: {result})"
 
 
+class UnansweredSpeech:
+    """The caller's audio since the model last began to answer, from their first loud block
+    (with `pre_roll_s` before it) and at most `limit_s` of it. Quiet audio alone is not kept
+    beyond the pre-roll: between turns this holds a few kilobytes, not seconds of silence."""
+
+    def __init__(self, limit_s: float = 8.0, pre_roll_s: float = 0.3) -> None:
+        self._limit = int(limit_s * 32000)
+        self._pre_roll = int(pre_roll_s * 32000)
+        self._blocks: deque[CallerAudio] = deque()
+        self._bytes = 0
+        self._speech = False
+
+    def sent(self, audio: CallerAudio) -> None:
+        if not self._speech and has_speech_level(audio.pcm16k):
+            self._speech = True
+        self._blocks.append(audio)
+        self._bytes += len(audio.pcm16k)
+        limit = self._limit if self._speech else self._pre_roll
+        while self._bytes > limit and len(self._blocks) > 1:
+            self._bytes -= len(self._blocks.popleft().pcm16k)
+
+    def answered(self) -> None:
+        """The model began to answer (its first audio, or a tool call): nothing is owed."""
+        self._blocks.clear()
+        self._bytes = 0
+        self._speech = False
+
+    def take(self) -> list[CallerAudio]:
+        """What a new connection must hear again (nothing if the caller has not spoken);
+        it is kept again as it goes out."""
+        blocks = list(self._blocks) if self._speech else []
+        self.answered()
+        return blocks
+
+    @property
+    def seconds(self) -> float:
+        return self._bytes / 32000 if self._speech else 0.0
+
+
 class ResumptionLedger:
     def __init__(self) -> None:
+        self.speech = UnansweredSpeech()
+        """The caller's words that no answer has begun for yet."""
         self._sent_index = 0
         self._unconfirmed: deque[tuple[int, GeminiMessage]] = deque()
         self.unanswered: set[str] = set()
@@ -47,12 +92,18 @@ class ResumptionLedger:
         if on_wire is not queued and isinstance(queued, ToolResult):
             self.orphaned.discard(queued.call_id)
         self._sent_index += 1
-        if not isinstance(on_wire, CallerAudio):
+        if isinstance(on_wire, CallerAudio):
+            self.speech.sent(on_wire)
+        else:
             self._unconfirmed.append((self._sent_index, on_wire))
         if isinstance(on_wire, ToolResult):
             self.unanswered.discard(on_wire.call_id)
 
+    def answer_began(self) -> None:
+        self.speech.answered()
+
     def tool_called(self, call_id: str) -> None:
+        self.speech.answered()
         self.unanswered.add(call_id)
         self.resumable_now = False
 
@@ -68,16 +119,20 @@ class ResumptionLedger:
     # --- a new connection -----------------------------------------------------------------
 
     def resumed(self) -> list[GeminiMessage]:
-        """The session resumed on a new connection: what to send again first, in order."""
-        again = [message for _, message in self._unconfirmed]
+        """The session resumed on a new connection: what to send again first, in order (the
+        caller's unanswered words, then what the handle may not cover)."""
+        again: list[GeminiMessage] = [*self.speech.take(), *(message for _, message in self._unconfirmed)]
         self._reset()
         return again
 
-    def fresh(self) -> None:
-        """A fresh session replaced the lost one: its unanswered calls become orphans."""
+    def fresh(self) -> list[GeminiMessage]:
+        """A fresh session replaced the lost one: its unanswered calls become orphans; the
+        caller's unanswered words go to it first (it was seeded with the rest)."""
         self.orphaned |= self.unanswered
         self.unanswered.clear()
+        again: list[GeminiMessage] = list(self.speech.take())
         self._reset()
+        return again
 
     def _reset(self) -> None:
         self._unconfirmed.clear()

@@ -14,8 +14,9 @@ lost to a reconnect. Only caller audio is bounded (`buffer_seconds`; the oldest 
 and counted). What the old connection may not have consumed is sent again on a resumed one:
 exactly what follows `lastConsumedClientMessageIndex` where the server reports it (Vertex
 AI's transparent resumption), else every non-audio message sent since the last resumable
-handle. A tool call that a fresh session knows nothing about is answered as text, so the
-model still learns the result.
+handle; and on any new connection, what the caller said that no answer has begun for. A
+tool call that a fresh session knows nothing about is answered as text, so the model still
+learns the result.
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ class ResilientGeminiSession:
                 except StopAsyncIteration:
                     return None if self._closed else "events ended"
                 if isinstance(event, AgentAudio):
+                    if not in_turn:
+                        self.ledger.answer_began()
                     in_turn = True
                 elif isinstance(event, Interrupted) or isinstance(event, TurnComplete) and event.final:
                     in_turn = False  # Extended Thinking's IN_PROGRESS turn is not over: more audio follows
@@ -344,17 +347,21 @@ class ResilientGeminiSession:
         except GeminiSessionError as exc:
             return SessionClosed(code=1011, reason=f"could not reconnect to Gemini: {exc} ({exc.code})")
         resumed = resuming and self.handle is not None
-        if resumed:
-            # What the old connection may not have taken in goes first, in its order.
-            self._outbox.extendleft(reversed(self.ledger.resumed()))
-        else:
-            # A fresh session was seeded with the conversation as it opened, but knows nothing
-            # of the old one's tool calls: their results go to it as text.
-            self.ledger.fresh()
+        replayed_s = self.ledger.speech.seconds
+        # What the old connection may not have taken in goes first, in its order: the caller's
+        # words no answer has begun for (else a sentence cut by the drop is never answered),
+        # then on a resumed session what its handle may not cover. A fresh session was seeded
+        # with the conversation as it opened, but knows nothing of the old one's tool calls:
+        # their results go to it as text.
+        again = self.ledger.resumed() if resumed else self.ledger.fresh()
+        self._outbox.extendleft(reversed(again))
+        self._outbox_audio += sum(len(m.pcm16k) for m in again if isinstance(m, CallerAudio))
         self._session = session
         self.reconnects += 1
         self._wake.set()
-        return Reconnected(resumed=resumed, reason=reason, attempts=attempts, took_s=time.monotonic() - lost_at)
+        return Reconnected(
+            resumed=resumed, reason=reason, attempts=attempts, took_s=time.monotonic() - lost_at, replayed_speech_s=replayed_s
+        )
 
     # --- bookkeeping ----------------------------------------------------------------------
 
