@@ -153,6 +153,7 @@ class _Server:
         extra_env: dict[str, str] | None = None,
         bridge: str = "ours",
         workers: int = 1,
+        log_file: Path | None = None,
     ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -172,12 +173,18 @@ class _Server:
         env.update(extra_env or {})
         env["PORT"] = str(self.port)
         command = ["serve", "--loop", loop, "--workers", str(workers)] if bridge == "ours" else None
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "telephony", *command] if command else [sys.executable, "-m", "telephony.bench.naive_bridge"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log_file = log_file
+        output = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "telephony", *command] if command else [sys.executable, "-m", "telephony.bench.naive_bridge"],
+                env=env,
+                stdout=output,
+                stderr=output,
+            )
+        finally:
+            if not isinstance(output, int):
+                output.close()
 
     async def wait_ready(self, within_s: float = 90.0) -> None:
         """Until /healthz answers. Generous: `bench reconnect` starts eight servers at once on

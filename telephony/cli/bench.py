@@ -157,12 +157,20 @@ def bench_reconnect(json_out: Path | None = typer.Option(None, "--json", help="A
     with console.status("one call per case, all at once (about 20 s) ..."):
         rows = run_event_loop(run_reconnect(), "uvloop")
     table = Table(title="bench reconnect: realistic Gemini emulator, one fault per call (seconds, on the wire at the Twilio emulator)")
-    for column in ("case", "reconnects", "follow-up -> answer heard", "extra silence", "first answer heard", "error"):
+    for column in ("case", "reconnects", "follow-up -> answer heard", "extra silence", "first answer heard", "its answer heard", "error"):
         table.add_column(column, justify="left" if column in ("case", "error") else "right")
     for row in rows:
         gap = "-" if row.answer_gap_s is None else f"{row.answer_gap_s:.2f}"
         extra = "-" if row.extra_silence_s is None else f"{row.extra_silence_s:+.2f}"
-        table.add_row(row.case, str(row.reconnects), gap, extra, f"{row.first_answer_heard_s:.2f}", row.errors[:60])
+        table.add_row(
+            row.case,
+            str(row.reconnects),
+            gap,
+            extra,
+            f"{row.first_answer_heard_s:.2f}",
+            f"{row.follow_up_answer_heard_s:.2f}",
+            row.errors[:60],
+        )
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps(figures_as_dict(rows), indent=2) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +173,12 @@ def _lines(path: str | Path) -> Iterator[str]:
                 yield line
 
 
+def caller_stays(path: str | Path, seconds: float) -> list[FixtureMessage]:
+    """A recorded call whose caller stays on the line `seconds` longer before hanging up
+    (in silence), so that an answer that comes late is heard late, not cut by the hang-up."""
+    return [replace(m, at_ms=m.at_ms + int(seconds * 1000)) if m.event == "stop" else m for m in read_fixture(path)]
+
+
 def caller_audio(path: str | Path) -> bytes:
     """All inbound mu-law audio of a recorded call, concatenated (what the caller said)."""
     audio = bytearray()
@@ -188,6 +194,7 @@ __all__ = [
     "CallFixtureBuilder",
     "FixtureMessage",
     "caller_audio",
+    "caller_stays",
     "fake_sid",
     "read_fixture",
 ]

@@ -39,7 +39,7 @@ class _EmulatedSession(Speaking):
 
     def __init__(self, emulator: Any, ws: ServerConnection, conn: ConnectionLog) -> None:
         self.emulator, self.ws, self.conn = emulator, ws, conn
-        self.agent = emulator.agent_for_connection()
+        self.agent = emulator._agent_of_connection[conn.number] = emulator.agent_for_connection()
         self.faults = emulator.faults if conn.number in emulator.faults.connections else Faults()
         self.reply_task: asyncio.Task[None] | None = None
         self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -54,6 +54,10 @@ class _EmulatedSession(Speaking):
         """Tool name -> declared behaviour (None: the family's default)."""
         self.awaiting_history = False
         """3.x with `historyConfig`: client content is initial history until `turnComplete`."""
+        self.agent_reply: asyncio.Task[None] | None = None
+        """The task speaking the mind's latest answer to a caller's turn."""
+        self.reply_said = False
+        """Something of the reply being given (audio or a tool call) has gone out."""
         self.wedged = False
         """A stall that only a new connection gets past: this one hears nothing more."""
         self.owed: list[CallerTurn | Reply] = emulator._owed_by_connection.setdefault(conn.number, [])
@@ -64,6 +68,8 @@ class _EmulatedSession(Speaking):
             if self.emulator.record_messages:
                 self.conn.messages.append(message)
             await self.ws.send(json.dumps(message))
+            if "modelTurn" in (message.get("serverContent") or {}) or "toolCall" in message:
+                self.reply_said = True
 
     async def run(self) -> None:
         setup = await receive_setup(self)
@@ -90,7 +96,11 @@ class _EmulatedSession(Speaking):
         finally:
             fault_task.cancel()
             if self.reply_task is not None:
+                unsaid = self.reply_task is self.agent_reply and not self.reply_task.done() and not self.reply_said
                 self.reply_task.cancel()
+                take_back = getattr(self.agent, "take_back", None)
+                if unsaid and take_back is not None:
+                    take_back()  # the connection died before a word of it: the model will answer again
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         if self.emulator.record_messages and not (message.get("realtime_input") or {}).get("audio"):
@@ -111,6 +121,9 @@ class _EmulatedSession(Speaking):
                     self.conn.texts.append(seeded)
                 if content.get("turn_complete"):
                     self.awaiting_history = False
+                heard_history = getattr(self.agent, "heard_history", None)
+                if heard_history is not None:  # a script goes on where the conversation is
+                    heard_history(sum(1 for t in self.conn.history if t.get("role") == "model"))
                 return
             texts = [p.get("text", "") for t in turns for p in t.get("parts") or []]
             text = " ".join(t for t in texts if t)
@@ -221,7 +234,7 @@ class _EmulatedSession(Speaking):
             await self._caller_started()
         elif self.reply_task is not None and not self.reply_task.done():
             return  # text while the agent talks: heard, but it does not cut the reply
-        self.reply_task = asyncio.create_task(self._speak(reply, heard if late else None))
+        self.reply_task = self.agent_reply = asyncio.create_task(self._speak(reply, heard if late else None))
 
     def _stall_kind(self) -> str | None:
         if self.faults.stall is not None and self.emulator.caller_turns in self.faults.stall_turns:
@@ -260,6 +273,7 @@ class _EmulatedSession(Speaking):
         used as its `scheduling` says; on Extended Thinking a filler, an IN_PROGRESS turn,
         the background calls, then the answer and IDLE."""
         self.conn.replies_started += 1
+        self.reply_said = False
         self.reply_tool_ids = []
         if self.faults.reply_delay_s:
             await asyncio.sleep(self.faults.reply_delay_s / self.emulator.speed)

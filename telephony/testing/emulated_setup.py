@@ -73,6 +73,9 @@ async def receive_setup(self: Any) -> dict[str, Any] | None:
         self.conn.turns = self.emulator._handles[handle]
         self.owed = self.emulator._owed_by_connection.setdefault(self.emulator._handle_connection[handle], [])
         self.emulator._owed_by_connection[self.conn.number] = self.owed
+        resumed_agent = self.emulator._agent_of_connection.get(self.emulator._handle_connection[handle])
+        if resumed_agent is not None:
+            self.agent = self.emulator._agent_of_connection[self.conn.number] = resumed_agent
     activity = (setup.get("realtime_input_config") or {}).get("automatic_activity_detection") or {}
     if activity.get("disabled"):
         self.manual_activity = None

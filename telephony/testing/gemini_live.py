@@ -144,6 +144,8 @@ class GeminiLiveEmulator:
         self.stalls: list[str] = []
         """The stall kinds this emulator played, in order."""
         self._owed_by_connection: dict[int, list[CallerTurn | Reply]] = {}
+        self._agent_of_connection: dict[int, ModelAgent] = {}
+        """A resumed session goes on with the mind of the session it resumes (where a script is)."""
         """What a stalled session still owes its caller (said on the next nudge it takes), by
         connection number; a resumed connection takes over its predecessor's list."""
         self._handle_connection: dict[str, int] = {}

@@ -109,6 +109,15 @@ class ScriptedAgent:
         samples, rate = read_wav(item)
         return Reply(audio24k=resample_whole(samples, rate, OUTPUT_RATE), transcript=Path(item).stem)
 
+    def heard_history(self, model_turns: int) -> None:
+        """A fresh session seeded with a conversation in which the model already spoke
+        `model_turns` times: the script goes on from there, as the model would."""
+        self._next = max(self._next, min(model_turns, len(self._replies)))
+
+    def take_back(self) -> None:
+        """The last reply was never said (its connection died first): it is given again."""
+        self._next = max(0, self._next - 1)
+
     def reply(self, turn: CallerTurn) -> Reply | None:
         self.turns.append(turn)
         if turn.audio16k is None and not self.respond_to_text:
