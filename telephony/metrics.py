@@ -8,6 +8,10 @@ import os
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from telephony import live_objects
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
@@ -52,6 +56,7 @@ class Metrics:
         self.event_loop_tasks.set_function(_tasks_alive)
         self.open_descriptors = Gauge("telephony_open_descriptors", "File descriptors open in this process", registry=r)
         self.open_descriptors.set_function(_descriptors_open)
+        r.register(_LiveObjects())
 
     def publish(self, counts: Mapping[tuple[str, tuple[str, ...]], int], observations: Iterable[tuple[str, float]]) -> None:
         """Add what a call core counted (`telephony.call.tally.Tally.take()`): each name is an
@@ -72,6 +77,16 @@ class Metrics:
             multiprocess.MultiProcessCollector(shared)
             return generate_latest(shared)
         return generate_latest(self.registry)
+
+
+class _LiveObjects(Collector):
+    """`telephony_live_objects{kind}`: objects of calls still alive (`telephony.live_objects`)."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("telephony_live_objects", "Objects of calls still alive, by kind (idle: 0)", labels=["kind"])
+        for kind, count in live_objects.counts().items():
+            family.add_metric([kind], count)
+        yield family
 
 
 def _tasks_alive() -> float:

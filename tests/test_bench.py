@@ -70,5 +70,6 @@ async def test_soak_comes_back_to_its_idle_figures():
     assert figures.calls_failed == 0 and figures.calls_done >= 2
     before, after = figures.before, figures.after_idle
     assert after.live_calls == 0
+    assert not any(after.objects.values()), f"call objects alive at idle: {after.objects}"
     assert after.tasks <= before.tasks + 2, f"tasks {before.tasks} -> {after.tasks}: something a call started is still running"
     assert after.descriptors <= before.descriptors + 4, f"descriptors {before.descriptors} -> {after.descriptors}"

@@ -31,6 +31,8 @@ class SoakSample:
     tasks: int
     live_calls: int
     calls_done: int
+    objects: dict[str, int] = field(default_factory=dict)
+    """Objects of calls still alive, by kind (`telephony_live_objects`): 0 at idle."""
 
 
 @dataclass
@@ -47,8 +49,12 @@ class SoakFigures:
 
 async def _sample(client: httpx.AsyncClient, url: str, pid: int, started: float, done: int) -> SoakSample:
     values: dict[str, float] = {}
+    objects: dict[str, int] = {}
     text = (await client.get(url + "/metrics")).text
     for line in text.splitlines():
+        if line.startswith("telephony_live_objects{"):
+            labels, value = line.rsplit(" ", 1)
+            objects[labels.split('kind="', 1)[1].rstrip('"}')] = int(float(value))
         if line.startswith(("telephony_event_loop_tasks ", "telephony_open_descriptors ", "telephony_active_calls ")):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
@@ -60,6 +66,7 @@ async def _sample(client: httpx.AsyncClient, url: str, pid: int, started: float,
         tasks=int(values.get("telephony_event_loop_tasks", 0)),
         live_calls=int(values.get("telephony_active_calls", 0)),
         calls_done=done,
+        objects=objects,
     )
 
 

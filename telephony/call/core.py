@@ -24,6 +24,8 @@ is `caller_side.CallerSide`, the Gemini side `agent_side.AgentSide`, what tools 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from typing import Any
 
@@ -100,7 +102,7 @@ class Call(CallerSide, AgentSide, ToolSide, VoicemailSide):
         self._actions: list[Action] = []
         self._turn_away: tuple[str, str] | None = None
         self._created_at = self._started_at = self._last_twilio_at = now
-        self._own_tokens = -1  # tokens the core makes for itself are negative
+        self._own_tokens = itertools.count(-1, -1)  # tokens the core makes for itself are negative
         self.inbound = InboundGuard(
             config.malformed_limit, config.malformed_per_second, config.max_dtmf_per_second, config.media_rate_limit
         )
@@ -111,7 +113,9 @@ class Call(CallerSide, AgentSide, ToolSide, VoicemailSide):
         self.turn = AgentTurn()
         """The agent's reply being spoken (`telephony.call.turn`)."""
         self.tools = ToolsInFlight(config.hold_after_s, config.tools_without_hold)
-        self.hold = HoldTone(self.playout, self._new_token)
+        # Not a bound method: a part that points back at the call makes a reference cycle, and the
+        # call's objects would wait for the cyclic collector instead of going when the call does.
+        self.hold = HoldTone(self.playout, functools.partial(next, self._own_tokens))
         self.stall = StallWatch(config.stall)
         self.keypad = KeypadCollector()
         """Digits a tool asked for, kept from the model (`telephony.call.keypad`)."""
@@ -384,6 +388,4 @@ class Call(CallerSide, AgentSide, ToolSide, VoicemailSide):
         self._actions.append(SendGemini(message))
 
     def _new_token(self) -> int:
-        token = self._own_tokens
-        self._own_tokens -= 1
-        return token
+        return next(self._own_tokens)

@@ -41,6 +41,7 @@ from telephony.gemini.events import AgentAudio, Interrupted, ToolCall
 from telephony.gemini.messages import UserTurn
 from telephony.gemini.resilient import ResilientGeminiSession
 from telephony.gemini.session import GeminiSessionError
+from telephony.live_objects import track
 from telephony.logs import CallLogger
 from telephony.twilio.media_streams import Outbound, start_of
 
@@ -62,6 +63,8 @@ class CallDriver:
         self._log = CallLogger(log)
         self._loop = asyncio.get_running_loop()
         self.core = Call(services.call_config, self._loop.time(), logger=self._log)
+        track(self)
+        track(self.core)
         self.gemini: ResilientGeminiSession | None = None
         self.keeping = CallKeeping(services, self._log)
         self._outbound = OutboundQueue()  # for the one writer; a clear jumps it
@@ -278,8 +281,9 @@ class CallDriver:
             self.answered_by(kind)
         if any(getattr(tool, "keypad", None) for tool in self._call_tools.values()):
             self._feed(functools.partial(self.core.expect_keypad, KEYPAD_GRACE_S))
+        open_gemini = self.services.open_gemini  # not `self`: the session would point back at its driver
         self.gemini = ResilientGeminiSession(
-            lambda: self.services.open_gemini(options),
+            lambda: open_gemini(options),
             self.services.retry_policy,
             self._log,
             history=lambda: conversation_so_far(record),

@@ -225,15 +225,25 @@ def bench_soak(
             run_soak(calls, minutes, call_seconds, on_sample=lambda s: progress.update(task, completed=s.at_s)), "uvloop"
         )
     table = Table(title=f"bench soak: {calls} concurrent calls of {call_seconds:.0f} s for {minutes:g} min (server process)")
-    for column in ("at s", "RSS MB", "descriptors", "tasks", "live calls", "calls done"):
+    for column in ("at s", "RSS MB", "descriptors", "tasks", "live calls", "calls done", "call objects alive"):
         table.add_column(column, justify="right")
     rows = [("before", figures.before), *((f"{s.at_s:.0f}", s) for s in figures.samples), ("after idle", figures.after_idle)]
     for label, sample in rows:
         if sample is not None:
+            alive = sum(sample.objects.values())
             table.add_row(
-                label, f"{sample.rss_mb:.1f}", str(sample.descriptors), str(sample.tasks), str(sample.live_calls), str(sample.calls_done)
+                label,
+                f"{sample.rss_mb:.1f}",
+                str(sample.descriptors),
+                str(sample.tasks),
+                str(sample.live_calls),
+                str(sample.calls_done),
+                str(alive),
             )
     console.print(table)
+    if figures.after_idle is not None:
+        left = {kind: n for kind, n in figures.after_idle.objects.items() if n}
+        console.print("after idle, alive: " + (", ".join(f"{n} {kind}" for kind, n in left.items()) or "no call objects"))
     console.print(f"calls completed: {figures.calls_done}, failed: {figures.calls_failed}")
     if json_out:
         write_json(json_out, figures)

@@ -45,6 +45,7 @@ from telephony.gemini.events import (
 from telephony.gemini.ledger import ResumptionLedger
 from telephony.gemini.messages import CallerAudio, GeminiMessage
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
+from telephony.live_objects import track
 
 __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
 
@@ -105,6 +106,7 @@ class ResilientGeminiSession:
         lost one, so that the agent keeps the thread."""
         self._history = history
         self._new_session = open_session
+        track(self)
         self.policy = policy or RetryPolicy()
         self.log = logger or log
         self._session: GeminiLiveSession | None = None

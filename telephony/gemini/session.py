@@ -30,6 +30,7 @@ from telephony.gemini.messages import (
 )
 from telephony.gemini.models import Scheduling, ToolBehavior
 from telephony.gemini.receive import events_from_message
+from telephony.live_objects import track
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class GeminiLiveSession:
         self._stack: contextlib.AsyncExitStack | None = None
         self._session: Any = None
         self.closed = False
+        track(self)
 
     async def open(self, resume_handle: str | None = None, history: tuple[tuple[str, str], ...] = ()) -> None:
         """Connect and send the setup; returns once the server answered `setupComplete`.
@@ -93,6 +95,7 @@ class GeminiLiveSession:
         config = build_live_config(self.options, resume_handle, seed_history=bool(history))
         try:
             self._session = await stack.enter_async_context(self.client.aio.live.connect(model=self.options.model, config=config))
+            track(self._session, "google.genai AsyncSession")
             if history:
                 self._stack = stack
                 await self.send_history(history)
@@ -236,6 +239,7 @@ class GeminiLiveSession:
         finally:
             drain.cancel()
             await asyncio.gather(drain, return_exceptions=True)  # our own cancellation still propagates
+            self._session = None  # the SDK's connection and its sockets go with the call
 
     async def _drain(self) -> None:
         with contextlib.suppress(Exception):

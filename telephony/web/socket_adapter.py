@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
+from telephony.live_objects import track
+
 
 class StarletteTwilioConnection:
     """Adapts Starlette's WebSocket to the call driver's `TwilioConnection`."""
@@ -13,6 +15,8 @@ class StarletteTwilioConnection:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.closed = False
+        track(self)
+        track(websocket, "starlette WebSocket")
 
     async def receive(self) -> str | bytes | None:
         if self.closed:
