@@ -166,7 +166,9 @@ class Settings(BaseSettings):
         10.0, ge=0, description="still silent this long after the check-in: the agent says goodbye, reason `silence` (0: never)"
     )
     idle_timeout_seconds: float = Field(15.0, gt=0, description="end a call when Twilio sends nothing this long")
-    drain_seconds: float = Field(300.0, ge=0, description="on SIGTERM, how long live calls may go on")
+    drain_seconds: float = Field(
+        300.0, ge=0, description="on SIGTERM, how long live calls may go on; those still up hear a goodbye that ends by then"
+    )
     media_rate_limit: float = Field(
         1.25,
         ge=1.0,

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import json
 import time
+from pathlib import Path
 
 import httpx
 import websockets
 
+import telephony
 from telephony.testing.call_fixture import read_fixture
 from telephony.testing.gemini_live import Faults, GeminiLiveEmulator
 from telephony.testing.twilio_media import TwilioMediaEmulator
@@ -209,6 +211,43 @@ async def test_a_stream_arriving_after_the_drain_deadline_hears_the_closing_mess
         (record,) = stack.records()
     assert record.end_reason == "server shutting down" and stack.gemini.connections == []
     assert result.heard_seconds >= 4.0 and result.close_code == 1000, "the whole closing message, not silence"
+
+
+async def test_a_stream_arriving_early_in_a_long_drain_is_served():
+    # A caller whose webhook was answered just before SIGTERM: their stream arrives once the
+    # drain has begun, and their call is carried like any other (not left in silence).
+    async with offline_stack() as stack:
+        emulator = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=4.0, auth_token=AUTH_TOKEN)
+        target = await emulator.answer(stack.webhook)
+        drain = asyncio.create_task(drain_calls(stack.app, 300))
+        await asyncio.sleep(0.3)
+        result = await emulator.play(target)
+        await asyncio.wait_for(drain, 10)
+        (record,) = stack.records()
+    assert record.end_reason == "caller hung up" and len(stack.gemini.connections) == 1
+    assert result.heard_seconds > 0.5, "the agent answered"
+
+
+async def test_a_drain_ends_every_call_with_its_goodbye_heard_whole_by_the_deadline():
+    # Regression: the goodbye began at the drain's deadline, so a platform that kills there
+    # (Cloud Run: 10 s after SIGTERM, drain 8 s) cut it: 0 of 10 callers heard it whole.
+    from telephony.testing.call_fixture import caller_stays
+
+    goodbye_s = len((Path(telephony.__file__).parent / "assets" / "apology_closing.ulaw").read_bytes()) / 8000
+    drain_s = goodbye_s + 2.0
+    async with offline_stack() as stack:
+        caller = TwilioMediaEmulator(caller_stays(FIXTURES / "one_sentence.jsonl", 30), speed=1.0, auth_token=AUTH_TOKEN)
+        call = asyncio.create_task(caller.call(stack.webhook))
+        await until_a_call_is_live(stack, call)
+        started = time.monotonic()
+        await drain_calls(stack.app, drain_s)
+        result = await asyncio.wait_for(call, 10)
+        ended_after_s = time.monotonic() - started
+        (record,) = stack.records()
+    assert record.end_reason == "server shutting down" and not result.caller_hung_up
+    assert ended_after_s <= drain_s + 0.3, f"the call ended {ended_after_s:.1f} s into a {drain_s:.1f} s drain"
+    heard_after_answer = result.heard_seconds
+    assert heard_after_answer >= goodbye_s - 0.1, "the goodbye was heard whole"
 
 
 async def test_status_callbacks_per_call_are_bounded():

@@ -255,6 +255,7 @@ def router(
         # The stream sits beside this webhook, whatever prefix the router is mounted under.
         service.public_base = public + request.url.path.rsplit("/", 1)[0]
         stream_path = request.url.path.rsplit("/", 1)[0] + "/media-stream"
+        service.stream_expected(call_sid, settings.stream_token_seconds)
         body = connect_stream(websocket_url(public, stream_path), parameters)
         log.info("incoming call answered", extra={"call_sid": call_sid, "direction": incoming.direction, "agent": chosen.name})
         return Response(body, media_type="application/xml")
@@ -385,15 +386,23 @@ def create_app(
     return app
 
 
+GOODBYE_MARGIN_S = 0.5
+"""Time for the hang-up after the drain's apology has played (its last mark back, the close)."""
+
+
 async def drain_calls(app: FastAPI, drain_seconds: float, poll_s: float = 0.1) -> None:
-    """Graceful shutdown: take no new calls, let live ones finish for up to `drain_seconds`,
-    then end the rest politely (a short spoken apology, then hang up)."""
+    """Graceful shutdown: take no new calls, let live ones finish, then end the rest politely
+    (a short spoken apology, then hang up), all within `drain_seconds`: the apology starts
+    early enough to be heard whole by then (a platform kills at its own deadline: Cloud Run
+    10 s after SIGTERM; an apology begun at the drain's end was cut by the kill)."""
     service: VoiceService = app.state.voice
     service.draining = True
     active = service.active_calls
     log.warning("draining: %d live call(s), up to %.0f s", len(active), drain_seconds)
-    deadline = time.monotonic() + drain_seconds
-    while active and time.monotonic() < deadline:
+    goodbye_s = len(service.services.call_config.prompts.get("apology_closing", b"")) / 8000 + GOODBYE_MARGIN_S
+    deadline = time.monotonic() + max(0.0, drain_seconds - goodbye_s)
+    # A caller answered just before the signal is on their way: their stream is served too.
+    while (active or service.streams_awaited()) and time.monotonic() < deadline:
         await asyncio.sleep(poll_s)
     service.turning_away = True
     if active:

@@ -69,6 +69,8 @@ class VoiceService:
         self.public_base: str | None = settings.public_url.rstrip("/") if settings.public_url else None
         """Where Twilio reaches this router (from the last voice webhook): for warm transfers."""
         self.draining = False
+        self.awaited_streams: collections.OrderedDict[str, float] = collections.OrderedDict()
+        """CallSid -> when its stream, answered for by the webhook, stops being expected."""
         self.turning_away = False
         """Past the drain deadline: a stream that still arrives hears the closing message."""
 
@@ -107,8 +109,23 @@ class VoiceService:
         self.claimed.add(call_sid)
         return None
 
+    def stream_expected(self, call_sid: str, within_s: float) -> None:
+        """The webhook answered with a stream: it should start within `within_s` (its token's
+        life). A drain waits for it, so that a caller answered just before a SIGTERM is served."""
+        self.awaited_streams[call_sid] = time.monotonic() + within_s
+        while len(self.awaited_streams) > RECENT_CALLS:
+            self.awaited_streams.popitem(last=False)
+
+    def streams_awaited(self) -> int:
+        """Streams answered for that have neither started nor run out of time."""
+        now = time.monotonic()
+        for call_sid in [sid for sid, until in self.awaited_streams.items() if until <= now]:
+            del self.awaited_streams[call_sid]
+        return len(self.awaited_streams)
+
     def admit_stream(self, call_sid: str, token: str | None, tokens: CallTokens | None) -> tuple[str, str] | None:
         """At `start`: one stream per CallSid, with a fresh single-use token (when signed)."""
+        self.awaited_streams.pop(call_sid, None)
         if call_sid in self.live_call_sids:
             return "duplicate_stream", "a stream for this CallSid is already live"
         if tokens is not None and (problem := tokens.redeem(call_sid, token)):
