@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import gc
 
+import httpx
 import pytest
 
 from telephony import Agent, live_objects
 from telephony.testing.gemini_live import EmulatedToolCall, Faults, GeminiLiveEmulator, Reply, ScriptedAgent, tone24k
 
-from conftest import offline_stack
+from conftest import offline_stack, until_served
 
 
 def _with_a_tool() -> tuple[ScriptedAgent, Agent]:
@@ -55,3 +56,18 @@ async def test_a_finished_calls_objects_are_freed_without_the_cyclic_collector(k
         if kind != "plain":
             assert len(gemini.connections) >= 3 and any(c.tool_responses for c in gemini.connections), "a reconnect and a tool ran"
         assert alive == {}, f"still alive after the call, held by a reference cycle: {alive}"
+
+
+async def test_the_metrics_page_during_a_call_counts_its_objects_in_plain_name_value_lines(stack):
+    """CI scraped /metrics while a google.genai session of an earlier test was alive: its kind
+    had a space in it, and a `name value` reader (the test's, awk, many scrapers' regexes) broke."""
+    call = asyncio.create_task(stack.replay("barge_in"))
+    await until_served(stack.base_url, call)
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(stack.base_url + "/metrics")).text
+    await call
+    samples = [line.split(" ") for line in text.splitlines() if line and not line.startswith("#")]
+    assert all(len(fields) == 2 for fields in samples), [" ".join(f) for f in samples if len(f) != 2]
+    live = {name: float(value) for name, value in samples if name.startswith("telephony_live_objects")}
+    for kind in ("CallDriver", "GeminiLiveSession", "google.genai.AsyncSession", "starlette.WebSocket"):
+        assert live.get(f'telephony_live_objects{{kind="{kind}"}}', 0) >= 1, (kind, live)

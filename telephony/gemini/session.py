@@ -95,7 +95,7 @@ class GeminiLiveSession:
         config = build_live_config(self.options, resume_handle, seed_history=bool(history))
         try:
             self._session = await stack.enter_async_context(self.client.aio.live.connect(model=self.options.model, config=config))
-            track(self._session, "google.genai AsyncSession")
+            track(self._session, "google.genai.AsyncSession")
             if history:
                 self._stack = stack
                 await self.send_history(history)

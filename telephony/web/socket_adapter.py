@@ -16,7 +16,7 @@ class StarletteTwilioConnection:
         self.websocket = websocket
         self.closed = False
         track(self)
-        track(websocket, "starlette WebSocket")
+        track(websocket, "starlette.WebSocket")
 
     async def receive(self) -> str | bytes | None:
         if self.closed:
