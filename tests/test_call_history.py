@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import wave
 
 import httpx
@@ -16,6 +17,7 @@ from telephony.testing.call_fixture import caller_audio
 from telephony.testing.demo import DemoModel, demo_agent
 from telephony.testing.gemini_live import GeminiLiveEmulator, Realism
 from telephony.testing.twilio_media import TwilioMediaEmulator
+from telephony.twilio.media_streams import TOKEN_PARAMETER
 
 from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack, until_a_call_is_live
 from helpers.postgres import PostgresServer, unavailable
@@ -95,6 +97,47 @@ async def test_two_instances_on_one_postgresql_see_every_call_and_status(postgre
     assert [s["CallStatus"] for s in on_first["statuses"]] == ["completed"], "the other instance's status callback"
 
 
+async def test_two_instances_on_one_postgresql_open_one_gemini_session_per_call_wherever_its_streams_land(postgres, caplog):
+    """Behind one load balancer: a captured stream start replayed 10 times, to both instances,
+    opens one Gemini session; a second stream for the live call (a fresh token from a second
+    webhook for the same CallSid) is refused on the other instance. The token is spent and the
+    CallSid held in PostgreSQL, not in either process."""
+    async with (
+        GeminiLiveEmulator(speed=4.0) as gemini,
+        offline_stack(gemini, database_url=postgres.url) as first,
+        offline_stack(gemini, database_url=postgres.url) as second,
+    ):
+        second.settings.public_url = first.settings.public_url  # one public address for both
+        ws = {stack: stack.base_url.replace("http", "ws", 1) + "/media-stream" for stack in (first, second)}
+        captured = await TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN).answer(first.webhook)
+        replays = [
+            TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN).play(
+                captured, connect_url=ws[first if index % 2 else second]
+            )
+            for index in range(10)
+        ]
+        replayed = await asyncio.gather(*replays)
+        sessions_for_the_replayed_call = len(gemini.connections)
+
+        caller = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=2.0, auth_token=AUTH_TOKEN, call_sid="CA" + "7" * 32)
+        answered = await caller.answer(first.webhook)
+        live = asyncio.create_task(caller.play(answered, connect_url=ws[first]))
+        await until_a_call_is_live(first, live)
+        issued = int(answered.parameters[TOKEN_PARAMETER].split(".")[0], 16)
+        while int(time.time()) <= issued:  # a token is per CallSid and second: the next one differs
+            await asyncio.sleep(0.05)
+        again = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=2.0, auth_token=AUTH_TOKEN, call_sid="CA" + "7" * 32)
+        second_stream = await again.play(await again.answer(first.webhook), connect_url=ws[second])
+        first_stream = await live
+    assert sessions_for_the_replayed_call == 1, f"{sessions_for_the_replayed_call} Gemini sessions for one call"
+    assert sorted(r.close_code for r in replayed) == [1000] + [1008] * 9
+    assert second_stream.close_code == 1008 and second_stream.heard_seconds == 0, "the live call's second stream was refused"
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stream refused")]
+    assert sum("token already used" in m for m in refusals) == 9 and sum("already live" in m for m in refusals) == 1, refusals
+    assert first_stream.close_code == 1000 and first_stream.heard_seconds > 0.5
+    assert len(gemini.connections) == 2, "the live call's one session, and none for its second stream"
+
+
 async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_later(postgres):
     async with GeminiLiveEmulator(speed=4.0) as gemini:
         async with offline_stack(gemini, database_url=postgres.url) as stack:
@@ -112,6 +155,29 @@ async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_
     assert result.close_code == 1000 and result.caller_hung_up and len(result.clears) == 1, "the call went on as normal"
     assert "telephony_store_errors_total" in errors_during.text
     assert stored["finished"] and stored["interruptions"] == 1
+
+
+async def test_a_call_arriving_while_the_database_is_down_is_answered_and_a_replay_still_refused_here(postgres, caplog):
+    """The shared claims cannot be taken: the caller is answered anyway (a call never waits on
+    the history store), and this process's own single-use token still refuses a replay."""
+    async with GeminiLiveEmulator(speed=4.0) as gemini, offline_stack(gemini, database_url=postgres.url) as stack:
+        await get(stack, "/api/calls")  # the schema is in place
+        await asyncio.to_thread(postgres.stop, "immediate")
+        caller = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=4.0, auth_token=AUTH_TOKEN)
+        target = await caller.answer(stack.webhook)
+        started = time.monotonic()
+        result = await caller.play(target)
+        took = time.monotonic() - started
+        replay = await TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=4.0, auth_token=AUTH_TOKEN).play(target)
+        metrics = (await get(stack, "/metrics")).text
+        await asyncio.to_thread(postgres.start)
+    assert result.close_code == 1000 and result.heard_seconds > 0.5, "answered without the store"
+    assert replay.close_code == 1008 and replay.heard_seconds == 0
+    assert len(gemini.connections) == 1
+    assert took < 20, f"the call waited on the dead store ({took:.1f} s)"
+    warned = [r.getMessage() for r in caplog.records if "shared store" in r.getMessage()]
+    assert warned and "this process only" in warned[0], warned
+    assert "telephony_store_errors_total" in metrics
 
 
 async def test_the_recording_has_the_caller_left_and_the_agent_right_on_the_calls_timeline(tmp_path):

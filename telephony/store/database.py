@@ -8,12 +8,13 @@ a server). Reads are plain queries; writes come from `StoreWriter`, off the audi
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, func, or_, select, update
+from sqlalchemy import Connection, delete, event, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,6 +23,18 @@ from sqlalchemy.pool import StaticPool
 from telephony.store.schema import call_statuses, calls, tool_calls, turns
 
 PAGE_SIZE = 50
+
+_MIGRATION_LOCK_KEY = 0x7E1E_0001
+"""PostgreSQL advisory lock held while migrating: instances starting at once take turns."""
+
+_MIGRATING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""One migration at a time per event loop: alembic keeps its context in module globals, so two
+stores migrating at once in one process (two apps, or a router mounted twice) interleave on
+them (a KeyError deep in alembic, a half-made schema)."""
+
+
+def _migrating() -> asyncio.Lock:
+    return _MIGRATING.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def async_url(url: str) -> str:
@@ -44,6 +57,8 @@ def upgrade_schema(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(resources.files("telephony.store") / "migrations"))
     config.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":  # released with the transaction
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     command.upgrade(config, "head")
 
 
@@ -85,11 +100,11 @@ class CallStore:
         return self.engine.dialect.name
 
     async def ensure_schema(self) -> None:
-        """Create or upgrade the tables once (every instance may race to do it: alembic's
-        version table and a transaction make the loser a no-op)."""
+        """Create or upgrade the tables once (every instance may race to do it: an advisory
+        lock on PostgreSQL, alembic's version table and a transaction make the loser a no-op)."""
         if self._ready:
             return
-        async with self._lock:
+        async with self._lock, _migrating():
             if not self._ready:
                 for attempt in range(3):
                     try:

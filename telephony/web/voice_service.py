@@ -30,6 +30,9 @@ log = logging.getLogger("telephony.web.app")
 
 RECENT_CALLS = 100
 STATUSES_PER_CALL = 50
+CLAIM_TIMEOUT_S = 2.0
+"""The longest a stream start waits on the shared store for its claims: past it (or with the
+store down) the call goes on, checked by this process alone, rather than the caller waiting."""
 """A call has a handful of status callbacks; more are replays, and are not kept."""
 
 
@@ -101,7 +104,17 @@ class VoiceService:
             assert token is not None
             wanted.append((f"token:{token}", tokens.expires_at(token)))
         wanted.append((f"call:{call_sid}", now + self.settings.max_call_seconds + 300))
-        held = await self.claims.claim(wanted, now)
+        try:
+            async with asyncio.timeout(CLAIM_TIMEOUT_S):
+                held = await self.claims.claim(wanted, now)
+        except Exception as exc:  # the store is down or slow: the caller is answered anyway
+            self.metrics.store_errors.inc()
+            log.warning(
+                "shared store unreachable at stream start (%s): its token and CallSid are checked in this process only",
+                type(exc).__name__,
+                extra={"call_sid": call_sid},
+            )
+            return None
         if held is not None and held.startswith("token:"):
             return "bad_token", "stream token already used (a replayed stream, on this or another worker or instance)"
         if held is not None:
