@@ -208,3 +208,16 @@ async def until_a_call_is_live(stack: Stack, call: asyncio.Task) -> None:
     while not stack.app.state.voice.live_call_sids:
         assert not call.done(), "the call ended before it was seen live"
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of its own in a temporary directory (Debian's `postgresql`)."""
+    from helpers.postgres import PostgresServer, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer().init()
+    yield server
+    server.destroy()

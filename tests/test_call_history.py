@@ -17,10 +17,8 @@ from telephony.testing.call_fixture import caller_audio
 from telephony.testing.demo import DemoModel, demo_agent
 from telephony.testing.gemini_live import GeminiLiveEmulator, Realism
 from telephony.testing.twilio_media import TwilioMediaEmulator
-from telephony.twilio.media_streams import TOKEN_PARAMETER
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, FIXTURES, offline_stack, until_a_call_is_live
-from helpers.postgres import PostgresServer, unavailable
+from conftest import AUTH_TOKEN, FIXTURES, offline_stack, until_a_call_is_live
 
 USAGE_ONLY = Realism(
     lead_s=60.0,
@@ -45,16 +43,6 @@ async def demo_call(stack):
     return await stack.replay("barge_in")
 
 
-@pytest.fixture
-def postgres():
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer().init()
-    yield server
-    server.destroy()
-
-
 async def test_a_call_its_turns_tools_and_usage_outlive_the_server(tmp_path):
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     gemini = GeminiLiveEmulator(DemoModel(), speed=4.0, realism=USAGE_ONLY)
@@ -77,65 +65,6 @@ async def test_a_call_its_turns_tools_and_usage_outlive_the_server(tmp_path):
     assert listing["total"] == 1 and listing["calls"][0]["call_sid"] == result.call_sid
     assert page.status_code == 200 and "opening_hours" in page.text and "<svg" in page.text
     assert dashboard.status_code == 200 and result.call_sid in dashboard.text
-
-
-async def test_two_instances_on_one_postgresql_see_every_call_and_status(postgres):
-    async with GeminiLiveEmulator(speed=4.0) as gemini:
-        async with offline_stack(gemini, database_url=postgres.url) as first, offline_stack(gemini, database_url=postgres.url) as second:
-            result = await first.replay("hang_up")
-            status = {"CallSid": result.call_sid, "CallStatus": "completed", "SequenceNumber": "3"}
-            from telephony.twilio.signatures import TwilioSignatures
-
-            url = second.base_url + "/status"
-            async with httpx.AsyncClient() as client:  # Twilio's callback reached the other instance
-                await client.post(url, data=status, headers={"X-Twilio-Signature": TwilioSignatures(AUTH_TOKEN).sign(url, status)})
-            await flushed(first)
-            await flushed(second)
-            on_second = (await get(second, f"/calls/{result.call_sid}", auth=(ACCOUNT_SID, AUTH_TOKEN))).json()
-            on_first = (await get(first, f"/calls/{result.call_sid}")).json()
-    assert on_second["finished"] and on_second["end_reason"] == "caller hung up", "the other instance's call"
-    assert [s["CallStatus"] for s in on_first["statuses"]] == ["completed"], "the other instance's status callback"
-
-
-async def test_two_instances_on_one_postgresql_open_one_gemini_session_per_call_wherever_its_streams_land(postgres, caplog):
-    """Behind one load balancer: a captured stream start replayed 10 times, to both instances,
-    opens one Gemini session; a second stream for the live call (a fresh token from a second
-    webhook for the same CallSid) is refused on the other instance. The token is spent and the
-    CallSid held in PostgreSQL, not in either process."""
-    async with (
-        GeminiLiveEmulator(speed=4.0) as gemini,
-        offline_stack(gemini, database_url=postgres.url) as first,
-        offline_stack(gemini, database_url=postgres.url) as second,
-    ):
-        second.settings.public_url = first.settings.public_url  # one public address for both
-        ws = {stack: stack.base_url.replace("http", "ws", 1) + "/media-stream" for stack in (first, second)}
-        captured = await TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN).answer(first.webhook)
-        replays = [
-            TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN).play(
-                captured, connect_url=ws[first if index % 2 else second]
-            )
-            for index in range(10)
-        ]
-        replayed = await asyncio.gather(*replays)
-        sessions_for_the_replayed_call = len(gemini.connections)
-
-        caller = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=2.0, auth_token=AUTH_TOKEN, call_sid="CA" + "7" * 32)
-        answered = await caller.answer(first.webhook)
-        live = asyncio.create_task(caller.play(answered, connect_url=ws[first]))
-        await until_a_call_is_live(first, live)
-        issued = int(answered.parameters[TOKEN_PARAMETER].split(".")[0], 16)
-        while int(time.time()) <= issued:  # a token is per CallSid and second: the next one differs
-            await asyncio.sleep(0.05)
-        again = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=2.0, auth_token=AUTH_TOKEN, call_sid="CA" + "7" * 32)
-        second_stream = await again.play(await again.answer(first.webhook), connect_url=ws[second])
-        first_stream = await live
-    assert sessions_for_the_replayed_call == 1, f"{sessions_for_the_replayed_call} Gemini sessions for one call"
-    assert sorted(r.close_code for r in replayed) == [1000] + [1008] * 9
-    assert second_stream.close_code == 1008 and second_stream.heard_seconds == 0, "the live call's second stream was refused"
-    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stream refused")]
-    assert sum("token already used" in m for m in refusals) == 9 and sum("already live" in m for m in refusals) == 1, refusals
-    assert first_stream.close_code == 1000 and first_stream.heard_seconds > 0.5
-    assert len(gemini.connections) == 2, "the live call's one session, and none for its second stream"
 
 
 async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_later(postgres):

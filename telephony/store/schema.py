@@ -115,3 +115,15 @@ stream_claims = Table(
 )
 """What must hold across every worker and instance: a stream token is used once, a live
 CallSid has one stream (`telephony.store.claims`)."""
+
+call_signals = Table(
+    "call_signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),  # answered_by, status
+    Column("value", String(64), nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
+)
+"""What Twilio told one instance about a call another carries, waiting to be taken by it
+(`telephony.store.signals`)."""

@@ -150,7 +150,7 @@ def router(
         writer = StoreWriter(CallStore(database_url), metrics, statuses_per_call=STATUSES_PER_CALL)
         writer.prices = price_table
     service = VoiceService(settings, services, rest, writer)
-    service.agents, service.prices = agents, price_table
+    service.agents, service.prices, service.transfers = agents, price_table, warm
     secret = settings.events_secret.get_secret_value().encode() if settings.events_secret else None
     publisher = service.events = EventPublisher(EventOutbox(writer.store) if writer is not None else None, secret)
     services.on_call_end = service.remember
@@ -174,6 +174,8 @@ def router(
             for task in analyses:
                 task.cancel()
             await asyncio.gather(*analyses, return_exceptions=True)
+            if service.relay is not None:
+                await service.relay.close()
             await publisher.close()
 
     routes = VoiceRouter(lifespan=delivering_events)
@@ -305,8 +307,8 @@ def router(
         while len(statuses) > RECENT_CALLS:
             statuses.popitem(last=False)
         log.info("call status %s", form.get("CallStatus"), extra={"call_sid": call_sid})
-        if warm is not None:
-            warm.status(call_sid, form.get("CallStatus", ""))
+        if warm is None or not warm.status(call_sid, form.get("CallStatus", "")):
+            await service.pass_on(call_sid, "status", form.get("CallStatus", "")[:32])  # a transfer leg elsewhere
         return Response(status_code=204)
 
     @routes.post("/amd")
@@ -320,6 +322,8 @@ def router(
             log.info("transfer answered by %s", answered_by, extra={"call_sid": call_sid})
             return Response(status_code=204)
         live = service.machine_detected(call_sid, answered_by)
+        if not live:  # its stream may be (or start) on another worker or instance
+            await service.pass_on(call_sid, "answered_by", answered_by)
         log.info("answered by %s%s", answered_by, "" if live else " (before its stream)", extra={"call_sid": call_sid})
         return Response(status_code=204)
 

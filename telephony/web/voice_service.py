@@ -12,6 +12,7 @@ from typing import Any
 
 from telephony.agents.agent import AgentBook, IncomingCall
 from telephony.agents.analysis import Analysis
+from telephony.agents.warm_transfer import WarmTransfers
 from telephony.call.driver import CallDriver
 from telephony.call.record import CallRecord
 from telephony.call.services import CallServices
@@ -19,12 +20,14 @@ from telephony.gemini.analysis import AnalysisError, analyze_call
 from telephony.settings import Settings
 from telephony.store import StoreWriter
 from telephony.store.claims import StreamClaims
+from telephony.store.signals import CallSignal, CallSignals
 from telephony.store.wav_file import delete_old_recordings
 from telephony.twilio.rest import TwilioRest
 from telephony.twilio.signatures import TOKEN_PARAMETER, CallTokens
 from telephony.web import event_data
 from telephony.web.composition import text_client_from
 from telephony.web.events import EventPublisher
+from telephony.web.signal_relay import SignalRelay
 
 log = logging.getLogger("telephony.web.app")
 
@@ -56,6 +59,10 @@ class VoiceService:
         self.claims: StreamClaims | None = StreamClaims(writer.store) if writer is not None and shared else None
         """The same refusals across workers (more than one process on a SQLite file) and
         instances (PostgreSQL), in the shared store; one process alone needs only its own."""
+        self.relay: SignalRelay | None = SignalRelay(CallSignals(self.claims.store), self._waiting_for, self._act) if self.claims else None
+        """Twilio's callbacks for calls carried elsewhere passed on, and those for ours taken."""
+        self.transfers: WarmTransfers | None = None
+        """Warm transfers in progress here (set by the app): their person's callbacks too."""
         self.claimed: set[str] = set()
         """CallSids this process claimed in the store (released when their call ends)."""
         self.recent_calls: collections.OrderedDict[str, CallRecord] = collections.OrderedDict()
@@ -144,6 +151,8 @@ class VoiceService:
         if tokens is not None and (problem := tokens.redeem(call_sid, token)):
             return "bad_token", problem
         self.live_call_sids.add(call_sid)
+        if self.relay is not None:
+            self.relay.wake()
         return None
 
     async def carry(self, call: CallDriver) -> None:
@@ -225,12 +234,31 @@ class VoiceService:
         """Twilio's `AnsweredBy` for a call: to its live stream, else kept for when it starts."""
         for call in self.active_calls:
             if call.record.call_sid == call_sid and call.core.admitted:
-                call.answered_by(kind)
+                if call.record.answered_by != kind:  # once: kept early here and passed on too
+                    call.answered_by(kind)
                 return True
         self.early_answered_by[call_sid] = kind
         while len(self.early_answered_by) > RECENT_CALLS:
             self.early_answered_by.popitem(last=False)
         return False
+
+    def _waiting_for(self) -> list[str]:
+        return [*self.live_call_sids, *(self.transfers.by_person_call if self.transfers is not None else ())]
+
+    def _act(self, signal: CallSignal) -> bool:
+        """A callback another process received for a call (or transfer leg) of ours."""
+        if signal.kind == "answered_by":
+            if self.transfers is not None and self.transfers.answered_by(signal.call_sid, signal.value):
+                return True
+            return self.machine_detected(signal.call_sid, signal.value)
+        if signal.kind == "status" and self.transfers is not None:
+            return self.transfers.status(signal.call_sid, signal.value)
+        return False
+
+    async def pass_on(self, call_sid: str, kind: str, value: str) -> None:
+        """A callback for a call not carried here: to the process that carries it, if any."""
+        if self.relay is not None and call_sid not in self.live_call_sids:
+            await self.relay.pass_on(CallSignal(call_sid, kind, value))
 
     def take_early_answered_by(self, call_sid: str) -> str | None:
         return self.early_answered_by.pop(call_sid, None)
