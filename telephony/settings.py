@@ -180,7 +180,10 @@ class Settings(BaseSettings):
         10.0, gt=0, le=120, description="a client must send its request headers (and a webhook its body) within this long"
     )
     max_connections_per_client: int = Field(
-        200, ge=1, description="open connections one client address may hold (Twilio's own come from a few addresses)"
+        200,
+        ge=1,
+        description="open connections one client address may hold (Twilio's own come from a few addresses); "
+        "past it, one still sending its headers gives way",
     )
     caller_audio_block_ms: int = Field(
         20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"

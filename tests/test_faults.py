@@ -187,9 +187,12 @@ async def test_slow_clients_are_cut_and_one_address_cannot_hold_every_connection
             cut_after = await slow_client(base_url, interval_s=0.2, seconds=8.0)
             host, port = base_url.removeprefix("http://").split(":")
             held = [await asyncio.open_connection(host, int(port)) for _ in range(5)]
+            for held_reader, held_writer in held:  # real requests, kept alive: none gives way
+                held_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                await held_reader.readuntil(b"\r\n\r\n")
             reader, writer = await asyncio.open_connection(host, int(port))
-            try:
-                refused = await asyncio.wait_for(reader.read(1), 3) == b""
+            try:  # at once, not by the 1 s header timeout
+                refused = await asyncio.wait_for(reader.read(1), 0.5) == b""
             except ConnectionError:
                 refused = True
             finally:
@@ -198,8 +201,53 @@ async def test_slow_clients_are_cut_and_one_address_cannot_hold_every_connection
             async with httpx.AsyncClient() as client:
                 healthy = (await client.get(base_url + "/healthz")).status_code
     assert cut_after is not None and cut_after < 5.0, "headers that never complete are cut after the header timeout"
-    assert refused, "a sixth connection from one address is refused"
+    assert refused, "a sixth connection from one address, whose five are real, is refused"
     assert healthy == 200
+
+
+async def test_a_real_call_is_answered_while_connections_trickle_their_headers_from_its_address():
+    """300 connections dribble header bytes from the address real requests also come from (a
+    proxy in front, or one host): past the per-address cap the stalled ones give way to new
+    connections, so the real webhook and its stream are served; the stalled are still cut by
+    the header timeout."""
+    async with GeminiLiveEmulator(speed=4.0) as gemini:
+        settings = emulator_settings(gemini, validate_signatures=True, twilio_auth_token=AUTH_TOKEN, twilio_account_sid="AC" + "0" * 32)
+        app = create_app(settings)
+        async with running_server(app, header_timeout_s=6.0, max_connections_per_client=200) as base_url:
+            settings.public_url = base_url
+            host, port = base_url.removeprefix("http://").split(":")
+            stalled = []
+            for _ in range(300):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(b"POST /twiml HTTP/1.1\r\nHost: x\r\n")  # never finished
+                stalled.append((reader, writer))
+
+            async def trickle() -> None:
+                while True:
+                    for _, writer in stalled:
+                        if not writer.is_closing():
+                            writer.write(b"X-a: b\r\n")
+                    await asyncio.sleep(0.5)
+
+            trickling = asyncio.create_task(trickle())
+            try:
+                caller = TwilioMediaEmulator(FIXTURES / "one_sentence.jsonl", speed=4.0, auth_token=AUTH_TOKEN)
+                result = await asyncio.wait_for(caller.call(base_url + "/twiml"), 30)
+                await asyncio.sleep(7.0)  # past the header timeout
+                still_open = 0
+                for reader, _ in stalled:
+                    try:
+                        still_open += await asyncio.wait_for(reader.read(1), 0.01) != b""
+                    except TimeoutError:
+                        still_open += 1
+                    except ConnectionError:
+                        pass
+            finally:
+                trickling.cancel()
+                for _, writer in stalled:
+                    writer.close()
+    assert result.close_code == 1000 and result.heard_seconds > 0.5, "the real call was answered and heard"
+    assert still_open == 0, f"{still_open} trickling connections outlived the header timeout"
 
 
 async def test_a_stream_arriving_after_the_drain_deadline_hears_the_closing_message():

@@ -123,5 +123,6 @@ async def test_a_passed_on_callback_is_taken_once_by_one_process_on_a_sqlite_fil
     finally:
         await first.close()
         await second.close()
-    assert sorted(len(t) for t in taken) == [0, 1] and [s for t in taken for s in t] == [CallSignal("CA1", "answered_by", "machine_end_beep")]
+    assert sorted(len(t) for t in taken) == [0, 1], "one taker"
+    assert [s for t in taken for s in t] == [CallSignal("CA1", "answered_by", "machine_end_beep")]
     assert left == [CallSignal("CA2", "status", "completed")], "the hour-old one was swept first"

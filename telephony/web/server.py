@@ -24,11 +24,16 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     """uvicorn's HTTP protocol with two limits it lacks: request headers must arrive within
     `header_timeout_s` (a client dribbling one byte a second holds a descriptor forever
     otherwise), and one client address may hold at most `max_per_client` connections
-    (WebSockets included: the count is of live transports, upgraded or not)."""
+    (WebSockets included: the count is of live transports, upgraded or not).
+
+    At the cap, a new connection takes the place of the address's oldest one still waiting for
+    its headers: behind a proxy (or on one host) real requests share the address of those
+    trickling theirs, and a real call must still be answered. Only an address whose every
+    connection is a real request or a live stream is refused."""
 
     header_timeout_s: float = 10.0
     max_per_client: int = 200
-    _by_client: ClassVar[dict[str, set[asyncio.BaseTransport]]] = {}
+    _by_client: ClassVar[dict[str, dict[asyncio.BaseTransport, GuardedHttpProtocol]]] = {}
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
@@ -37,14 +42,18 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self._pending_request = False  # bytes of a request whose headers are not complete yet
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) and peer else "?"
-        live = self._by_client.setdefault(host, set())
+        live = self._by_client.setdefault(host, {})
         for other in [t for t in live if t.is_closing()]:
-            live.discard(other)
+            del live[other]
         if len(live) >= self.max_per_client:
-            log.warning("connection refused: %d connections open from one client", len(live))
-            transport.abort()
-            return
-        live.add(transport)
+            stalled = next((t for t, protocol in live.items() if protocol._stalled()), None)
+            if stalled is None:
+                log.warning("connection refused: %d connections open from one client", len(live))
+                transport.abort()
+                return
+            del live[stalled]
+            stalled.abort()  # the oldest trickling its headers gives way
+        live[transport] = self
         self._client_host = host
         self._arm_header_timer()
 
@@ -61,8 +70,8 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
-        live = self._by_client.get(getattr(self, "_client_host", ""), set())
-        live.discard(self.transport)
+        live = self._by_client.get(getattr(self, "_client_host", ""), {})
+        live.pop(self.transport, None)
         super().connection_lost(exc)
 
     def _awaiting_headers(self) -> bool:
@@ -72,13 +81,16 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     def _arm_header_timer(self) -> None:
         self._header_timer = asyncio.get_running_loop().call_later(self.header_timeout_s, self._headers_overdue)
 
+    def _stalled(self) -> bool:
+        """A request that started and has not finished its headers, or a connection mute from
+        the start (idle between requests is uvicorn's keep-alive timeout's business)."""
+        upgraded = self.transport.get_protocol() is not self
+        waiting = self._pending_request or not self._received_any
+        return not upgraded and waiting and self._awaiting_headers() and not self.transport.is_closing()
+
     def _headers_overdue(self) -> None:
         self._header_timer = None
-        upgraded = self.transport.get_protocol() is not self
-        # Idle between requests is uvicorn's keep-alive timeout's business; this one is for a
-        # request that started and never finished its headers, or a connection mute from the start.
-        stalled = self._pending_request or not self._received_any
-        if not upgraded and stalled and self._awaiting_headers() and not self.transport.is_closing():
+        if self._stalled():
             log.warning("connection closed: no complete request headers within %.0f s", self.header_timeout_s)
             self.transport.abort()
 
