@@ -33,7 +33,7 @@ class GuardedHttpProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 
     header_timeout_s: float = 10.0
     max_per_client: int = 200
-    _by_client: ClassVar[dict[str, dict[asyncio.BaseTransport, GuardedHttpProtocol]]] = {}
+    _by_client: ClassVar[dict[str, dict[asyncio.Transport, GuardedHttpProtocol]]] = {}
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
