@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 from typer.testing import CliRunner
 
-from telephony.bench.load import percentiles, run_load
+from telephony.bench.load import LoadFigures, capacity, percentiles, run_load
 from telephony.cli import app
 
 
@@ -73,3 +74,31 @@ async def test_soak_comes_back_to_its_idle_figures():
     assert not any(after.objects.values()), f"call objects alive at idle: {after.objects}"
     assert after.tasks <= before.tasks + 2, f"tasks {before.tasks} -> {after.tasks}: something a call started is still running"
     assert after.descriptors <= before.descriptors + 4, f"descriptors {before.descriptors} -> {after.descriptors}"
+
+
+def _point(calls: int, late_in: int, dropped: int = 0) -> LoadFigures:
+    empty = percentiles([])
+    return LoadFigures(
+        calls, 20.0, "uvloop", 20.0, 0.5, 150.0, 0.7, 0, 100, late_in, calls * 1000,
+        empty, empty, empty, empty, calls, 0, dropped, server_cores=1,
+    )  # fmt: skip
+
+
+def test_capacity_is_read_where_late_frames_start_in_calls_per_core():
+    assert capacity([_point(40, 0), _point(20, 0), _point(60, 2000)]) == (
+        "ours: 40 calls on 1 core(s) without late frames, late from 60: 40-60 calls per core"
+    )
+    assert capacity([_point(10, 5), _point(20, 10)]).endswith("at least 20 calls per core"), "under 1 % late is not late"
+    assert "the smallest point" in capacity([_point(10, 0, dropped=1)])
+    unpinned = _point(10, 0)
+    unpinned.server_cores = None
+    assert capacity([unpinned]) is None, "sharing cores with the callers, a figure per core means nothing"
+
+
+def test_server_cores_are_checked_in_one_line():
+    runner = CliRunner()
+    every = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    cases = (("x", "cores as 0, 0,2 or 0-1"), ("999", "cores this machine offers are"), (every, "leaves no core for the callers"))
+    for spec, says in cases:
+        result = runner.invoke(app, ["bench", "load", "--server-cpus", spec])
+        assert result.exit_code == 2 and says in result.output, result.output

@@ -72,6 +72,32 @@ class LoadFigures:
     bridge: str = "ours"
     """"ours" or "naive" (telephony/bench/naive_bridge.py, the same load in the same run)."""
     notes: list[str] = field(default_factory=list)
+    server_cores: int | None = None
+    """Cores the server was pinned to (`--server-cpus`); None: it shared them with the callers."""
+
+    @property
+    def late(self) -> bool:
+        """Past capacity: a call dropped, or over 1 % of caller frames reached Gemini late."""
+        return self.dropped_calls > 0 or self.late_inbound_frames > 0.01 * max(1, self.inbound_frames)
+
+
+def capacity(curve: list[LoadFigures]) -> str | None:
+    """Where late frames start on one bridge's curve (ascending calls), in calls per core."""
+    points = sorted(curve, key=lambda f: f.calls)
+    if not points or points[0].server_cores is None:
+        return None
+    cores = points[0].server_cores
+    first_late = next((f for f in points if f.late), None)
+    fine = [f for f in points if not f.late and (first_late is None or f.calls < first_late.calls)]
+    if first_late is None:
+        most = points[-1].calls
+        return f"{points[0].bridge}: no late frames up to {most} calls on {cores} core(s): at least {most / cores:.0f} calls per core"
+    if not fine:
+        return f"{points[0].bridge}: late frames from {first_late.calls} calls on {cores} core(s), the smallest point: try fewer calls"
+    return (
+        f"{points[0].bridge}: {fine[-1].calls} calls on {cores} core(s) without late frames, late from {first_late.calls}: "
+        f"{fine[-1].calls / cores:.0f}-{first_late.calls / cores:.0f} calls per core"
+    )
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -222,9 +248,14 @@ async def run_load(
     bridge: str = "ours",
     workers: int = 1,
     traces: bool = False,
+    server_cpus: set[int] | None = None,
 ) -> LoadFigures:
     """One load point: `calls` concurrent calls of `seconds` each against a fresh server
-    (its call history in a fresh SQLite file unless `database_url` says otherwise)."""
+    (its call history in a fresh SQLite file unless `database_url` says otherwise).
+
+    `server_cpus`: the server (and its workers) run on these cores only and this process (the
+    callers and the Gemini emulator) on the others, so that the server's figures are not the
+    load generator's competition for the same cores."""
     import tempfile
 
     messages = bench_fixture(seconds)
@@ -238,6 +269,10 @@ async def run_load(
     async with GeminiLiveEmulator() as gemini:
         gemini.record_timings = True
         server = _Server(gemini, calls, loop, block_ms, extra_env=extra, bridge=bridge, workers=workers)
+        generator_cpus = os.sched_getaffinity(0)
+        if server_cpus:  # set before it imports (a second or more): its workers fork after, and inherit it
+            os.sched_setaffinity(server.process.pid, server_cpus)
+            os.sched_setaffinity(0, generator_cpus - server_cpus)
         try:
             await server.wait_ready()
             pid = server.process.pid
@@ -267,12 +302,14 @@ async def run_load(
             _, peak_rss = _proc_memory_mb(pid)
         finally:
             server.stop()
+            os.sched_setaffinity(0, generator_cpus)
             scratch.cleanup()
             if sink is not None:
                 sink.close()
         figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
         figures.caller_block_ms = block_ms
         figures.bridge = (bridge if workers == 1 else f"{bridge} x{workers}") + ("+traces" if traces else "")
+        figures.server_cores = len(server_cpus) if server_cpus else None
         if sink is not None:
             figures.notes.append(f"traces: {sink.requests} OTLP export(s), {sink.bytes / 1000:.0f} kB received")
         if bridge == "ours":

@@ -4,6 +4,7 @@ asserted; latencies measured on the wire, at the emulators."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -268,13 +269,18 @@ def bench_load(
     traces: bool = typer.Option(
         False, "--traces", help="Also run each point with call traces exported (OTLP to a local receiver): tracing's cost."
     ),
+    server_cpus: str | None = typer.Option(
+        None,
+        "--server-cpus",
+        help="Pin the server to these cores (e.g. 0 or 0-1) and the callers to the rest: calls per core where late frames start.",
+    ),
 ) -> None:
     """N concurrent emulated calls against a server in its own process: CPU, memory, delays.
 
-    Example: telephony bench load --calls 40 --compare"""
+    Example: telephony bench load --calls 40 --compare;  telephony bench load --calls 20,40,60 --server-cpus 0"""
     from rich.progress import Progress
 
-    from telephony.bench.load import run_load, write_json
+    from telephony.bench.load import capacity, run_load, write_json
 
     try:
         points = [int(c) for c in calls.split(",") if c.strip()]
@@ -282,6 +288,7 @@ def bench_load(
         raise typer.BadParameter("a number or a comma-separated list of numbers", param_hint="--calls") from None
     if not points or min(points) < 1:
         raise typer.BadParameter("at least one call", param_hint="--calls")
+    pinned = _server_cpus(server_cpus) if server_cpus else None
     results = []
     for n in points:
         runs = [("ours", False), *([("ours", True)] if traces else []), *([("naive", False)] if compare else [])]
@@ -300,6 +307,7 @@ def bench_load(
                             bridge=bridge,
                             workers=workers if bridge == "ours" else 1,
                             traces=traced,
+                            server_cpus=pinned,
                         ),
                         "uvloop",
                     )
@@ -364,6 +372,10 @@ def bench_load(
     for f in results:
         for note in f.notes:
             console.print(f"[yellow]note:[/] {note}")
+    if pinned:
+        for bridge in dict.fromkeys(f.bridge for f in results):
+            if (line := capacity([f for f in results if f.bridge == bridge])) is not None:
+                console.print(f"capacity: {line}", highlight=False)
     if json_out:
         write_json(json_out, results)
         console.print(f"figures written to {json_out}")
@@ -373,6 +385,27 @@ def bench_load(
 
         update_readme(readme, [figures_as_dict(f) for f in results])
         console.print(f"capacity table rewritten in {readme}")
+
+
+def _server_cpus(spec: str) -> set[int]:
+    """`0`, `0,2` or `0-1`: cores this machine lets us use, leaving at least one for the callers."""
+    cpus: set[int] = set()
+    try:
+        for part in spec.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise typer.BadParameter("cores as 0, 0,2 or 0-1", param_hint="--server-cpus") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise typer.BadParameter(f"cores this machine offers are {_cpu_list(allowed)}", param_hint="--server-cpus")
+    if not allowed - cpus:
+        raise typer.BadParameter(f"leaves no core for the callers (this machine offers {_cpu_list(allowed)})", param_hint="--server-cpus")
+    return cpus
+
+
+def _cpu_list(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 def _ratio(theirs: float | None, ours: float | None) -> str:
