@@ -4,6 +4,7 @@ outage mid-call, and the stereo recording's channels against what the emulators 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import wave
@@ -89,6 +90,7 @@ async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_
 async def test_a_call_arriving_while_the_database_is_down_is_answered_and_a_replay_still_refused_here(postgres, caplog):
     """The shared claims cannot be taken: the caller is answered anyway (a call never waits on
     the history store), and this process's own single-use token still refuses a replay."""
+    caplog.set_level(logging.INFO, logger="telephony")  # whatever an earlier test left
     async with GeminiLiveEmulator(speed=4.0) as gemini, offline_stack(gemini, database_url=postgres.url) as stack:
         await get(stack, "/api/calls")  # the schema is in place
         await asyncio.to_thread(postgres.stop, "immediate")

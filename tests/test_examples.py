@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -107,8 +108,12 @@ def test_the_clinic_eval_file_passes_offline_and_reports(clinic_folder, tmp_path
 
     report = tmp_path / "report.json"
     args = ["eval", "evals.yaml", "--agent", "clinic.py:agent", "--emulate-gemini", "--runs", "2", "--report", str(report)]
+    level_before = logging.getLogger("telephony").level
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
+    # Run in-process, the command gives logging back as it was (it left `telephony` at ERROR,
+    # and a later test in the same worker saw none of the server's INFO lines).
+    assert logging.getLogger("telephony").level == level_before
     results = json.loads(report.read_text())["scenarios"]
     assert [s["name"] for s in results] == [
         "offers the free times of a day",

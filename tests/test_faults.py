@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -126,6 +127,7 @@ async def test_idle_sockets_that_never_start_do_not_hold_call_slots():
 
 
 async def test_a_flood_of_unknown_events_is_cut_and_a_good_call_beside_it_is_untouched(caplog):
+    caplog.set_level(logging.INFO, logger="telephony")  # whatever an earlier test left
     async with offline_stack(validate_signatures=False) as stack:
         url = stack.base_url.replace("http", "ws") + "/media-stream"
         start_lines = [line.text for line in read_fixture(FIXTURES / "hang_up.jsonl")[:2]]

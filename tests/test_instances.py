@@ -5,6 +5,7 @@ Twilio tells us about a call reaches it on the instance that carries it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -44,6 +45,7 @@ async def test_two_instances_on_one_postgresql_open_one_gemini_session_per_call_
     opens one Gemini session; a second stream for the live call (a fresh token from a second
     webhook for the same CallSid) is refused on the other instance. The token is spent and the
     CallSid held in PostgreSQL, not in either process."""
+    caplog.set_level(logging.INFO, logger="telephony")  # whatever an earlier test left
     async with (
         GeminiLiveEmulator(speed=4.0) as gemini,
         offline_stack(gemini, database_url=postgres.url) as first,

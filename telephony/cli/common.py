@@ -3,7 +3,10 @@ test kit check, and running a coroutine on the chosen event loop."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +116,20 @@ def _refused_403(exc: BaseException) -> bool:
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code == 403
     return isinstance(exc, InvalidStatus) and exc.response.status_code == 403
+
+
+@contextmanager
+def only_errors_logged() -> Iterator[None]:
+    """The server under test would log each tool that failed and each call that ended; a
+    console command shows what matters of it itself, so only errors are printed. The level is
+    given back after, so a command run in-process (a test, a notebook) leaves logging as it was."""
+    logger = logging.getLogger("telephony")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def run_event_loop(coroutine, loop: str = "auto"):

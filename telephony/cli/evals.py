@@ -4,7 +4,6 @@ your agent's scenarios, run over the phone path and scored (`telephony.testing.e
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from telephony.cli.commands import app
 from telephony.cli.common import (
     chosen_agent_or_exit,
     console,
+    only_errors_logged,
     real_model_or_exit,
     require_test_kit,
     run_event_loop,
@@ -76,11 +76,7 @@ def evaluate(
         runs=runs, real=not emulate_gemini, speed=speed, server=server, max_turns=max_turns, max_seconds=max_seconds, source=str(file)
     )
 
-    # The server under test would log each tool that failed and each call that ended: what
-    # matters of it is in the transcript shown here, so only errors are printed.
-    logging.getLogger("telephony").setLevel(logging.ERROR)
-
-    with Progress(console=console, transient=True) as progress:
+    with only_errors_logged(), Progress(console=console, transient=True) as progress:
         task = progress.add_task("eval", total=len(scenarios) * runs)
         try:
             results = run_event_loop(run_evals(scenarios, loaded, options, on_run=lambda name, n: progress.advance(task)), loop="asyncio")

@@ -3,7 +3,6 @@ says, watch the agent answer (`telephony.testing.console`)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from telephony.cli.commands import app
 from telephony.cli.common import (
     chosen_agent_or_exit,
     console,
+    only_errors_logged,
     real_model_or_exit,
     require_test_kit,
     run_event_loop,
@@ -49,15 +49,12 @@ def talk_command(
     if emulate_gemini:
         console.print(f"[dim]offline: the emulated model {'follows ' + str(script) if script else 'says back what it heard'}[/dim]")
 
-    # The server under test would log each tool that failed and each call that ended: what
-    # matters of it is in the transcript shown here, so only errors are printed.
-    logging.getLogger("telephony").setLevel(logging.ERROR)
-
     def show(text: str) -> None:
         console.print(text, highlight=False, soft_wrap=True)
 
     try:
-        code = run_event_loop(talk(loaded, real=not emulate_gemini, script=model_script, show=show), loop="asyncio")
+        with only_errors_logged():
+            code = run_event_loop(talk(loaded, real=not emulate_gemini, script=model_script, show=show), loop="asyncio")
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
