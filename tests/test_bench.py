@@ -102,3 +102,11 @@ def test_server_cores_are_checked_in_one_line():
     for spec, says in cases:
         result = runner.invoke(app, ["bench", "load", "--server-cpus", spec])
         assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_caller_block_size_is_checked_in_one_line():
+    runner = CliRunner()
+    for value, says in (("30", "a multiple of 20"), ("10", "greater than or equal to 20"), ("400", "less than or equal to 200")):
+        result = runner.invoke(app, ["bench", "load", "--caller-block-ms", value])
+        unboxed = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and says in unboxed, result.output

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from telephony.audio.mulaw import audioop
+
 
 def dbfs(rms: float) -> float:
     return 20 * math.log10(max(rms, 1e-9) / 32768)
@@ -82,27 +84,24 @@ class CallerLevel:
         n = len(samples)
         if n == 0:
             return None
-        x = samples.astype(np.float64)
-        block = self.block
-        whole = n // block * block
-        # Block statistics in a few vector operations; the decisions are scalar arithmetic.
-        powers: list[float] = []
-        peaks: list[float] = []
-        if whole:
-            blocks = x[:whole].reshape(-1, block)
-            powers = (blocks[:, None, :] @ blocks[:, :, None]).ravel().tolist()  # exact: integer sums < 2**53
-            peaks = np.abs(blocks).max(axis=1).tolist()
-        if whole < n:
-            tail = x[whole:]
-            powers.append(float(tail @ tail))
-            peaks.append(float(np.abs(tail).max()))
+        # Block statistics in C (audioop on the raw bytes: a fraction of a microsecond a block,
+        # where numpy's per-call overhead cost several); the decisions are scalar arithmetic.
+        # The power comes from audioop's RMS, truncated to an integer: low by under 0.2 dB
+        # from the speech gate (-55 dBFS) up, by under 0.9 dB at -70 dBFS line noise.
+        raw = samples.tobytes()
+        step = 2 * self.block
         ramps = []
-        for index, (power, peak) in enumerate(zip(powers, peaks, strict=True)):
-            start = index * block
-            length = min(n, start + block) - start
-            ramps.append((start, length, *self._decide(power / length, peak)))
-        if all(begin == 0.0 and end == 0.0 for _, _, begin, end in ramps):
+        any_gain = False
+        for start in range(0, 2 * n, step):
+            chunk = raw[start : start + step]
+            length = len(chunk) // 2
+            rms = audioop.rms(chunk, 2)
+            begin_db, end_db = self._decide(float(rms * rms), float(audioop.max(chunk, 2)))
+            any_gain = any_gain or begin_db != 0.0 or end_db != 0.0
+            ramps.append((start // 2, length, begin_db, end_db))
+        if not any_gain:
             return None  # unity gain throughout: nothing to do
+        x = samples.astype(np.float64)
         # The gain ramps linearly across each block (no zipper noise); in place, block by
         # block, because at 10 ms blocks a few small numpy calls beat building a gain curve.
         for start, length, begin_db, end_db in ramps:

@@ -274,6 +274,13 @@ def bench_load(
         "--server-cpus",
         help="Pin the server to these cores (e.g. 0 or 0-1) and the callers to the rest: calls per core where late frames start.",
     ),
+    caller_block_ms: int = typer.Option(
+        20,
+        "--caller-block-ms",
+        min=20,
+        max=200,
+        help="Our server's TELEPHONY_CALLER_AUDIO_BLOCK_MS: caller audio to Gemini in blocks this long (fewer sends, later words).",
+    ),
 ) -> None:
     """N concurrent emulated calls against a server in its own process: CPU, memory, delays.
 
@@ -288,6 +295,8 @@ def bench_load(
         raise typer.BadParameter("a number or a comma-separated list of numbers", param_hint="--calls") from None
     if not points or min(points) < 1:
         raise typer.BadParameter("at least one call", param_hint="--calls")
+    if caller_block_ms % 20:
+        raise typer.BadParameter("a multiple of 20 (Twilio's frame)", param_hint="--caller-block-ms")
     pinned = _server_cpus(server_cpus) if server_cpus else None
     results = []
     for n in points:
@@ -308,11 +317,13 @@ def bench_load(
                             workers=workers if bridge == "ours" else 1,
                             traces=traced,
                             server_cpus=pinned,
+                            block_ms=caller_block_ms if bridge == "ours" else 20,
                         ),
                         "uvloop",
                     )
                 )
-    table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop} (delays in ms, end to end between emulators)")
+    blocks = f", our caller blocks {caller_block_ms} ms" if caller_block_ms != 20 else ""
+    table = Table(title=f"bench load: calls of {seconds:.0f} s, server on {loop}{blocks} (delays in ms, end to end between emulators)")
     for column in (
         "bridge",
         "calls",
