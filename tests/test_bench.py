@@ -7,18 +7,21 @@ import os
 
 from typer.testing import CliRunner
 
-from telephony.bench.load import LoadFigures, capacity, percentiles, run_load
+from telephony.bench.load import LoadFigures, bench_fixture, capacity, percentiles, run_load, speech_frames
 from telephony.cli import app
 
 
 async def test_load_smoke_three_calls_are_carried_and_measured():
     figures = await run_load(calls=3, seconds=9.0)
     assert figures.errors == 0 and figures.dropped_calls == 0
-    assert figures.inbound_frames == 3 * 450
+    speech = speech_frames(bench_fixture(9.0))
+    assert len(speech) == 450 and 50 < sum(speech) < 400, "the caller talks and is quiet"
+    assert figures.inbound_frames == 3 * sum(speech), "every frame with speech in it is timed, the quiet ones not"
     assert figures.inbound_delay_ms["n"] == figures.inbound_frames
     assert figures.outbound_frames > 100 and figures.outbound_delay_ms["n"] > 0
     assert figures.interruptions_seen == 3, "each caller talked over the agent once"
     assert figures.server_cpu_ms_per_call_second > 0 and figures.peak_rss_mb > 0
+    assert 10 < figures.gemini_audio_messages_per_call_second < 50, "the caller's quiet goes in bigger blocks, speech every 20 ms"
 
 
 def test_codec_and_quality_commands_print_and_write_json(tmp_path):

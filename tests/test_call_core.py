@@ -854,3 +854,21 @@ def test_an_answer_that_starts_before_our_voice_detection_ends_the_turn_still_ge
     assert latency_ms is not None, "the answer's wait was measured"
     assert 0 <= latency_ms <= (script.call.turn.started_at - spoke_until) * 1000 + 100
     assert not script.call.caller_turn.spoke_last, "the caller is being answered"
+
+
+def test_the_callers_quiet_goes_in_bigger_blocks_unless_an_answer_to_them_is_due():
+    script = Script(caller_quiet_block_bytes=3200)
+    script.start()
+    script.media()  # the resampler's delay
+    waiting = [len(to_gemini(script.media(), CallerAudio)) for _ in range(10)]
+    spoken = [len(to_gemini(script.media(frame), CallerAudio)) for frame in speech_frames()[:40]]
+    answer_due = [len(to_gemini(script.media(), CallerAudio)) for _ in range(40)]
+    script.gemini(AgentAudio(agent_pcm(2000)))  # the answer: 2 s queued at Twilio
+    while_heard = [len(to_gemini(script.media(), CallerAudio)) for _ in range(12)]
+    loud = encode_mulaw((np.sin(np.arange(160) / 8000 * 2 * np.pi * 300) * 3000).astype("<i2").tobytes())
+    (onset,) = to_gemini(script.media(loud), CallerAudio)
+    assert sum(waiting) == 2, f"nobody owed an answer: one message per 100 ms of quiet: {waiting}"
+    assert sum(spoken) >= 36, f"their speech goes every 20 ms: {spoken}"
+    assert answer_due == [1] * 40, "after the caller spoke, every 20 ms of silence goes at once: it ends their turn"
+    assert sum(while_heard) == 2, f"the answer begun: one message per 100 ms again: {while_heard}"
+    assert len(onset.pcm16k) == 3 * 640, "the caller's first loud frame goes at once, with the 40 ms of quiet that waited"

@@ -2,6 +2,8 @@
 tone, the tools in flight and the caller's audio path. The core's own tests (test_call_core)
 drive them together through `Call`."""
 
+import numpy as np
+
 from telephony.audio.mulaw import encode_mulaw
 from telephony.audio.transcode import FRAME_BYTES
 from telephony.call.caller_audio import SPEECH_STARTED, CallerAudioPath
@@ -105,3 +107,32 @@ def test_manual_turn_taking_frames_the_speech_with_its_preroll_in_order():
     for _ in range(50):
         out += path.feed(silence).out
     assert out[-1] == ActivityEnd()
+
+
+def test_quiet_caller_audio_waits_for_bigger_blocks_until_they_speak_and_again_once_answered():
+    path = CallerAudioPath(CallConfig(caller_block_bytes=640, caller_quiet_block_bytes=3200))
+    line_noise = encode_mulaw(bytes(np.random.default_rng(7).normal(0, 20, 160).astype("<i2").tobytes()))
+    path.feed(line_noise)  # the resampler's first 4 ms (its delay) wait with the first frame
+    path.feed(line_noise)
+    quiet = [path.feed(line_noise, quiet_may_wait=True).out for _ in range(12)]
+    assert [len(out) for out in quiet] == [0, 0, 0, 0, 1] * 2 + [0, 0], "one message per 100 ms of quiet"
+    assert all(len(m.pcm16k) == 3200 for out in quiet for m in out)
+    short_word = encode_mulaw((np.sin(np.arange(160) / 8000 * 2 * np.pi * 300) * 3000).astype("<i2").tobytes())
+    (sent,) = path.feed(short_word, quiet_may_wait=True).out
+    assert len(sent.pcm16k) == 3 * 640, "a loud frame goes at once, with the 40 ms that waited before it"
+    owed = [path.feed(line_noise, quiet_may_wait=True).out for _ in range(6)]
+    assert [len(out) for out in owed] == [1] * 6, "after a word (too short for voice detection): every 20 ms, it ends their turn"
+    path.agent_answered()
+    answered = [path.feed(line_noise, quiet_may_wait=True).out for _ in range(5)]
+    assert [len(out) for out in answered] == [0, 0, 0, 0, 1], "the agent answers: quiet waits again"
+    not_now = [path.feed(line_noise).out for _ in range(3)]
+    assert [len(out) for out in not_now] == [1, 1, 1], "the core owes an answer: every 20 ms"
+    total = sum(len(m.pcm16k) for out in (*quiet, [sent], *owed, *answered, *not_now) for m in out)
+    assert total == 27 * 640, "nothing lost, nothing repeated"
+
+
+def test_quiet_blocks_off_every_frame_goes_alone():
+    path = CallerAudioPath(CallConfig(caller_block_bytes=640, caller_quiet_block_bytes=640))
+    silence = encode_mulaw(b"\x00\x00" * 160)
+    path.feed(silence)  # the resampler's delay
+    assert all(len(path.feed(silence, quiet_may_wait=True).out) == 1 for _ in range(10))

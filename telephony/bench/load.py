@@ -8,8 +8,11 @@ line noise to the run's duration. Calls start spread over the first second or tw
 
 Both emulators live in this process and share one clock, so delays across the server are
 measured end to end:
-- inbound: Twilio frame sent -> its audio received by Gemini (one 20 ms frame gives one
-  chunk at once, so the first chunk after the frame is its own);
+- inbound: a Twilio frame with speech in it sent -> its audio received by Gemini (the first
+  chunk after the frame carries it). Quiet frames (line noise, below
+  `caller_audio.QUIET_RMS`) are not timed: while no answer is owed to the caller they wait
+  for a bigger block by design (`TELEPHONY_CALLER_QUIET_BLOCK_MS`), and the caller waits for
+  nothing of them;
 - outbound: Gemini chunk sent -> the first Twilio frame received after it;
 - barge-in: Gemini `interrupted` sent -> Twilio `clear` received.
 These include both WebSocket hops and this process's own scheduling; with many calls the
@@ -19,6 +22,7 @@ load generators share the machine's two cores with the server, which the figures
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -36,7 +40,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from telephony.audio.level import rms16
 from telephony.audio.mulaw import decode_mulaw
+from telephony.call.caller_audio import QUIET_RMS
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
@@ -59,6 +65,7 @@ class LoadFigures:
     outbound_frames: int
     late_inbound_frames: int
     inbound_frames: int
+    """Caller frames with speech in them, the ones timed (quiet frames may wait by design)."""
     inbound_delay_ms: dict[str, float | None]
     outbound_delay_ms: dict[str, float | None]
     reply_start_ms: dict[str, float | None]
@@ -69,6 +76,9 @@ class LoadFigures:
     errors: int
     dropped_calls: int
     caller_block_ms: int = 20
+    gemini_audio_messages_per_call_second: float = 0.0
+    """Caller audio messages Gemini received (50 a second at 20 ms blocks): each costs a
+    websocket frame and a TLS write, the largest per-message cost left."""
     bridge: str = "ours"
     """"ours" or "naive" (telephony/bench/naive_bridge.py, the same load in the same run)."""
     notes: list[str] = field(default_factory=list)
@@ -77,7 +87,7 @@ class LoadFigures:
 
     @property
     def late(self) -> bool:
-        """Past capacity: a call dropped, or over 1 % of caller frames reached Gemini late."""
+        """Past capacity: a call dropped, or over 1 % of caller speech frames reached Gemini late."""
         return self.dropped_calls > 0 or self.late_inbound_frames > 0.01 * max(1, self.inbound_frames)
 
 
@@ -306,7 +316,7 @@ async def run_load(
             scratch.cleanup()
             if sink is not None:
                 sink.close()
-        figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss)
+        figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss, speech_frames(messages))
         figures.caller_block_ms = block_ms
         figures.bridge = (bridge if workers == 1 else f"{bridge} x{workers}") + ("+traces" if traces else "")
         figures.server_cores = len(server_cpus) if server_cpus else None
@@ -356,7 +366,14 @@ def _instructions(setup: dict) -> str:
     return setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "")
 
 
-def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss) -> LoadFigures:
+def speech_frames(messages: list[FixtureMessage]) -> list[bool]:
+    """For each media frame of the recording: does it carry speech (is it timed)?"""
+    return [
+        rms16(decode_mulaw(base64.b64decode(json.loads(m.text)["media"]["payload"]))) >= QUIET_RMS for m in messages if m.event == "media"
+    ]
+
+
+def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss, speech) -> LoadFigures:
     ok = [r for r in results if isinstance(r, ReplayResult)]
     errors = len(results) - len(ok)
     # Each call's instructions name it (the bridge may add family rules after a blank line).
@@ -364,7 +381,7 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
         c.setup.get("system_instruction", {}).get("parts", [{}])[0].get("text", "").split("\n\n")[0]: c for c in gemini.connections
     }
     inbound, outbound, clears, starts = [], [], [], []
-    late_in = late_out = frames_out = frames_in = interruptions = 0
+    late_in = late_out = frames_out = frames_in = interruptions = audio_messages = 0
     dropped = 0
     for index, result in enumerate(results):
         if not isinstance(result, ReplayResult):
@@ -376,7 +393,8 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
             dropped += 1
             continue
         recv = conn.audio_received_at
-        sends = [result.monotonic(t) for t in result.media_sent_at]
+        audio_messages += len(recv)
+        sends = [result.monotonic(t) for t, spoken in zip(result.media_sent_at, speech, strict=False) if spoken]
         frames_in += len(sends)
         for sent in sends:
             i = bisect_right(recv, sent)
@@ -405,11 +423,11 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
     late_share = late_in / max(1, frames_in)
     if dropped:
         notes.append(
-            f"{calls} calls: over capacity ({dropped} dropped, {late_share:.0%} of caller frames late);"
+            f"{calls} calls: over capacity ({dropped} dropped, {late_share:.0%} of caller speech frames late);"
             " CPU per call-second understates the cost, since less audio got through"
         )
     elif late_share > 0.01:
-        notes.append(f"{calls} calls: at capacity ({late_share:.0%} of caller frames reached Gemini over 20 ms late)")
+        notes.append(f"{calls} calls: at capacity ({late_share:.0%} of caller speech frames reached Gemini over 20 ms late)")
     return LoadFigures(
         calls=calls,
         seconds=seconds,
@@ -427,6 +445,7 @@ def _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rs
         reply_start_ms=percentiles(starts),
         interrupted_to_clear_ms=percentiles(clears),
         interruptions_seen=interruptions,
+        gemini_audio_messages_per_call_second=round(audio_messages / call_seconds, 1),
         errors=errors,
         dropped_calls=dropped,
         notes=notes,

@@ -188,6 +188,7 @@ class AgentSide(CallParts):
             if self.voicemail.phase == "leaving":
                 self.voicemail.spoke = True  # the message, to the machine
         decisions = self.stall.agent_audio(now, len(pcm24k) / 48)
+        self.caller.agent_answered()
         if decisions:
             self._on_stall(decisions, now)
             if self.turn.discarding:

@@ -3,7 +3,13 @@
 One `CallerAudioPath` per call turns each media payload into what the core needs: 8 kHz PCM
 for voice detection and the recording, 16 kHz PCM for Gemini (level-controlled and resampled
 by `audio.transcode.CallerToGemini`, or the browser phone's wideband PCM as it is), and the
-messages for Gemini, sent in blocks of `caller_block_bytes`.
+messages for Gemini, sent in blocks of `caller_block_bytes`. While no answer is owed to the
+caller (nothing loud since the agent last began to speak, and the core's `quiet_may_wait`),
+their quiet (below `QUIET_RMS`) goes in blocks of up to `caller_quiet_block_bytes`, and the
+first loud frame goes at once with everything that waited. Once they spoke, every 20 ms of
+their silence goes at once again, because that is what ends their turn in Gemini's voice
+detection. Fewer messages (each costs a websocket frame and a TLS write: about a tenth of the
+server's CPU), and no delay to anything the caller says or to the end of their turn.
 
 With Gemini's voice detection off (`manual_activity`), the caller's turns are framed here:
 `activityStart` at the onset of speech, then the audio from just before it (a 300 ms
@@ -22,6 +28,7 @@ import numpy as np
 
 from telephony.audio.agc import CallerLevel
 from telephony.audio.dtmf_detect import DtmfToneDetector
+from telephony.audio.level import rms16
 from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.transcode import CallerToGemini
 from telephony.call.rules import CallConfig
@@ -30,6 +37,9 @@ from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, G
 
 PREROLL_MS = 300
 """Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
+QUIET_RMS = 100
+"""About -50 dBFS, before gain control: a line's idle noise is below it, the softest speech
+above it (so an onset is never held back with the quiet)."""
 SPEECH_STARTED: Final = "speech_started"
 """In `CallerFrame.out`: the caller began to speak here (manual turn-taking)."""
 
@@ -54,6 +64,10 @@ class CallerAudioPath:
         self._halving: Any = None
         self._manual = config.manual_activity
         self._block_bytes = config.caller_block_bytes
+        self._quiet_block_bytes = max(config.caller_quiet_block_bytes, config.caller_block_bytes)
+        self._loud_since_answer = False
+        """A loud frame since the agent last began to answer: an answer may be owed (even for
+        a word too short for voice detection), so the caller's quiet goes every 20 ms."""
         self.to_gemini = CallerToGemini(CallerLevel() if config.caller_agc else None)
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:
@@ -73,8 +87,9 @@ class CallerAudioPath:
         and the recording (an agent takes secret digits: `telephony.call.keypad`)."""
         self._tones = DtmfToneDetector()
 
-    def feed(self, payload: bytes, mute: bool = False) -> CallerFrame:
-        """One frame from the caller; `mute`: it goes on as silence (keypad entry)."""
+    def feed(self, payload: bytes, mute: bool = False, quiet_may_wait: bool = False) -> CallerFrame:
+        """One frame from the caller; `mute`: it goes on as silence (keypad entry);
+        `quiet_may_wait`: the core owes the caller no answer, so quiet may wait for a bigger block."""
         if self.wideband:  # 16 kHz from the browser: as it is for Gemini, halved for voice detection
             pcm16k = payload[: len(payload) & ~1]
             pcm8k, self._halving = halve_rate(pcm16k, self._halving)
@@ -89,12 +104,20 @@ class CallerAudioPath:
         if self._manual:
             self._frame_turns(pcm16k, frame)
         else:
-            self._send(pcm16k, frame.out)
+            waits = False
+            if self._quiet_block_bytes > self._block_bytes:
+                self._loud_since_answer = self._loud_since_answer or rms16(pcm8k) >= QUIET_RMS
+                waits = quiet_may_wait and not self._loud_since_answer
+            self._send(pcm16k, frame.out, block_bytes=self._quiet_block_bytes if waits else self._block_bytes)
         return frame
 
-    def _send(self, pcm16k: bytes, out: list[Any], flush: bool = False) -> None:
+    def agent_answered(self) -> None:
+        """The agent began to speak: nothing the caller said is waiting for Gemini's turn end."""
+        self._loud_since_answer = False
+
+    def _send(self, pcm16k: bytes, out: list[Any], flush: bool = False, block_bytes: int = 0) -> None:
         self._block += pcm16k
-        if self._block and (flush or len(self._block) >= self._block_bytes):
+        if self._block and (flush or len(self._block) >= (block_bytes or self._block_bytes)):
             out.append(CallerAudio(bytes(self._block)))
             self._block.clear()
 

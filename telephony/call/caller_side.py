@@ -204,7 +204,11 @@ class CallerSide(CallParts):
         self.tally.inc("frames_in")
         if self.voicemail.detector is not None and not self.caller.wideband:  # the machine's own audio, before it is muted
             self._voicemail_frame(decode_mulaw(payload), now)
-        frame = self.caller.feed(payload, mute=self.keypad.collecting or self.voicemail.muted)
+        muted = self.keypad.collecting or self.voicemail.muted
+        # Quiet frames may wait for a bigger block unless an answer to the caller is due: then
+        # Gemini's voice detection needs each 20 ms of their silence to end their turn.
+        quiet_may_wait = self.state is CallState.ACTIVE and self.caller.voice is not None and not self.stall.answer_due
+        frame = self.caller.feed(payload, mute=muted, quiet_may_wait=quiet_may_wait)
         if self.out.stereo is not None:
             self.out.stereo.caller(frame.pcm8k)
         # A machine recording the agent's message (its beep, its line noise) never cuts it off.

@@ -23,6 +23,9 @@ class CallConfig:
     caller_agc: bool = True
     caller_block_bytes: int = 640
     """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
+    caller_quiet_block_bytes: int = 640
+    """While no answer is owed to the caller and they are quiet, blocks of up to this many
+    bytes: a loud frame goes at once, with what waited (fewer messages, no delay to speech)."""
     manual_activity: bool = False
     """Gemini's VAD is off: we send activityStart/activityEnd from local voice detection."""
     activity_silence_ms: int = 500

@@ -242,6 +242,11 @@ class StallWatch:
         return self._stalled(kind, since, now)
 
     @property
+    def answer_due(self) -> bool:
+        """The caller has spoken since the agent last did (whether or not the watch is on)."""
+        return self._caller_turn
+
+    @property
     def holding(self) -> bool:
         """The hold tone is on for the current stall (it plays even mid-turn)."""
         return self._holding

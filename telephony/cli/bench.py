@@ -337,6 +337,7 @@ def bench_load(
         "reply start p50/p99",
         "out p50/p99",
         "clear p50/p99",
+        "to Gemini msg/call-s",
         "errors/dropped",
     ):
         table.add_column(column, justify="right")
@@ -354,6 +355,7 @@ def bench_load(
             _p50_p99(f.reply_start_ms),
             _p50_p99(f.outbound_delay_ms),
             _p50_p99(f.interrupted_to_clear_ms),
+            f"{f.gemini_audio_messages_per_call_second:.1f}",
             f"{f.errors}/{f.dropped_calls}",
         )
     console.print(table)
