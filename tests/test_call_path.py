@@ -34,7 +34,8 @@ async def test_dtmf_pressed_during_a_reconnect_reaches_the_new_connection():
 async def test_a_tool_result_that_finishes_during_a_reconnect_is_delivered_after_it():
     # send_dtmf answers once its tones have been played (~0.6 s); Gemini drops meanwhile.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
-    faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
+    # Closed 0.4 emulated seconds (0.2 s at 2x) after the tool call, whenever a busy machine makes it come.
+    faults = Faults(close_after_tool_call_s=0.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
     async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
             await stack.replay("one_sentence", speed=2.0)
@@ -108,7 +109,7 @@ async def test_a_tool_result_for_a_session_that_was_lost_is_told_to_the_fresh_on
     # The connection drops while send_dtmf plays its tones and every resumption handle is
     # refused: the new session never asked for that tool, so its result arrives as text.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
-    faults = Faults(close_after_s=4.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True)
+    faults = Faults(close_after_tool_call_s=0.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True)
     async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
             await stack.replay("one_sentence", speed=2.0)

@@ -44,6 +44,7 @@ class _EmulatedSession(Speaking):
         self.reply_task: asyncio.Task[None] | None = None
         self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.reply_tool_ids: list[str] = []  # tool calls of the reply being spoken
+        self._close_after_tool: asyncio.Task[None] | None = None
         self.vad: EnergyVad | None = None
         self.manual_activity: list[np.ndarray] | None = None
         self.resumable = False
@@ -95,6 +96,8 @@ class _EmulatedSession(Speaking):
                 await self._dispatch(message)
         finally:
             fault_task.cancel()
+            if self._close_after_tool is not None:
+                self._close_after_tool.cancel()
             if self.reply_task is not None:
                 unsaid = self.reply_task is self.agent_reply and not self.reply_task.done() and not self.reply_said
                 self.reply_task.cancel()
@@ -337,7 +340,14 @@ class _EmulatedSession(Speaking):
         self.tool_waiters[call_id] = waiter
         self.reply_tool_ids.append(call_id)
         await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
+        if self.faults.close_after_tool_call_s is not None and self._close_after_tool is None:
+            self._close_after_tool = asyncio.create_task(self._close_later(self.faults.close_after_tool_call_s))
         return waiter
+
+    async def _close_later(self, after_s: float) -> None:
+        await asyncio.sleep(after_s / self.emulator.speed)
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(self.faults.close_code, self.faults.close_reason)
 
     async def _tool_result(self, waiter: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
         try:

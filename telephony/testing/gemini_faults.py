@@ -46,6 +46,9 @@ class Faults:
     enabled." or 1000 with no reason at all."""
     drop_after_s: float | None = None
     """Abort the TCP connection without a close frame (the client sees 1006)."""
+    close_after_tool_call_s: float | None = None
+    """Close (with `close_code` and `close_reason`) this long after the connection's first tool
+    call was sent: a drop while the tool runs, however slow the machine makes the turn."""
     go_away_after_s: float | None = None
     go_away_time_left_s: float = 2.0
     reply_delay_s: float = 0.0
