@@ -35,7 +35,7 @@ async def test_a_tool_result_that_finishes_during_a_reconnect_is_delivered_after
     # send_dtmf answers once its tones have been played (~0.6 s); Gemini drops meanwhile.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
     # Closed 0.4 emulated seconds (0.2 s at 2x) after the tool call, whenever a busy machine makes it come.
-    faults = Faults(close_after_tool_call_s=0.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
+    faults = Faults(close_after_s=0.4, from_tool_call=True, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2})
     async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
             await stack.replay("one_sentence", speed=2.0)
@@ -78,12 +78,12 @@ async def test_a_goodbye_that_starts_late_is_heard_in_full_before_the_rest_hang_
 
 
 async def test_go_away_while_a_tool_call_is_unanswered_switches_only_after_it_is_answered():
-    # The tool call comes at ~4.0 s and its tones play ~0.6 s; goAway at 4.1 s. Handles are
-    # not resumable while a call is unanswered, so the switch waits for the answer.
+    # goAway 0.1 s after the tool call, while its tones play (~0.6 s). Handles are not
+    # resumable while a call is unanswered, so the switch waits for the answer.
     agent = ScriptedAgent(
         [Reply(audio24k=tone24k(0.5), tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),)), Reply(audio24k=tone24k(0.5))]
     )
-    faults = Faults(go_away_after_s=4.1, go_away_time_left_s=20.0)
+    faults = Faults(go_away_after_s=0.1, from_tool_call=True, go_away_time_left_s=20.0)
     async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
             result = await stack.replay("barge_in", speed=2.0)
@@ -109,7 +109,9 @@ async def test_a_tool_result_for_a_session_that_was_lost_is_told_to_the_fresh_on
     # The connection drops while send_dtmf plays its tones and every resumption handle is
     # refused: the new session never asked for that tool, so its result arrives as text.
     agent = ScriptedAgent([Reply(tool_calls=(EmulatedToolCall("send_dtmf", {"digits": "1234"}),))])
-    faults = Faults(close_after_tool_call_s=0.4, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True)
+    faults = Faults(
+        close_after_s=0.4, from_tool_call=True, close_code=1011, setup_delay_s=2.0, setup_delay_connections={2}, refuse_resumption=True
+    )
     async with GeminiLiveEmulator(agent, speed=2.0, faults=faults) as gemini:  # 2x: see the DTMF test above
         async with offline_stack(gemini) as stack:
             await stack.replay("one_sentence", speed=2.0)

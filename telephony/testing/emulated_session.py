@@ -44,7 +44,7 @@ class _EmulatedSession(Speaking):
         self.reply_task: asyncio.Task[None] | None = None
         self.tool_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.reply_tool_ids: list[str] = []  # tool calls of the reply being spoken
-        self._close_after_tool: asyncio.Task[None] | None = None
+        self._tool_called = asyncio.Event()
         self.vad: EnergyVad | None = None
         self.manual_activity: list[np.ndarray] | None = None
         self.resumable = False
@@ -96,8 +96,6 @@ class _EmulatedSession(Speaking):
                 await self._dispatch(message)
         finally:
             fault_task.cancel()
-            if self._close_after_tool is not None:
-                self._close_after_tool.cancel()
             if self.reply_task is not None:
                 unsaid = self.reply_task is self.agent_reply and not self.reply_task.done() and not self.reply_said
                 self.reply_task.cancel()
@@ -340,14 +338,8 @@ class _EmulatedSession(Speaking):
         self.tool_waiters[call_id] = waiter
         self.reply_tool_ids.append(call_id)
         await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": call.name, "args": call.args}]}})
-        if self.faults.close_after_tool_call_s is not None and self._close_after_tool is None:
-            self._close_after_tool = asyncio.create_task(self._close_later(self.faults.close_after_tool_call_s))
+        self._tool_called.set()
         return waiter
-
-    async def _close_later(self, after_s: float) -> None:
-        await asyncio.sleep(after_s / self.emulator.speed)
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.close(self.faults.close_code, self.faults.close_reason)
 
     async def _tool_result(self, waiter: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
         try:
@@ -375,6 +367,10 @@ class _EmulatedSession(Speaking):
             ]
             start = time.monotonic()
             speed = self.emulator.speed
+            if faults.from_tool_call and any(at is not None for at, kind in plan if kind != "deadline"):
+                await self._tool_called.wait()
+                called = time.monotonic()
+                plan = [(at if kind == "deadline" or at is None else at + (called - start) * speed, kind) for at, kind in plan]
             due = sorted((at, kind) for at, kind in plan if at is not None)
             for at, kind in due:
                 await asyncio.sleep(max(0.0, start + at / speed - time.monotonic()))

@@ -33,7 +33,8 @@ def _rfc3339(value: Any) -> float | None:
 
 @dataclass
 class Faults:
-    """Misbehaviour to inject, counted in seconds from a connection's setupComplete.
+    """Misbehaviour to inject, counted in seconds from a connection's setupComplete (or its
+    first tool call: `from_tool_call`).
 
     Faults apply to connection numbers in `connections` (1-based; default: the first only),
     so that a reconnect finds a healthy server.
@@ -46,9 +47,10 @@ class Faults:
     enabled." or 1000 with no reason at all."""
     drop_after_s: float | None = None
     """Abort the TCP connection without a close frame (the client sees 1006)."""
-    close_after_tool_call_s: float | None = None
-    """Close (with `close_code` and `close_reason`) this long after the connection's first tool
-    call was sent: a drop while the tool runs, however slow the machine makes the turn."""
+    from_tool_call: bool = False
+    """Count `close_after_s`, `drop_after_s` and `go_away_after_s` from the connection's first
+    tool call instead of its setupComplete: a fault while a tool runs, however late a busy
+    machine makes the call come."""
     go_away_after_s: float | None = None
     go_away_time_left_s: float = 2.0
     reply_delay_s: float = 0.0
