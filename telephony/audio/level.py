@@ -6,6 +6,10 @@ from telephony.audio.mulaw import audioop
 
 SPEECH_RMS = 300
 """About -40 dBFS: above a phone line's idle noise (around -60 dBFS), below quiet speech."""
+QUIET_RMS = 100
+"""About -50 dBFS, before gain control: a line's idle noise is below it, the softest speech
+above it. Where quiet audio may wait (`telephony.call.caller_audio`), so that an onset is
+never held back with it: lower than `SPEECH_RMS` on purpose."""
 
 
 def rms16(pcm16: bytes) -> int:

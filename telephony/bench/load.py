@@ -10,7 +10,7 @@ Both emulators live in this process and share one clock, so delays across the se
 measured end to end:
 - inbound: a Twilio frame with speech in it sent -> its audio received by Gemini (the first
   chunk after the frame carries it). Quiet frames (line noise, below
-  `caller_audio.QUIET_RMS`) are not timed: while no answer is owed to the caller they wait
+  `audio.level.QUIET_RMS`) are not timed: while no answer is owed to the caller they wait
   for a bigger block by design (`TELEPHONY_CALLER_QUIET_BLOCK_MS`), and the caller waits for
   nothing of them;
 - outbound: Gemini chunk sent -> the first Twilio frame received after it;
@@ -40,9 +40,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from telephony.audio.level import rms16
+from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw
-from telephony.call.caller_audio import QUIET_RMS
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator

@@ -28,7 +28,7 @@ import numpy as np
 
 from telephony.audio.agc import CallerLevel
 from telephony.audio.dtmf_detect import DtmfToneDetector
-from telephony.audio.level import rms16
+from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw, halve_rate
 from telephony.audio.transcode import CallerToGemini
 from telephony.call.rules import CallConfig
@@ -37,9 +37,6 @@ from telephony.gemini.messages import ActivityEnd, ActivityStart, CallerAudio, G
 
 PREROLL_MS = 300
 """Manual turn-taking: caller audio kept from before speech onset, sent after activityStart."""
-QUIET_RMS = 100
-"""About -50 dBFS, before gain control: a line's idle noise is below it, the softest speech
-above it (so an onset is never held back with the quiet)."""
 SPEECH_STARTED: Final = "speech_started"
 """In `CallerFrame.out`: the caller began to speak here (manual turn-taking)."""
 

@@ -84,7 +84,7 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         admit_stream=admit_stream,
         caller_agc=settings.caller_agc,
         caller_block_bytes=settings.caller_audio_block_ms * 32,
-        caller_quiet_block_bytes=max(settings.caller_quiet_block_ms, settings.caller_audio_block_ms) * 32,
+        caller_quiet_block_bytes=settings.caller_quiet_block_ms * 32,  # never below the block: CallerAudioPath
         manual_activity=settings.vad_disabled,
         activity_silence_ms=settings.vad_silence_duration_ms,
         playout_lead_ms=settings.playout_lead_ms,
