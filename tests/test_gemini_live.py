@@ -119,6 +119,15 @@ async def test_server_faults_surface_as_a_retryable_close(faults, code):
     assert events[-1].retryable
 
 
+async def test_faults_timed_from_a_tool_call_never_made_leave_the_session_deadline_as_it_was():
+    faults = Faults(close_after_s=0.1, from_tool_call=True, session_deadline_s=0.3)
+    async with GeminiLiveEmulator(faults=faults) as emulator:
+        session = await open_session(emulator)
+        events = await collect(session, lambda ev: isinstance(ev[-1], SessionClosed))
+        await session.close()
+    assert events[-1].code == 1011 and "Deadline expired" in events[-1].reason, events[-1]
+
+
 async def test_go_away_is_announced_with_the_time_left():
     async with GeminiLiveEmulator(faults=Faults(go_away_after_s=0.2, go_away_time_left_s=0.5)) as emulator:
         session = await open_session(emulator)

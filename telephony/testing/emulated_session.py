@@ -359,16 +359,19 @@ class _EmulatedSession(Speaking):
             realism = self.emulator.realism
             if deadline_s is None and realism is not None:
                 deadline_s = self.profile.session_deadline_s
+            deadline_at = None if deadline_s is None else deadline_s / self.emulator.session_age_speed
             plan = [
                 (faults.go_away_after_s, "go_away"),
                 (faults.close_after_s, "close"),
                 (faults.drop_after_s, "drop"),
-                (None if deadline_s is None else deadline_s / self.emulator.session_age_speed, "deadline"),
+                (deadline_at, "deadline"),
             ]
             start = time.monotonic()
             speed = self.emulator.speed
             if faults.from_tool_call and any(at is not None for at, kind in plan if kind != "deadline"):
-                await self._tool_called.wait()
+                # The session deadline still counts from setup: wait for the tool call only until then.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._tool_called.wait(), None if deadline_at is None else deadline_at / speed)
                 called = time.monotonic()
                 plan = [(at if kind == "deadline" or at is None else at + (called - start) * speed, kind) for at, kind in plan]
             due = sorted((at, kind) for at, kind in plan if at is not None)
