@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import jsonschema
 from google.genai import types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -131,6 +130,8 @@ class _AgentFile(BaseModel):
 
 def http_tool(entry: _ToolEntry, secret: bytes) -> Tool:
     """A tool whose work is done by an HTTP endpoint (see the module docstring)."""
+    import jsonschema  # here: 2 MB that only agents with HTTP tools need
+
     try:
         jsonschema.Draft202012Validator.check_schema(entry.parameters)
     except jsonschema.SchemaError as exc:
