@@ -108,7 +108,7 @@ class ClosingTlsRace(logging.Filter):
         return not (closing and str(record.msg).startswith("Fatal error on SSL"))
 
 
-QUIET_LIBRARIES = ("alembic", "websockets", "httpx", "aiosqlite", "asyncio", "mcp", "uvicorn.error")
+QUIET_LIBRARIES = ("alembic", "websockets", "httpx", "asyncio", "mcp", "uvicorn.error")
 """Loggers that say at INFO what only a debugging developer wants (alembic's 10 lines on the
 first call, websockets' `connection open` with an object repr, httpx's every request, uvicorn's
 "WebSocket /media-stream [accepted]" per call: our own lines say when a call starts)."""

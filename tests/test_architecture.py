@@ -35,7 +35,9 @@ def test_a_server_starts_without_the_mcp_client_or_twilios_rest_client():
 
     probe = (
         "import sys, telephony.web.app, telephony.agents.mcp_tools, telephony.twilio.rest\n"
-        "print(sorted(m for m in ('mcp', 'requests', 'twilio.rest', 'sqlalchemy.dialects.postgresql') if m in sys.modules))"
+        "import telephony.store.claims, telephony.cli.commands\n"
+        "print(sorted(m for m in ('mcp', 'requests', 'twilio.rest', 'sqlalchemy.dialects.postgresql', 'sqlalchemy.orm', 'greenlet',"
+        " 'aiosqlite', 'alembic', 'jsonschema') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -92,7 +92,7 @@ def serve(
         from telephony.web.workers import prepare_shared_metrics
 
         prepare_shared_metrics()
-        _upgrade_store(settings)  # once, before the workers would race to create the tables
+    _upgrade_store(settings)  # once, before the workers would race to create the tables
 
     from telephony.web.app import create_app
     from telephony.web.server import DrainingServer, listen_socket, uvicorn_config
@@ -173,16 +173,43 @@ def serve(
 
 
 def _upgrade_store(settings: Settings) -> None:
+    """Bring the call history's tables up to date before serving, and in a child process
+    (`telephony db upgrade`): alembic and its templates are 12 MB that the server would carry
+    all its life for a one-off migration. A store already current costs one query here. When
+    the child fails (the database is down), the server starts anyway: it keeps calls going
+    without a store and migrates in-process once the database is back."""
+    import os
+    import subprocess
+    import sys
+
     from telephony.store.database import CallStore
 
-    async def upgrade() -> None:
-        store = CallStore(settings.call_history_url)
+    url = settings.call_history_url
+    if url == "off":
+        return
+
+    async def current() -> bool:
+        store = CallStore(url)
         try:
-            await store.ensure_schema()
+            return await store.schema_is_current()
         finally:
             await store.close()
 
-    run_event_loop(upgrade(), "asyncio")
+    if run_event_loop(current(), "asyncio"):
+        return
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "telephony", "db", "upgrade"],
+            env=os.environ | {"TELEPHONY_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        failed = done.returncode != 0 and (done.stdout.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
+    except subprocess.TimeoutExpired:
+        failed = "no answer within 120 s"
+    if failed:
+        console.print(f"[yellow]call history:[/yellow] not upgraded before serving ({failed}); retried on first use", highlight=False)
 
 
 def _local_without_twilio(given: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ class StreamClaims:
         await self.store.ensure_schema()
         keys = [key for key, _ in claims]
         try:
-            async with self.store.engine.begin() as connection:
+            async with self.store.begin() as connection:
                 if now - self._swept_at > SWEEP_EVERY_S:
                     self._swept_at = now
                     await connection.execute(delete(stream_claims).where(stream_claims.c.expires_at < now))
@@ -35,12 +35,12 @@ class StreamClaims:
                     await connection.execute(delete(stream_claims).where(stream_claims.c.key.in_(keys), stream_claims.c.expires_at < now))
                 await connection.execute(stream_claims.insert(), [{"key": key, "expires_at": until} for key, until in claims])
         except IntegrityError:
-            async with self.store.engine.connect() as connection:
+            async with self.store.connect() as connection:
                 held = set((await connection.execute(select(stream_claims.c.key).where(stream_claims.c.key.in_(keys)))).scalars())
             return next((key for key in keys if key in held), keys[0])
         return None
 
     async def release(self, key: str) -> None:
         await self.store.ensure_schema()
-        async with self.store.engine.begin() as connection:
+        async with self.store.begin() as connection:
             await connection.execute(delete(stream_claims).where(stream_claims.c.key == key))

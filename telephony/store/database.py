@@ -1,5 +1,7 @@
 """The call history store: one small interface over SQLite (the default: a file, no set-up)
-or PostgreSQL (shared by every instance), with SQLAlchemy's async engine.
+or PostgreSQL (shared by every instance), in SQLAlchemy Core: SQLite on threads of its own
+(`sqlite_threads`), PostgreSQL on asyncpg through SQLAlchemy's async engine. Either way the
+store lends `begin()` (a transaction) and `connect()` (reads), used as async context managers.
 
 The schema is created and upgraded by alembic (`telephony db upgrade`, and on first use by
 a server). Reads are plain queries; writes come from `StoreWriter`, off the audio path.
@@ -12,14 +14,21 @@ import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, event, func, or_, select, text, update
+from sqlalchemy import Connection, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
-from telephony.store.schema import call_statuses, calls, tool_calls, turns
+from telephony.store.schema import SCHEMA_REVISION, call_statuses, calls, tool_calls, turns
+from telephony.store.sqlite_threads import SqliteLanes
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+SQLITE_LANES = 4
+"""Connections (each on its thread) to a SQLite file: SQLite writes one at a time anyway, and
+four keep a stream's claim from waiting behind a history write or a dashboard page."""
 
 PAGE_SIZE = 50
 
@@ -37,9 +46,8 @@ def _migrating() -> asyncio.Lock:
 
 
 def async_url(url: str) -> str:
-    """The async driver's URL for a plain one: sqlite:// -> aiosqlite, postgresql:// -> asyncpg."""
+    """The async driver's URL for a plain one: postgresql:// -> asyncpg."""
     for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
         ("postgresql://", "postgresql+asyncpg://"),
         ("postgres://", "postgresql+asyncpg://"),
     ):
@@ -77,37 +85,66 @@ class CallStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        target = async_url(url)
-        options: dict[str, Any] = {}
-        if target.startswith("sqlite") and ":memory:" in target:
-            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif target.startswith("sqlite"):
-            path = target.split(":///", 1)[1]
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        elif target.startswith("postgresql"):
-            options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
-        self.engine: AsyncEngine = create_async_engine(target, **options)
-        if target.startswith("sqlite"):
-            # Several workers (serve --workers) share one file: readers never wait for the
-            # writer, and a writer waits a moment for another instead of failing at once.
-            event.listen(self.engine.sync_engine, "connect", _sqlite_for_many_processes)
+        self._lanes: SqliteLanes | None = None
+        self._engine: AsyncEngine | None = None
+        if url.startswith("sqlite"):
+            url = "sqlite://" + url.split("://", 1)[1]  # sqlite+aiosqlite:// and the like: the stdlib driver
+            if ":memory:" in url:  # one connection, or each would see a database of its own
+                engine, lanes = create_engine(url, poolclass=StaticPool), 1
+            else:
+                Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+                engine, lanes = create_engine(url, poolclass=NullPool), SQLITE_LANES  # each lane keeps its connection
+                # Several workers (serve --workers) share one file: readers never wait for the
+                # writer, and a writer waits a moment for another instead of failing at once.
+                event.listen(engine, "connect", _sqlite_for_many_processes)
+            self._lanes = SqliteLanes(engine, lanes)
+            self.kind = "sqlite"
+        else:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            target = async_url(url)
+            options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5} if target.startswith("postgresql") else {}
+            self._engine = create_async_engine(target, **options)
+            self.kind = self._engine.dialect.name
         self._ready = False
         self._lock = asyncio.Lock()
 
+    def begin(self) -> Any:
+        """`async with store.begin() as connection:` one transaction, committed at the end
+        (`connection.execute`, `.scalar`, `.run_sync`; results are fetched whole)."""
+        return self._lanes.begin() if self._lanes is not None else self._async_engine.begin()
+
+    def connect(self) -> Any:
+        """`async with store.connect() as connection:` reads."""
+        return self._lanes.connect() if self._lanes is not None else self._async_engine.connect()
+
     @property
-    def kind(self) -> str:
-        return self.engine.dialect.name
+    def _async_engine(self) -> AsyncEngine:
+        assert self._engine is not None
+        return self._engine
+
+    async def schema_is_current(self) -> bool:
+        """Whether the tables are at `SCHEMA_REVISION` (one query; False when there are none,
+        they are older, or the database cannot be reached)."""
+        try:
+            async with self.connect() as connection:
+                return await connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_REVISION
+        except DBAPIError:
+            return False
 
     async def ensure_schema(self) -> None:
         """Create or upgrade the tables once (every instance may race to do it: an advisory
-        lock on PostgreSQL, alembic's version table and a transaction make the loser a no-op)."""
+        lock on PostgreSQL, alembic's version table and a transaction make the loser a no-op).
+        Alembic is imported only when there is something to migrate."""
         if self._ready:
             return
         async with self._lock, _migrating():
+            if not self._ready and await self.schema_is_current():
+                self._ready = True
             if not self._ready:
                 for attempt in range(3):
                     try:
-                        async with self.engine.begin() as connection:
+                        async with self.begin() as connection:
                             await connection.run_sync(upgrade_schema)
                         break
                     except DBAPIError as exc:  # another process created the tables a moment ago (SQLite DDL)
@@ -117,7 +154,10 @@ class CallStore:
                 self._ready = True
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._lanes is not None:
+            await self._lanes.close()
+        else:
+            await self._async_engine.dispose()
 
     # --- writes (from StoreWriter) ----------------------------------------------------------
 
@@ -136,7 +176,7 @@ class CallStore:
         await self.ensure_schema()
         statement = self._insert(calls).values(**row)
         statement = statement.on_conflict_do_update(index_elements=["call_sid"], set_={k: v for k, v in row.items() if k != "call_sid"})
-        async with self.engine.begin() as connection:
+        async with self.begin() as connection:
             await connection.execute(statement)
             await connection.execute(delete(turns).where(turns.c.call_sid == row["call_sid"]))
             await connection.execute(delete(tool_calls).where(tool_calls.c.call_sid == row["call_sid"]))
@@ -147,7 +187,7 @@ class CallStore:
 
     async def add_status(self, call_sid: str, entry: dict[str, str], received_at: float, limit: int) -> None:
         await self.ensure_schema()
-        async with self.engine.begin() as connection:
+        async with self.begin() as connection:
             count = await connection.scalar(select(func.count()).where(call_statuses.c.call_sid == call_sid))
             if (count or 0) >= limit:
                 return
@@ -166,7 +206,7 @@ class CallStore:
         """Keep `value` under `key` in a stored call's summary (an eval run's verdict, ...);
         False when the call is not stored."""
         await self.ensure_schema()
-        async with self.engine.begin() as connection:
+        async with self.begin() as connection:
             summary = await connection.scalar(select(calls.c.summary).where(calls.c.call_sid == call_sid))
             if summary is None:
                 return False
@@ -175,7 +215,7 @@ class CallStore:
 
     async def delete_older_than(self, cutoff: float) -> int:
         await self.ensure_schema()
-        async with self.engine.begin() as connection:
+        async with self.begin() as connection:
             result = await connection.execute(delete(calls).where(calls.c.started_at < cutoff))
             return int(result.rowcount or 0)
 
@@ -184,7 +224,7 @@ class CallStore:
     async def call(self, call_sid: str) -> dict[str, Any] | None:
         """One call as the API shows it: its summary, turns, tool calls and statuses."""
         await self.ensure_schema()
-        async with self.engine.connect() as connection:
+        async with self.connect() as connection:
             row = (await connection.execute(select(calls).where(calls.c.call_sid == call_sid))).mappings().first()
             statuses = await self._statuses(connection, call_sid)
             if row is None:
@@ -197,7 +237,7 @@ class CallStore:
 
     async def statuses(self, call_sid: str) -> list[dict[str, str]]:
         await self.ensure_schema()
-        async with self.engine.connect() as connection:
+        async with self.connect() as connection:
             return await self._statuses(connection, call_sid)
 
     async def _statuses(self, connection: Any, call_sid: str) -> list[dict[str, str]]:
@@ -227,7 +267,7 @@ class CallStore:
         columns = [c for c in calls.c if c.name != "summary"]
         statement = select(*columns).where(*conditions).order_by(calls.c.started_at.desc())
         offset = (max(1, query.page) - 1) * query.page_size
-        async with self.engine.connect() as connection:
+        async with self.connect() as connection:
             total = await connection.scalar(select(func.count()).select_from(calls).where(*conditions))
             rows = (await connection.execute(statement.limit(query.page_size).offset(offset))).mappings()
             return [dict(row) for row in rows], int(total or 0)

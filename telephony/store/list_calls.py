@@ -42,7 +42,7 @@ class ListProgress:
             return {}
         await self.store.ensure_schema()
         query = select(list_calls).where(list_calls.c.list_id == self.list_id)
-        async with self.store.engine.connect() as connection:
+        async with self.store.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         fields = set(ListEntry.__dataclass_fields__)
         return {row["row_key"]: ListEntry(**{k: v for k, v in row.items() if k in fields}) for row in rows}
@@ -56,5 +56,5 @@ class ListProgress:
         statement = statement.on_conflict_do_update(
             index_elements=["list_id", "row_key"], set_={k: v for k, v in row.items() if k not in ("list_id", "row_key")}
         )
-        async with self.store.engine.begin() as connection:
+        async with self.store.begin() as connection:
             await connection.execute(statement)

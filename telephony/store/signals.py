@@ -34,7 +34,7 @@ class CallSignals:
 
     async def send(self, signal: CallSignal, now: float) -> None:
         await self.store.ensure_schema()
-        async with self.store.engine.begin() as connection:
+        async with self.store.begin() as connection:
             row = {"call_sid": signal.call_sid, "kind": signal.kind, "value": signal.value[:64], "created_at": now}
             await connection.execute(call_signals.insert(), [row])
 
@@ -42,7 +42,7 @@ class CallSignals:
         """The signals waiting for these calls, oldest first; each is taken once (deleted in
         the same transaction: two processes never both act on one)."""
         await self.store.ensure_schema()
-        async with self.store.engine.begin() as connection:
+        async with self.store.begin() as connection:
             if now - self._swept_at > SWEEP_EVERY_S:
                 self._swept_at = now
                 await connection.execute(delete(call_signals).where(call_signals.c.created_at < now - KEEP_S))
