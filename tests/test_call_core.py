@@ -199,8 +199,9 @@ def test_caller_audio_goes_to_gemini_in_blocks_of_the_configured_size():
     script.start()
     sent = [to_gemini(script.media(), CallerAudio) for _ in range(9)]
     counts = [len(s) for s in sent]
-    assert sum(counts) == 2 and max(counts) == 1, "one block per ~three 20 ms frames"
-    assert all(1920 <= len(m.pcm16k) < 1920 + 640 for s in sent for m in s)  # type: ignore[attr-defined]
+    assert counts == [0, 0, 1] * 3, "a block every three 20 ms frames"
+    sizes = [len(m.pcm16k) for s in sent for m in s]  # type: ignore[attr-defined]
+    assert sizes == [1920 - 128, 1920, 1920], "60 ms of the caller each (the first less the resampler's 4 ms group delay)"
 
 
 def test_dtmf_becomes_realtime_text_and_a_keypad_line():

@@ -4,7 +4,7 @@ drive them together through `Call`."""
 
 import numpy as np
 
-from telephony.audio.mulaw import encode_mulaw
+from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.transcode import FRAME_BYTES
 from telephony.call.caller_audio import SPEECH_STARTED, CallerAudioPath
 from telephony.call.hold import HoldTone
@@ -129,6 +129,27 @@ def test_quiet_caller_audio_waits_for_bigger_blocks_until_they_speak_and_again_o
     assert [len(out) for out in not_now] == [1, 1, 1], "the core owes an answer: every 20 ms"
     total = sum(len(m.pcm16k) for out in (*quiet, [sent], *owed, *answered, *not_now) for m in out)
     assert total == 27 * 640, "nothing lost, nothing repeated"
+
+
+def test_quiet_that_waits_reaches_gemini_as_the_same_bytes_as_frame_by_frame():
+    """Frames that wait for a block are levelled one by one and resampled together (one filter
+    call per block, not five): what Gemini hears must not change by a bit, gain control and
+    resampler history included (a quiet caller, so the gain is far from unity)."""
+    rng = np.random.default_rng(3)
+    noise = [encode_mulaw(rng.normal(0, 20, 160).astype("<i2").tobytes()) for _ in range(23)]
+    speech = [encode_mulaw((np.frombuffer(decode_mulaw(f), "<i2") // 8).astype("<i2").tobytes()) for f in speech_frames()[:40]]
+    frames = noise[:11] + speech + noise[11:]
+
+    def heard(config: CallConfig) -> bytes:
+        path = CallerAudioPath(config)
+        out = [m for f in frames for m in path.feed(f, quiet_may_wait=True).out]
+        return b"".join(m.pcm16k for m in out if isinstance(m, CallerAudio))
+
+    every_frame = heard(CallConfig(caller_block_bytes=640, caller_quiet_block_bytes=640))
+    waited = heard(CallConfig(caller_block_bytes=640, caller_quiet_block_bytes=3200))
+    assert len(every_frame) - len(waited) < 3200, "only the last block is still waiting"
+    assert waited == every_frame[: len(waited)]
+    assert CallerAudioPath(CallConfig()).to_gemini.level is not None
 
 
 def test_quiet_blocks_off_every_frame_goes_alone():

@@ -49,12 +49,23 @@ class CallerToGemini:
         runs voice detection on it)."""
         if not pcm8k_bytes:
             return b""
+        return self.resample(self.levelled(pcm8k_bytes))
+
+    def levelled(self, pcm8k_bytes: bytes) -> np.ndarray:
+        """The gain control's half, frame by frame (its decisions follow the caller's level
+        every 10 ms): int16 samples as they came, or floats the resampler rounds once."""
         pcm8k: np.ndarray = np.frombuffer(pcm8k_bytes, dtype="<i2")
         if self.level is not None:
-            levelled = self.level.apply(pcm8k)  # float: the resampler rounds and clips once
+            levelled = self.level.apply(pcm8k)
             if levelled is not None:
-                pcm8k = levelled
-        return self._resampler.process(pcm8k).astype("<i2").tobytes()
+                return levelled
+        return pcm8k
+
+    def resample(self, levelled: np.ndarray) -> bytes:
+        """The resampler's half, on one frame or on several that waited together: the filter
+        carries its history across chunks, so the bytes are the same either way, and one
+        call on 100 ms costs little more than one on 20 ms."""
+        return self._resampler.process(levelled).astype("<i2", copy=False).tobytes()
 
     def flush(self) -> bytes:
         """Emit the resampler's tail and start afresh (call end)."""

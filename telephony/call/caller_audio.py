@@ -71,6 +71,10 @@ class CallerAudioPath:
             self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
         self._tones: DtmfToneDetector | None = None
         self._block = bytearray()
+        self._waiting8k: list[np.ndarray] = []
+        """Narrowband frames, levelled, waiting to be resampled as one block for Gemini."""
+        self._waiting_bytes = 0
+        """What they will be at 16 kHz."""
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._in_activity = False
@@ -96,16 +100,26 @@ class CallerAudioPath:
             pcm8k = decode_mulaw(payload)
             if mute or (self._tones is not None and self._tones.has_tone(np.frombuffer(pcm8k, dtype="<i2"))):
                 pcm8k = bytes(len(pcm8k))
-            pcm16k = self.to_gemini.process_pcm8k(pcm8k)
+            pcm16k = b""  # resampled when its block goes (below), or at once for manual turns
         frame = CallerFrame(pcm8k, self.voice.feed(pcm8k) if self.voice is not None else [])
         if self._manual:
-            self._frame_turns(pcm16k, frame)
-        else:
-            waits = False
-            if self._quiet_block_bytes > self._block_bytes:
-                self._loud_since_answer = self._loud_since_answer or rms16(pcm8k) >= QUIET_RMS
-                waits = quiet_may_wait and not self._loud_since_answer
-            self._send(pcm16k, frame.out, block_bytes=self._quiet_block_bytes if waits else self._block_bytes)
+            self._frame_turns(pcm16k or self.to_gemini.process_pcm8k(pcm8k), frame)
+            return frame
+        waits = False
+        if self._quiet_block_bytes > self._block_bytes:
+            self._loud_since_answer = self._loud_since_answer or rms16(pcm8k) >= QUIET_RMS
+            waits = quiet_may_wait and not self._loud_since_answer
+        block_bytes = self._quiet_block_bytes if waits else self._block_bytes
+        if self.wideband:
+            self._send(pcm16k, frame.out, block_bytes=block_bytes)
+        elif pcm8k:
+            self._waiting8k.append(self.to_gemini.levelled(pcm8k))
+            self._waiting_bytes += 2 * len(pcm8k)
+            if self._waiting_bytes >= block_bytes:
+                waited = self._waiting8k[0] if len(self._waiting8k) == 1 else np.concatenate(self._waiting8k)
+                self._waiting8k.clear()
+                self._waiting_bytes = 0
+                frame.out.append(CallerAudio(self.to_gemini.resample(waited)))
         return frame
 
     def agent_answered(self) -> None:
