@@ -142,3 +142,30 @@ async def test_after_a_burst_an_idle_store_holds_one_connections_files(tmp_path)
         # holds locks on them (closing would drop those), and reuses them: one set at most.
         assert descriptors() <= idle + 3, f"{SQLITE_LANES} connections' files kept"
     await store.close()
+
+
+async def test_serve_with_its_database_down_starts_at_once_and_says_so_in_one_line(tmp_path):
+    """serve upgrades the store before it listens, in a child process: a database that refuses
+    connections must not hold the start (nor print its password); calls need no store."""
+    from conftest import free_port, wait_until_healthy
+
+    port, dead = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = os.environ | {
+        "GEMINI_API_KEY": "offline",
+        "TWILIO_AUTH_TOKEN": "t" * 32,
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TELEPHONY_PORT": str(port),
+        "TELEPHONY_PUBLIC_URL": base,
+        "TELEPHONY_DATA_DIR": str(tmp_path),
+        "TELEPHONY_DATABASE_URL": f"postgresql://telephony:s3cret-pw@127.0.0.1:{dead}/calls",
+    }
+    server = subprocess.Popen([sys.executable, "-m", "telephony", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        await wait_until_healthy(base, seconds=60.0)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    warning = [line for line in output.splitlines() if line.startswith("call history:")]
+    assert len(warning) == 1 and "retried on first use" in warning[0], output
+    assert "s3cret-pw" not in output

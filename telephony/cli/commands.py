@@ -176,8 +176,9 @@ def _upgrade_store(settings: Settings) -> None:
     """Bring the call history's tables up to date before serving, and in a child process
     (`telephony db upgrade`): alembic and its templates are 12 MB that the server would carry
     all its life for a one-off migration. A store already current costs one query here. When
-    the child fails (the database is down), the server starts anyway: it keeps calls going
-    without a store and migrates in-process once the database is back."""
+    the database does not answer or the child fails, the server starts anyway: it keeps calls
+    going without a store and migrates in-process once the database is back."""
+    import asyncio
     import os
     import subprocess
     import sys
@@ -188,14 +189,19 @@ def _upgrade_store(settings: Settings) -> None:
     if url == "off":
         return
 
-    async def current() -> bool:
+    async def current() -> bool | None:
         store = CallStore(url)
         try:
-            return await store.schema_is_current()
+            return await asyncio.wait_for(store.schema_is_current(), 10)
+        except TimeoutError:
+            return None
         finally:
             await store.close()
 
-    if run_event_loop(current(), "asyncio"):
+    state = run_event_loop(current(), "asyncio")
+    if state is None:
+        console.print("[yellow]call history:[/yellow] no answer from the database within 10 s; retried on first use", highlight=False)
+    if state is not False:
         return
     try:
         done = subprocess.run(

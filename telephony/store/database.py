@@ -129,7 +129,7 @@ class CallStore:
         try:
             async with self.connect() as connection:
                 return await connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_REVISION
-        except DBAPIError:
+        except (DBAPIError, OSError):  # asyncpg's refused connection is a bare OSError
             return False
 
     async def ensure_schema(self) -> None:

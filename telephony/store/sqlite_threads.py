@@ -71,11 +71,14 @@ class _Lane:
 
     def drop_connection(self) -> None:
         """Close the connection after whatever the thread still has to do (reopened on next use)."""
-        self._thread.submit(self._close)
+        with contextlib.suppress(RuntimeError):  # the store was closed meanwhile: so was this
+            self._thread.submit(self._close)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
-        self._thread.shutdown(wait=False)
+        # The thread is idle now and exits at once; waiting for it matters before a fork
+        # (`serve --workers` upgrades the store, then forks its workers).
+        self._thread.shutdown(wait=True)
 
 
 class SqliteLanes:
