@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import httpx
 import pytest
@@ -187,3 +188,49 @@ async def test_a_transfer_webhook_or_stream_without_a_valid_signature_is_refused
         emulator = TwilioMediaEmulator([], auth_token=AUTH_TOKEN, call_sid="CA" + "6" * 32)
         with pytest.raises(ValueError, match="no <Connect><Stream>"):
             await emulator.answer(stack.base_url + "/transfer-leg?transfer=unknown")
+
+
+@pytest.mark.parametrize("keys, joined", [("1", True), ("2", False)])
+async def test_a_persons_leg_that_reaches_another_instance_is_briefed_there_and_their_answer_comes_back(postgres, keys, joined, caplog):
+    """Two instances behind one load balancer, on one PostgreSQL: the caller's stream is on
+    the first; Twilio's requests for the person's leg (its TwiML, its stream, its status and
+    machine callbacks) all land on the second. The second plays the briefing the first made
+    (through the store) and judges the person's keys; the first hears their answer (a call
+    signal) and joins them, or brings the caller back. Before, the second said "the caller is
+    no longer waiting" and hung up on the person."""
+    caplog.set_level(logging.INFO, logger="telephony")
+    rest = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN)
+    network = PhoneNetwork(rest, AUTH_TOKEN, speed=2.0)
+    network.callees[ALEX] = person(keys=keys, after_s=6.0)
+    async with (
+        rest.running(),
+        GeminiLiveEmulator(models(), speed=4.0) as gemini,
+        offline_stack(gemini, twilio_api_base=rest.base_url, transfer_numbers=[ALEX], database_url=postgres.url) as first,
+        offline_stack(gemini, twilio_api_base=rest.base_url, transfer_numbers=[ALEX], database_url=postgres.url) as second,
+    ):
+        second.settings.public_url = first.settings.public_url  # one public address for both
+        legs = ("/transfer-leg", "/transfer-stream", "/status", "/amd")
+        for scheme in ("http", "ws"):
+            public, other = (s.base_url.replace("http", scheme, 1) for s in (first, second))
+            network.balance = lambda url, public=public, other=other, old=network.balance: (
+                other + url[len(public) :] if url.startswith(public) and url[len(public) :].startswith(legs) else old(url)
+            )
+        first.rest, first.network = rest, network
+        caller = await call_in(first)
+    (person_call,) = network.calls.values()
+    assert person_call.result is not None and person_call.result.heard_seconds > 3.0, "the person heard the briefing"
+    assert gemini.connections[1].texts[0].endswith("or press 2 to decline."), "made once, by the caller's instance"
+    assert len(gemini.connections) == 2
+    passed_on = [r.getMessage() for r in caplog.records if "passed on from another instance" in r.getMessage()]
+    assert "transfer_leg=connected passed on from another instance" in passed_on
+    assert f"transfer_answer={'accepted' if joined else 'declined'} passed on from another instance" in passed_on
+    (record,) = first.records()
+    tool = gemini.connections[0].tool_responses
+    if joined:
+        assert list(network.conferences.values()) == [[person_call.sid, caller.call_sid]]
+        assert record.outcome == "transferred"
+    else:
+        assert not network.conferences
+        assert tool and "declined" in tool[0]["response"]["result"] and "caller is back with you" in tool[0]["response"]["result"]
+        assert any("Alex cannot take it now." in line.text for line in record.transcript if line.speaker == "agent")
+    assert not second.records(), "the second instance carried no call of its own"

@@ -23,8 +23,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from google.genai import types
 
@@ -37,6 +38,9 @@ from telephony.gemini.messages import UserTurn
 from telephony.gemini.session import GeminiLiveSession, GeminiSessionError
 from telephony.twilio.rest import TwilioRest, TwilioRestError
 from telephony.twilio.twiml import conference
+
+if TYPE_CHECKING:
+    from telephony.store.transfer_legs import SharedLeg, TransferLegs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,12 @@ READER_INSTRUCTIONS = (
 )
 TOOL_TIMEOUT_S = RING_S + LEG_GRACE_S + BRIEFING_TIMEOUT_S + 40.0
 """The tool's own limit: ringing, the briefing, the person's answer, and the joining."""
+STORE_TIMEOUT_S = 2.0
+"""The most a transfer waits on the shared store (it is down: the transfer goes on here alone)."""
+LEG_CONNECTED = "transfer_leg"
+"""Signal kind, person's leg -> the caller's instance: their stream began elsewhere."""
+LEG_ANSWERED = "transfer_answer"
+"""Signal kind, person's leg -> the caller's instance: what they answered (an `Answer` value)."""
 
 
 def briefing_text(summary: str) -> str:
@@ -95,10 +105,14 @@ class PendingTransfer:
     decided: asyncio.Event = field(default_factory=asyncio.Event)
     person_call_sid: str | None = None
     leg_connected: bool = False
+    on_decided: Callable[[Answer], None] | None = None
+    """A leg run for a transfer on another instance: its answer goes back there."""
 
     def settle(self, answer: Answer | None) -> None:
         if answer is not None:
             self.decided.set()
+            if self.on_decided is not None:
+                self.on_decided(answer)
 
 
 class WarmTransfers:
@@ -122,6 +136,11 @@ class WarmTransfers:
         self.clock = clock
         self.pending: dict[str, PendingTransfer] = {}
         self.by_person_call: dict[str, PendingTransfer] = {}
+        self.shared: TransferLegs | None = None
+        """Several instances: transfers are kept in the store too, for the person's leg to find."""
+        self.pass_on: Callable[[str, str, str], Awaitable[None]] | None = None
+        """(CallSid, kind, value) to the instance carrying that call (`VoiceService.pass_on`)."""
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- what the person's leg and Twilio's callbacks tell us --------------------------------
 
@@ -152,6 +171,101 @@ class WarmTransfers:
         pending.settle(pending.answer.answered_by(kind, self.clock()))
         return True
 
+    def from_elsewhere(self, person_call_sid: str, kind: str, value: str) -> bool:
+        """What another instance, which the person's leg reached, passed on (`LEG_CONNECTED`,
+        `LEG_ANSWERED`); False when no transfer here waits on that leg."""
+        pending = self.by_person_call.get(person_call_sid)
+        if pending is None:
+            return False
+        now = self.clock()
+        if kind == LEG_CONNECTED:
+            pending.leg_connected = True
+            pending.answer.connected(now)
+        elif kind == LEG_ANSWERED:
+            try:
+                answer = Answer(value)
+            except ValueError:
+                return False
+            pending.settle(pending.answer.answered_elsewhere(answer, now))
+        else:
+            return False
+        return True
+
+    # --- the person's leg, reaching this instance for a transfer on another ----------------
+
+    async def known_elsewhere(self, transfer_id: str) -> bool:
+        """A transfer another instance runs (its person's `/transfer-leg` landed here)."""
+        return await self._shared_leg(transfer_id) is not None
+
+    async def leg_from_elsewhere(self, transfer_id: str, person_call_sid: str) -> PendingTransfer | None:
+        """The person's stream for a transfer another instance runs: this instance plays them
+        the briefing (from the store) and judges their answer, which goes back there."""
+        shared = await self._shared_leg(transfer_id)
+        if shared is None or self.pass_on is None:
+            return None
+        briefing = asyncio.create_task(self._stored_briefing(transfer_id, shared), name="stored-briefing")
+        pending = PendingTransfer(transfer_id, "", shared.caller_call_sid, briefing, person_call_sid=person_call_sid, leg_connected=True)
+        pending.on_decided = lambda answer: self._in_background(self.pass_on_safely(person_call_sid, LEG_ANSWERED, answer.value))
+        pending.answer.connected(self.clock())
+        await self.pass_on_safely(person_call_sid, LEG_CONNECTED, "connected")
+        return pending
+
+    async def pass_on_safely(self, call_sid: str, kind: str, value: str) -> None:
+        if self.pass_on is not None:
+            await self.pass_on(call_sid, kind, value)  # logs and gives up by itself when the store is down
+
+    async def _shared_leg(self, transfer_id: str) -> SharedLeg | None:
+        if self.shared is None or not transfer_id:
+            return None
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                return await self.shared.get(transfer_id)
+        except Exception as exc:  # noqa: BLE001 - the store is down: the leg is not ours to run
+            log.warning("could not look up a transfer in the shared store: %s", type(exc).__name__)
+            return None
+
+    async def _stored_briefing(self, transfer_id: str, shared: SharedLeg) -> bytes:
+        """The briefing the carrying instance is making, once it is in the store."""
+        while shared.briefing is None:
+            if shared.failure is not None:
+                raise GeminiSessionError(shared.failure)
+            await asyncio.sleep(0.25)
+            found = await self._shared_leg(transfer_id)
+            if found is None:
+                raise GeminiSessionError("the transfer ended on its instance")
+            shared = found
+        return shared.briefing
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _share(self, pending: PendingTransfer) -> None:
+        """Keep the transfer in the store, then its briefing once spoken (or why it failed)."""
+        assert self.shared is not None
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                await self.shared.put(pending.id, pending.caller_call_sid, time.time())
+            try:
+                audio, failure = await asyncio.shield(pending.briefing), None
+            except asyncio.CancelledError:
+                if not pending.briefing.cancelled():
+                    raise
+                return
+            except Exception as exc:  # noqa: BLE001 - the leg elsewhere gives up with this
+                audio, failure = None, f"the briefing could not be made: {type(exc).__name__}"
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                await self.shared.briefed(pending.id, audio, failure)
+        except Exception as exc:  # noqa: BLE001 - the store is down: a leg elsewhere cannot be briefed
+            log.warning("could not keep the warm transfer in the shared store: %s", type(exc).__name__)
+
+    async def _unshare(self, transfer_id: str) -> None:
+        assert self.shared is not None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                await self.shared.remove(transfer_id)
+
     # --- the tool -------------------------------------------------------------------------
 
     async def transfer(self, call: CallHandle, to: str, summary: str) -> ToolOutcome:
@@ -162,6 +276,7 @@ class WarmTransfers:
         briefing = asyncio.create_task(self._speak(briefing_text(summary), self.options_for(call.parameters)), name="briefing")
         pending = PendingTransfer(secrets.token_urlsafe(16), to, call.call_sid, briefing)
         self.pending[pending.id] = pending
+        sharing = asyncio.create_task(self._share(pending), name="share-transfer") if self.shared is not None else None
         try:
             return await self._run(call, pending, base)
         finally:
@@ -171,6 +286,9 @@ class WarmTransfers:
             self.pending.pop(pending.id, None)
             if pending.person_call_sid:
                 self.by_person_call.pop(pending.person_call_sid, None)
+            if sharing is not None:
+                sharing.cancel()
+                self._in_background(self._unshare(pending.id))
 
     async def _run(self, call: CallHandle, pending: PendingTransfer, base: str) -> ToolOutcome:
         inbound = call.parameters.get("direction", "inbound") == "inbound"

@@ -121,6 +121,10 @@ class TransferAnswer:
             return self._decide(Answer.NO_RESPONSE, now, f"no key or speech within {self.respond_within_s:.0f} s")
         return None
 
+    def answered_elsewhere(self, answer: Answer, now: float) -> Answer | None:
+        """The person's leg reached another instance, which judged their answer."""
+        return self._decide(answer, now, "on the person's leg, run by another instance")
+
     def gave_up(self, now: float, why: str) -> Answer | None:
         """The leg never came (rang out on our side, or the briefing could not be made)."""
         return self._decide(Answer.NO_ANSWER if "ring" in why else Answer.FAILED, now, why)

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The alembic revision these tables match (the newest in migrations/versions): a store already
 there is ready after one query, without importing alembic (12 MB a server would carry all its
 life for a one-off migration). tests/test_call_history.py checks it is alembic's head."""
@@ -132,3 +132,15 @@ call_signals = Table(
 )
 """What Twilio told one instance about a call another carries, waiting to be taken by it
 (`telephony.store.signals`)."""
+
+transfer_legs = Table(
+    "transfer_legs",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the transfer's unguessable id (the person's stream names it)
+    Column("caller_call_sid", String(64), nullable=False),
+    Column("briefing", LargeBinary),  # mu-law 8 kHz, once it is made
+    Column("failure", String(200)),  # why it could not be made
+    Column("created_at", Float, nullable=False, index=True),
+)
+"""A warm transfer in progress, for the instance the person's leg reaches when it is not the
+one carrying the caller (`telephony.store.transfer_legs`)."""

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -94,6 +95,9 @@ class PhoneNetwork:
         self.conferences: dict[str, list[str]] = {}
         """Room name -> the CallSids redirected into it, in order."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self.balance: Callable[[str], str] = lambda url: url
+        """Where a request for a public URL lands (a load balancer in front of several
+        instances): requests are signed for the public URL and sent to this one."""
         rest.on_create = self._created
         rest.on_update = self._updated
 
@@ -169,12 +173,12 @@ class PhoneNetwork:
             if form.get("AsyncAmd") == "true" and form.get("AsyncAmdStatusCallback"):
                 detection = asyncio.create_task(self._detect(call, form["AsyncAmdStatusCallback"]))
             try:
-                target = await emulator.answer(form["Url"], fields)
+                target = await emulator.answer(form["Url"], fields, reach=self.balance(form["Url"]))
             except (ValueError, httpx.HTTPError) as exc:
                 self._note(call, f"no stream: {exc}")
             else:
                 self._note(call, "stream opened")
-                call.result = await emulator.play(target)
+                call.result = await emulator.play(target, connect_url=self.balance(target.url))
                 self._note(call, "stream closed")
             if detection is not None:
                 detection.cancel()
@@ -205,4 +209,4 @@ class PhoneNetwork:
         headers = {"X-Twilio-Signature": self.signatures.sign(url, form)}
         with contextlib.suppress(httpx.HTTPError):
             async with httpx.AsyncClient(timeout=10) as client:
-                await client.post(url, data=form, headers=headers)
+                await client.post(self.balance(url), data=form, headers=headers)

@@ -158,8 +158,9 @@ class TwilioMediaEmulator:
 
     # --- the webhook step -----------------------------------------------------------------
 
-    async def answer(self, webhook_url: str, form: dict[str, str] | None = None) -> StreamTarget:
-        """POST the voice webhook as Twilio does and read `<Connect><Stream>` from the TwiML."""
+    async def answer(self, webhook_url: str, form: dict[str, str] | None = None, *, reach: str | None = None) -> StreamTarget:
+        """POST the voice webhook as Twilio does and read `<Connect><Stream>` from the TwiML
+        (signed for `webhook_url`, sent to `reach` when given: the instance a load balancer picked)."""
         call_sid = (form or {}).get("CallSid") or self.call_sid or fake_sid("CA", f"replay:{time.time_ns()}")
         fields = {
             "CallSid": call_sid,
@@ -175,7 +176,7 @@ class TwilioMediaEmulator:
         if self.signatures is not None:
             headers["X-Twilio-Signature"] = self.signatures.sign(webhook_url, fields)
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(webhook_url, data=fields, headers=headers)
+            response = await client.post(reach or webhook_url, data=fields, headers=headers)
         response.raise_for_status()
         stream = ET.fromstring(response.text).find("./Connect/Stream")
         if stream is None:

@@ -151,6 +151,10 @@ def router(
         writer.prices = price_table
     service = VoiceService(settings, services, rest, writer)
     service.agents, service.prices, service.transfers = agents, price_table, warm
+    if warm is not None and service.relay is not None and writer is not None:  # a person's leg may reach another instance
+        from telephony.store.transfer_legs import TransferLegs
+
+        warm.shared, warm.pass_on = TransferLegs(writer.store), service.pass_on
     secret = settings.events_secret.get_secret_value().encode() if settings.events_secret else None
     publisher = service.events = EventPublisher(EventOutbox(writer.store) if writer is not None else None, secret)
     services.on_call_end = service.remember

@@ -56,6 +56,8 @@ async def carry_transfer_leg(socket: TwilioSocket, transfers: WarmTransfers) -> 
         await socket.close(1008)
         return
     speaker = asyncio.create_task(_brief(socket, pending, stream_sid, clock), name="transfer-briefing")
+    # For a transfer on another instance, the time limits are kept here, with the leg.
+    timer = asyncio.create_task(_tick(pending, clock), name="transfer-answer-timer") if pending.on_decided else None
     vad = webrtcvad.Vad(2)
     try:
         while (raw := await socket.receive()) is not None:
@@ -75,8 +77,12 @@ async def carry_transfer_leg(socket: TwilioSocket, transfers: WarmTransfers) -> 
                 break
     finally:
         pending.settle(pending.answer.hung_up(clock()))  # no-op once they answered
-        speaker.cancel()
-        await asyncio.gather(speaker, return_exceptions=True)
+        for task in (speaker, timer):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(speaker, *([timer] if timer else []), return_exceptions=True)
+        if pending.on_decided is not None:
+            pending.briefing.cancel()
         with contextlib.suppress(Exception):
             await socket.close()
 
@@ -88,10 +94,18 @@ async def _start(socket: TwilioSocket, transfers: WarmTransfers) -> tuple[Pendin
             if isinstance(message, Start):
                 transfer_id = message.start.custom_parameters.get(TRANSFER_PARAMETER, "")
                 pending = transfers.leg(transfer_id, message.start.call_sid)
+                if pending is None and transfer_id not in transfers.pending:  # the caller may be on another instance
+                    pending = await transfers.leg_from_elsewhere(transfer_id, message.start.call_sid)
                 if pending is None:
                     log.warning("transfer stream for no transfer in progress", extra={"call_sid": message.start.call_sid})
                 return pending, message.stream_sid
     return None, ""
+
+
+async def _tick(pending: PendingTransfer, clock: Callable[[], float]) -> None:
+    while not pending.decided.is_set():
+        pending.settle(pending.answer.tick(clock()))
+        await asyncio.sleep(0.1)
 
 
 async def _brief(socket: TwilioSocket, pending: PendingTransfer, stream_sid: str, clock: Callable[[], float]) -> None:
@@ -122,7 +136,7 @@ def add_transfer_routes(
     async def transfer_leg(request: Request) -> Response:
         await signed_form(request, "transfer webhook")
         transfer_id = request.query_params.get(TRANSFER_PARAMETER, "")
-        if transfer_id not in transfers.pending:
+        if transfer_id not in transfers.pending and not await transfers.known_elsewhere(transfer_id):
             return Response(say_and_hang_up("Sorry, the caller is no longer waiting. Goodbye."), media_type="application/xml")
         stream_path = request.url.path.rsplit("/", 1)[0] + "/transfer-stream"
         body = connect_stream(websocket_url(public_base(request), stream_path), {TRANSFER_PARAMETER: transfer_id})

@@ -253,6 +253,8 @@ class VoiceService:
             return self.machine_detected(signal.call_sid, signal.value)
         if signal.kind == "status" and self.transfers is not None:
             return self.transfers.status(signal.call_sid, signal.value)
+        if self.transfers is not None:  # a person's leg of ours, run by another instance
+            return self.transfers.from_elsewhere(signal.call_sid, signal.kind, signal.value)
         return False
 
     async def pass_on(self, call_sid: str, kind: str, value: str) -> None:
