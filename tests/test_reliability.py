@@ -103,6 +103,35 @@ async def test_gemini_unreachable_at_call_start_gets_the_whole_apology(gemini_kw
     assert not result.caller_hung_up and result.close_code == 1000
 
 
+async def test_caller_audio_queued_behind_a_send_goes_in_fewer_messages_with_the_same_bytes():
+    """What waits in the outbox (here: queued before the connection opened, as after a
+    reconnect or on a loop that is behind) goes as half-second messages, in order, whole."""
+    from telephony.gemini.messages import CallerAudio
+
+    gemini = GeminiLiveEmulator(speed=4.0)
+    gemini.record_messages = gemini.record_timings = True
+    async with gemini:
+        client = gemini_client_from(emulator_settings(gemini))
+        session = ResilientGeminiSession(lambda: GeminiLiveSession(client, agent_options_from(emulator_settings(gemini))), RetryPolicy())
+        blocks = [CallerAudio(bytes([n]) * 640) for n in range(30)]  # 600 ms
+        for block in blocks:
+            session.send(block)
+        await session.open()
+        for _ in range(200):
+            if gemini.connections and gemini.connections[0].audio_in_bytes >= 30 * 640:
+                break
+            await asyncio.sleep(0.01)
+        session.send(CallerAudio(b"\x7f" * 640))  # nothing waits now: it goes alone
+        for _ in range(200):
+            if gemini.connections[0].audio_in_bytes >= 31 * 640:
+                break
+            await asyncio.sleep(0.01)
+        await session.close()
+    (connection,) = gemini.connections
+    assert bytes(connection.caller_audio) == b"".join(block.pcm16k for block in blocks) + b"\x7f" * 640
+    assert len(connection.audio_received_at) == 3, "16000 bytes, the 3200 left, then the late block alone"
+
+
 async def test_a_refused_handle_gives_a_fresh_session_with_the_same_configuration():
     gemini = GeminiLiveEmulator(speed=4.0, faults=Faults(close_after_s=2.0, close_code=1011))
     async with gemini:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -52,6 +53,10 @@ __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
 log = logging.getLogger(__name__)
 
 GO_AWAY_MARGIN_S = 1.0
+COALESCED_AUDIO_BYTES = 16_000
+"""Caller audio that waits behind a send (a busy loop, a replay after a reconnect) goes as one
+message of up to half a second: no later for it, and one websocket frame and TLS write
+instead of many when the process is behind, which is when they cost the most."""
 """Switch connections at least this long before a goAway's deadline."""
 
 
@@ -221,16 +226,34 @@ class ResilientGeminiSession:
             while not self._outbox:
                 self._wake.clear()
                 await self._wake.wait()
-            queued = self._outbox[0]
+            batch = self._next_batch()
+            queued = batch[0] if len(batch) == 1 else CallerAudio(b"".join(m.pcm16k for m in batch if isinstance(m, CallerAudio)))
             message = self.ledger.on_the_wire(queued)
             try:
                 await session.send(message)
             except GeminiSessionError as exc:
-                return f"send failed: {exc} ({exc.code})"  # the message stays first in line
-            self._outbox.popleft()
-            if isinstance(message, CallerAudio):
-                self._outbox_audio -= len(message.pcm16k)
+                return f"send failed: {exc} ({exc.code})"  # the messages stay first in line
+            for sent in batch:  # unless an overflow dropped them meanwhile (counted there)
+                if self._outbox and self._outbox[0] is sent:
+                    self._outbox.popleft()
+                    if isinstance(sent, CallerAudio):
+                        self._outbox_audio -= len(sent.pcm16k)
             self.ledger.sent(queued, message)
+
+    def _next_batch(self) -> list[GeminiMessage]:
+        """The first queued message, with the caller audio queued right behind it if it is
+        caller audio too (up to `COALESCED_AUDIO_BYTES`)."""
+        first = self._outbox[0]
+        if not isinstance(first, CallerAudio) or len(self._outbox) == 1:
+            return [first]
+        batch: list[GeminiMessage] = [first]
+        size = len(first.pcm16k)
+        for message in itertools.islice(self._outbox, 1, None):
+            if not isinstance(message, CallerAudio) or size + len(message.pcm16k) > COALESCED_AUDIO_BYTES:
+                break
+            batch.append(message)
+            size += len(message.pcm16k)
+        return batch
 
     async def _receive_loop(self, session: GeminiLiveSession) -> str | None:
         """Forward events; returns why the connection must be replaced, or None when the
