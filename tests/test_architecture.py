@@ -30,14 +30,8 @@ def test_a_server_starts_without_the_mcp_client_or_twilios_rest_client():
     """26 MB of an idle server's 153 MB were those two, loaded by every server: now only by a
     server whose agents have MCP servers, and on the first REST call. PostgreSQL's SQLAlchemy
     dialect (4 MB of an idle server's RSS) only by a server whose call history is there."""
-    import subprocess
-    import sys
+    from helpers.fresh_process import modules_loaded
 
-    probe = (
-        "import sys, telephony.web.app, telephony.agents.mcp_tools, telephony.twilio.rest\n"
-        "import telephony.store.claims, telephony.cli.commands\n"
-        "print(sorted(m for m in ('mcp', 'requests', 'twilio.rest', 'sqlalchemy.dialects.postgresql', 'sqlalchemy.orm', 'greenlet',"
-        " 'aiosqlite', 'alembic', 'jsonschema') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    code = "import telephony.web.app, telephony.agents.mcp_tools, telephony.twilio.rest, telephony.store.claims, telephony.cli.commands"
+    watched = ("mcp", "requests", "twilio.rest", "sqlalchemy.dialects.postgresql", "sqlalchemy.orm", "greenlet", "aiosqlite", "alembic")
+    assert modules_loaded(code, (*watched, "jsonschema")) == []

@@ -17,6 +17,8 @@ from telephony.store.claims import StreamClaims
 from telephony.store.database import SQLITE_LANES, CallStore
 from telephony.store.schema import SCHEMA_REVISION, call_signals
 
+from helpers.fresh_process import modules_loaded
+
 
 def test_the_schema_revision_the_store_checks_is_alembics_head():
     """A new migration without SCHEMA_REVISION moved on would make every server skip it."""
@@ -35,8 +37,8 @@ def test_a_process_on_a_current_sqlite_store_never_loads_alembic_the_orm_or_gree
     env = os.environ | {"TELEPHONY_DATABASE_URL": url}
     upgraded = subprocess.run([sys.executable, "-m", "telephony", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    probe = (
-        "import asyncio, sys\n"
+    code = (
+        "import asyncio\n"
         "from telephony.store.database import CallStore, CallQuery\n"
         "from telephony.store.claims import StreamClaims\n"
         "async def main():\n"
@@ -46,11 +48,9 @@ def test_a_process_on_a_current_sqlite_store_never_loads_alembic_the_orm_or_gree
         "    assert await claims.claim([('token-1', 1e12)], 0.0) == 'token-1'\n"
         "    assert await store.calls(CallQuery()) == ([], 0)\n"
         "    await store.close()\n"
-        "asyncio.run(main())\n"
-        "print(sorted(m for m in ('alembic', 'sqlalchemy.orm', 'greenlet', 'aiosqlite') if m in sys.modules))\n"
+        "asyncio.run(main())"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    assert modules_loaded(code, ("alembic", "sqlalchemy.orm", "greenlet", "aiosqlite")) == []
 
 
 async def test_a_cancelled_transaction_is_rolled_back_and_its_connection_serves_the_next(tmp_path):
