@@ -53,11 +53,11 @@ __all__ = ["Reconnected", "ResilientGeminiSession", "RetryPolicy"]
 log = logging.getLogger(__name__)
 
 GO_AWAY_MARGIN_S = 1.0
+"""Switch connections at least this long before a goAway's deadline."""
 COALESCED_AUDIO_BYTES = 16_000
 """Caller audio that waits behind a send (a busy loop, a replay after a reconnect) goes as one
 message of up to half a second: no later for it, and one websocket frame and TLS write
 instead of many when the process is behind, which is when they cost the most."""
-"""Switch connections at least this long before a goAway's deadline."""
 
 
 @dataclass(frozen=True)
