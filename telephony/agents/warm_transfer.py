@@ -201,18 +201,15 @@ class WarmTransfers:
         """The person's stream for a transfer another instance runs: this instance plays them
         the briefing (from the store) and judges their answer, which goes back there."""
         shared = await self._shared_leg(transfer_id)
-        if shared is None or self.pass_on is None:
+        pass_on = self.pass_on  # logs and gives up by itself when the store is down
+        if shared is None or pass_on is None:
             return None
         briefing = asyncio.create_task(self._stored_briefing(transfer_id, shared), name="stored-briefing")
         pending = PendingTransfer(transfer_id, "", shared.caller_call_sid, briefing, person_call_sid=person_call_sid, leg_connected=True)
-        pending.on_decided = lambda answer: self._in_background(self.pass_on_safely(person_call_sid, LEG_ANSWERED, answer.value))
+        pending.on_decided = lambda answer: self._in_background(pass_on(person_call_sid, LEG_ANSWERED, answer.value))
         pending.answer.connected(self.clock())
-        await self.pass_on_safely(person_call_sid, LEG_CONNECTED, "connected")
+        await pass_on(person_call_sid, LEG_CONNECTED, "connected")
         return pending
-
-    async def pass_on_safely(self, call_sid: str, kind: str, value: str) -> None:
-        if self.pass_on is not None:
-            await self.pass_on(call_sid, kind, value)  # logs and gives up by itself when the store is down
 
     async def _shared_leg(self, transfer_id: str) -> SharedLeg | None:
         if self.shared is None or not transfer_id:
@@ -308,7 +305,7 @@ class WarmTransfers:
             return ToolOutcome({"error": f"the call to {pending.to} could not be placed; the caller is still with you"})
         self.by_person_call[pending.person_call_sid] = pending
         call.log.info("warm transfer: calling %s", pending.to, extra={"person_call_sid": pending.person_call_sid})
-        answer = await self._wait_for_answer(pending)
+        answer = await self.wait_for_answer(pending)
         if answer is Answer.ACCEPTED and await self._join(call, pending):
             return ToolOutcome({"result": WHAT_HAPPENED[Answer.ACCEPTED].format(who=pending.to)})
         if pending.answer.answer is Answer.ACCEPTED:
@@ -324,7 +321,9 @@ class WarmTransfers:
             }
         )
 
-    async def _wait_for_answer(self, pending: PendingTransfer) -> Answer:
+    async def wait_for_answer(self, pending: PendingTransfer) -> Answer:
+        """Until the person's answer is decided, keeping its time limits (the ring here, the
+        reply after the briefing on whichever instance carries their leg)."""
         started = self.clock()
         while not pending.decided.is_set():
             now = self.clock()

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import webrtcvad
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -55,9 +55,10 @@ async def carry_transfer_leg(socket: TwilioSocket, transfers: WarmTransfers) -> 
     if pending is None:
         await socket.close(1008)
         return
-    speaker = asyncio.create_task(_brief(socket, pending, stream_sid, clock), name="transfer-briefing")
-    # For a transfer on another instance, the time limits are kept here, with the leg.
-    timer = asyncio.create_task(_tick(pending, clock), name="transfer-answer-timer") if pending.on_decided else None
+    tasks: list[asyncio.Future[Any]] = [asyncio.create_task(_brief(socket, pending, stream_sid, clock), name="transfer-briefing")]
+    elsewhere = pending.on_decided is not None
+    if elsewhere:  # the transfer runs on another instance: its time limits are kept here, with the leg
+        tasks.append(asyncio.create_task(transfers.wait_for_answer(pending), name="transfer-answer-timer"))
     vad = webrtcvad.Vad(2)
     try:
         while (raw := await socket.receive()) is not None:
@@ -77,12 +78,11 @@ async def carry_transfer_leg(socket: TwilioSocket, transfers: WarmTransfers) -> 
                 break
     finally:
         pending.settle(pending.answer.hung_up(clock()))  # no-op once they answered
-        for task in (speaker, timer):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(speaker, *([timer] if timer else []), return_exceptions=True)
-        if pending.on_decided is not None:
-            pending.briefing.cancel()
+        if elsewhere:  # the briefing was this leg's to fetch
+            tasks.append(pending.briefing)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await socket.close()
 
@@ -100,12 +100,6 @@ async def _start(socket: TwilioSocket, transfers: WarmTransfers) -> tuple[Pendin
                     log.warning("transfer stream for no transfer in progress", extra={"call_sid": message.start.call_sid})
                 return pending, message.stream_sid
     return None, ""
-
-
-async def _tick(pending: PendingTransfer, clock: Callable[[], float]) -> None:
-    while not pending.decided.is_set():
-        pending.settle(pending.answer.tick(clock()))
-        await asyncio.sleep(0.1)
 
 
 async def _brief(socket: TwilioSocket, pending: PendingTransfer, stream_sid: str, clock: Callable[[], float]) -> None:
