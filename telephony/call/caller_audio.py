@@ -103,7 +103,7 @@ class CallerAudioPath:
             pcm16k = b""  # resampled when its block goes (below), or at once for manual turns
         frame = CallerFrame(pcm8k, self.voice.feed(pcm8k) if self.voice is not None else [])
         if self._manual:
-            self._frame_turns(pcm16k or self.to_gemini.process_pcm8k(pcm8k), frame)
+            self._frame_turns(pcm16k if self.wideband else self.to_gemini.process_pcm8k(pcm8k), frame)
             return frame
         waits = False
         if self._quiet_block_bytes > self._block_bytes:

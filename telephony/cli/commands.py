@@ -203,6 +203,7 @@ def _upgrade_store(settings: Settings) -> None:
         console.print("[yellow]call history:[/yellow] no answer from the database within 10 s; retried on first use", highlight=False)
     if state is not False:
         return
+    failed: str | None = None
     try:
         done = subprocess.run(
             [sys.executable, "-m", "telephony", "db", "upgrade"],
@@ -211,7 +212,8 @@ def _upgrade_store(settings: Settings) -> None:
             text=True,
             timeout=120,
         )
-        failed = done.returncode != 0 and (done.stdout.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
+        if done.returncode != 0:  # its own one-line error, last
+            failed = (done.stdout.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
     except subprocess.TimeoutExpired:
         failed = "no answer within 120 s"
     if failed:
