@@ -30,7 +30,7 @@ T = TypeVar("T")
 def _buffered(connection: Connection, statement: Any, parameters: Any = None) -> Any:
     """Run a statement and fetch its rows whole, on the lane's thread (a result read later
     on the event loop must not touch the cursor)."""
-    result = connection.execute(statement, parameters) if parameters is not None else connection.execute(statement)
+    result = connection.execute(statement, parameters)
     return result.freeze()() if result.returns_rows else result
 
 
