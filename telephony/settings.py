@@ -291,6 +291,31 @@ class Settings(BaseSettings):
             raise ValueError(f"ends with /{route}: give the server's address ({base}); the routes are added to it")
         return value.strip().rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        """Else SQLAlchemy's error, with a traceback, at the first use (the URL may hold a password: not repeated)."""
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if url != "off" and scheme.split("+", 1)[0] not in ("sqlite", "postgresql") and scheme != "postgres":
+            raise ValueError("must be off, sqlite:///path/to/calls.db or postgresql://user:password@host/db")
+        return SecretStr(url)
+
+    def call_history_problem(self) -> str | None:
+        """A SQLite call history whose directory cannot be made, in one line (None: fine)."""
+        url = self.call_history_url
+        if not url.startswith("sqlite") or ":memory:" in url or ":///" not in url:
+            return None
+        directory = Path(url.split(":///", 1)[1]).parent
+        try:  # made now, as the store would (asking os.access instead is wrong for root)
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            setting = "TELEPHONY_DATABASE_URL" if self.database_url is not None else "TELEPHONY_DATA_DIR"
+            return f"{setting}: cannot make the call history's directory {directory}: give a writable path"
+        return None
+
     @field_validator("twilio_account_sid")
     @classmethod
     def _account_sid_shape(cls, value: str | None) -> str | None:
@@ -398,6 +423,8 @@ class Settings(BaseSettings):
                 f"TELEPHONY_PUBLIC_URL: {self.public_url} is plain http; Twilio opens media streams only over wss://, "
                 "so put the server behind HTTPS (a tunnel or proxy) and use its https:// address"
             )
+        if (history := self.call_history_problem()) is not None:
+            problems.append(history)
         return problems
 
     def startup_warnings(self) -> list[str]:

@@ -75,3 +75,23 @@ def test_the_worker_count_is_a_setting_like_any_other():
     assert (done.stdout + done.stderr).strip().splitlines() == [
         "config: TELEPHONY_WORKERS: Input should be a valid integer, unable to parse string as an integer"
     ]
+
+
+def test_a_call_history_that_cannot_work_is_one_line_naming_the_setting_and_no_password(tmp_path):
+    """Both were tracebacks: an unparseable TELEPHONY_DATABASE_URL (SQLAlchemy's ArgumentError)
+    and a SQLite file whose directory cannot be made (pathlib's FileNotFoundError)."""
+    done = start("serve", TELEPHONY_DATABASE_URL="mysql://telephony:s3cret-pw@db/calls")
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and "s3cret-pw" not in output and "Traceback" not in output, output
+    assert output.strip() == (
+        "config: TELEPHONY_DATABASE_URL: must be off, sqlite:///path/to/calls.db or postgresql://user:password@host/db"
+    )
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for command in (("serve",), ("db", "upgrade"), ("calls",)):
+        done = start(*command, TELEPHONY_DATABASE_URL=f"sqlite:///{blocked}/calls.db")
+        output = done.stdout + done.stderr
+        assert done.returncode == 2 and "Traceback" not in output, output
+        assert output.strip().splitlines()[-1] == (
+            f"config: TELEPHONY_DATABASE_URL: cannot make the call history's directory {blocked}: give a writable path"
+        ), output

@@ -169,3 +169,12 @@ async def test_serve_with_its_database_down_starts_at_once_and_says_so_in_one_li
     warning = [line for line in output.splitlines() if line.startswith("call history:")]
     assert len(warning) == 1 and "retried on first use" in warning[0], output
     assert "s3cret-pw" not in output
+
+
+def test_every_postgresql_url_runs_on_asyncpg_the_driver_the_store_is_written_for():
+    """A URL naming another driver (psycopg2's, as Django and alembic examples do) failed at the
+    first call with SQLAlchemy's 'asyncio extension requires an async driver'."""
+    from telephony.store.database import async_url
+
+    for given in ("postgresql://u:p@db/calls", "postgres://u:p@db/calls", "postgresql+psycopg2://u:p@db/calls"):
+        assert async_url(given) == "postgresql+asyncpg://u:p@db/calls"

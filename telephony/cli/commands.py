@@ -186,7 +186,7 @@ def _upgrade_store(settings: Settings) -> None:
     from telephony.store.database import CallStore
 
     url = settings.call_history_url
-    if url == "off":
+    if url == "off" or ":memory:" in url:  # nothing to keep: the server's own store makes its tables
         return
 
     async def current() -> bool | None:
@@ -349,6 +349,9 @@ def _store(settings: Settings) -> Any:
     if url == "off":
         console.print("call history is off (TELEPHONY_DATABASE_URL=off)")
         raise typer.Exit(1)
+    if (problem := settings.call_history_problem()) is not None:
+        console.print(f"[red]config:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     return CallStore(url)
 
 

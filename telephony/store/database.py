@@ -46,13 +46,11 @@ def _migrating() -> asyncio.Lock:
 
 
 def async_url(url: str) -> str:
-    """The async driver's URL for a plain one: postgresql:// -> asyncpg."""
-    for plain, driver in (
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
+    """The async driver's URL for a PostgreSQL one (postgres://, postgresql://, or with
+    another driver such as +psycopg2): asyncpg, the one the store runs on."""
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    if scheme == "postgres" or scheme.split("+", 1)[0] == "postgresql":
+        return "postgresql+asyncpg://" + rest
     return url
 
 
@@ -90,7 +88,8 @@ class CallStore:
         if url.startswith("sqlite"):
             url = "sqlite://" + url.split("://", 1)[1]  # sqlite+aiosqlite:// and the like: the stdlib driver
             if ":memory:" in url:  # one connection, or each would see a database of its own
-                engine, lanes = create_engine(url, poolclass=StaticPool), 1
+                # Closed by whichever thread disposes of the engine: not the lane that opened it.
+                engine, lanes = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False}), 1
             else:
                 Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
                 engine, lanes = create_engine(url, poolclass=NullPool), SQLITE_LANES  # each lane keeps its connection
