@@ -24,6 +24,21 @@ async def test_load_smoke_three_calls_are_carried_and_measured():
     assert 10 < figures.gemini_audio_messages_per_call_second < 50, "the caller's quiet goes in bigger blocks, speech every 20 ms"
 
 
+async def test_floor_bridge_carries_the_same_calls_so_its_cpu_is_a_fair_floor():
+    # The floor's CPU per call-second is only a floor if it does the work every bridge must:
+    # every caller frame reaches Gemini, the agent's audio reaches the caller, and the
+    # interruption clears it. "ours" sends as our server does: speech at once, quiet in blocks.
+    speech = sum(speech_frames(bench_fixture(9.0)))
+    every, like_ours = await run_load(calls=2, seconds=9.0, bridge="floor 1"), await run_load(calls=2, seconds=9.0, bridge="floor ours")
+    for figures in (every, like_ours):
+        assert figures.errors == 0 and figures.dropped_calls == 0, figures.bridge
+        assert figures.inbound_frames == 2 * speech and figures.inbound_delay_ms["n"] == figures.inbound_frames
+        assert figures.outbound_frames > 100 and figures.interruptions_seen == 2, figures.bridge
+    assert every.gemini_audio_messages_per_call_second >= 49
+    assert 10 < like_ours.gemini_audio_messages_per_call_second < 45, "quiet waits for a block, speech goes at once"
+    assert like_ours.late_inbound_frames <= like_ours.inbound_frames // 10, "speech is not held back"
+
+
 def test_codec_and_quality_commands_print_and_write_json(tmp_path):
     runner = CliRunner()
     codec = runner.invoke(app, ["bench", "codec", "--seconds", "1", "--json", str(tmp_path / "codec.json")])

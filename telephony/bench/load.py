@@ -79,7 +79,9 @@ class LoadFigures:
     """Caller audio messages Gemini received (50 a second at 20 ms blocks): each costs a
     websocket frame and a TLS write, the largest per-message cost left."""
     bridge: str = "ours"
-    """"ours" or "naive" (telephony/bench/naive_bridge.py, the same load in the same run)."""
+    """"ours", "naive" (telephony/bench/naive_bridge.py, the same load in the same run), or
+    "floor <sends>" (telephony/bench/floor_bridge.py: only what every bridge on this stack must
+    do; caller audio to Gemini every frame, every fifth, or by our rule: 1, 5 or ours)."""
     notes: list[str] = field(default_factory=list)
     server_cores: int | None = None
     """Cores the server was pinned to (`--server-cpus`); None: it shared them with the callers."""
@@ -207,12 +209,18 @@ class _Server:
         )
         env.update(extra_env or {})
         env["PORT"] = str(self.port)
-        command = ["serve", "--loop", loop, "--workers", str(workers)] if bridge == "ours" else None
+        if bridge == "ours":
+            command = ["-m", "telephony", "serve", "--loop", loop, "--workers", str(workers)]
+        elif bridge.startswith("floor"):
+            command = ["-m", "telephony.bench.floor_bridge"]
+            env["FLOOR_SENDS"] = bridge.removeprefix("floor").strip() or "1"
+        else:
+            command = ["-m", "telephony.bench.naive_bridge"]
         self.log_file = log_file
         output = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "telephony", *command] if command else [sys.executable, "-m", "telephony.bench.naive_bridge"],
+                [sys.executable, *command],
                 env=env,
                 stdout=output,
                 stderr=output,

@@ -274,6 +274,12 @@ def bench_load(
         "--server-cpus",
         help="Pin the server to these cores (e.g. 0 or 0-1) and the callers to the rest: calls per core where late frames start.",
     ),
+    floor: bool = typer.Option(
+        False,
+        "--floor",
+        help="Also run the floor bridge (telephony/bench/floor_bridge.py: only what every bridge on this stack must do), "
+        "sending caller audio every frame, by our rule, and every fifth frame: what our own work costs is the difference.",
+    ),
     caller_block_ms: int = typer.Option(
         20,
         "--caller-block-ms",
@@ -301,6 +307,7 @@ def bench_load(
     results = []
     for n in points:
         runs = [("ours", False), *([("ours", True)] if traces else []), *([("naive", False)] if compare else [])]
+        runs += [("floor 1", False), ("floor ours", False), ("floor 5", False)] if floor else []
         for bridge, traced in runs:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task(f"{bridge}: {n} calls x {seconds:.0f} s", total=seconds)
@@ -371,8 +378,9 @@ def bench_load(
         ratios = Table(title="ours vs the naive bridge, same run (naive / ours: above 1 means ours is better)")
         for column in ("calls", "CPU per call-s", "peak RSS", "clear p99", "in p99", "reply start p99"):
             ratios.add_column(column, justify="right")
-        plain = [f for f in results if not f.bridge.endswith("+traces")]
-        for ours, naive in zip(plain[0::2], plain[1::2], strict=True):
+        ours_runs = [f for f in results if f.bridge == "ours"]
+        naive_runs = [f for f in results if f.bridge == "naive"]
+        for ours, naive in zip(ours_runs, naive_runs, strict=True):
             ratios.add_row(
                 str(ours.calls),
                 _ratio(naive.server_cpu_ms_per_call_second, ours.server_cpu_ms_per_call_second),
@@ -382,6 +390,16 @@ def bench_load(
                 _ratio(naive.reply_start_ms["p99"], ours.reply_start_ms["p99"]),
             )
         console.print(ratios)
+    if floor:
+        for n in points:
+            at = {f.bridge: f.server_cpu_ms_per_call_second for f in results if f.calls == n}
+            base = at.get("naive")
+            shares = ", ".join(
+                f"{bridge} {cpu:.2f}" + (f" ({cpu / base:.2f}x)" if base else "")
+                for bridge, cpu in at.items()
+                if bridge == "ours" or bridge.startswith("floor")
+            )
+            console.print(f"CPU ms per call-second at {n} calls{' (x the naive bridge)' if base else ''}: {shares}", highlight=False)
     for f in results:
         for note in f.notes:
             console.print(f"[yellow]note:[/] {note}")
