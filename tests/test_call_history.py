@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
+import threading
 import time
 import wave
 
@@ -66,6 +68,25 @@ async def test_a_call_its_turns_tools_and_usage_outlive_the_server(tmp_path):
     assert listing["total"] == 1 and listing["calls"][0]["call_sid"] == result.call_sid
     assert page.status_code == 200 and "opening_hours" in page.text and "<svg" in page.text
     assert dashboard.status_code == 200 and result.call_sid in dashboard.text
+
+
+async def test_a_shutdown_right_after_a_call_still_writes_its_record(tmp_path):
+    # The record is queued for the store's writer when the call ends; a server stopped then (a
+    # drain's last call, the test kit's Conversation leaving) must write it before it is gone.
+    # Another client holds SQLite's write lock until shortly after the shutdown began.
+    path = tmp_path / "calls.db"
+    gemini = GeminiLiveEmulator(DemoModel(), speed=4.0, realism=USAGE_ONLY)
+    async with gemini:
+        async with offline_stack(gemini, agent=demo_agent, database_url=f"sqlite:///{path}") as stack:
+            other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            other.execute("BEGIN IMMEDIATE")
+            result = await demo_call(stack)
+            while result.call_sid not in stack.app.state.voice.recent_calls:  # ended: its record is queued
+                await asyncio.sleep(0.005)
+            threading.Timer(0.5, other.rollback).start()
+        rows = sqlite3.connect(path).execute("SELECT ended_at FROM calls WHERE call_sid = ?", (result.call_sid,)).fetchall()
+    other.close()
+    assert len(rows) == 1 and rows[0][0] is not None, "the finished call was written before the server stopped"
 
 
 async def test_a_database_outage_mid_call_disturbs_nothing_and_the_record_lands_later(postgres):

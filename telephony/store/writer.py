@@ -124,13 +124,17 @@ class StoreWriter:
             await asyncio.sleep(0.02)
         return not self._queue
 
-    async def close(self, timeout: float = 5.0) -> None:
-        await self.flush(timeout)
+    async def close(self, timeout: float = 5.0) -> int:
+        """Write what is queued (for up to `timeout`), then stop; returns how many records
+        could not be written in that time (they are logged, not kept)."""
+        if not await self.flush(timeout):
+            log.error("call store: %d record(s) not written at shutdown (not taken within %.0f s)", len(self._queue), timeout)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.store.close()
+        return len(self._queue)
 
     async def _run(self) -> None:
         delay = 0.2

@@ -72,6 +72,9 @@ WEBHOOK_BODY_TIMEOUT_S = 10.0
 """A webhook body must arrive within this long (Twilio sends it at once; a slow client is cut)."""
 PER_CALL_PARAMETERS = ("voice", "instructions", "greeting", "vad", "context")
 MAX_PARAMETER_CHARS = 4000
+STORE_WRITE_AT_SHUTDOWN_S = 5.0
+"""At shutdown, the call store gets this long to take the records still queued (the last
+calls' ends, written a moment after them); past it they are logged as lost, one line."""
 
 
 class VoiceRouter(APIRouter):
@@ -181,6 +184,8 @@ def router(
             if service.relay is not None:
                 await service.relay.close()
             await publisher.close()
+            if writer is not None:  # the last calls' records (a drain ends them just before this)
+                await writer.close(STORE_WRITE_AT_SHUTDOWN_S)
 
     routes = VoiceRouter(lifespan=delivering_events)
     routes.service = service
