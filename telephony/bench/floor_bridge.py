@@ -3,8 +3,9 @@
 `telephony bench load --compare --floor` runs it beside ours and the naive bridge. It does
 only what any Twilio <-> Gemini Live bridge on uvicorn, websockets and google-genai must do:
 receive every Twilio frame (uvicorn, ASGI, `json.loads`), send caller audio to Gemini on the
-SDK's own connection (the message `session.audio_message` writes, TLS), receive Gemini's
-messages through the SDK, and send its audio back as Twilio frames. Its audio work is the
+SDK's own connection (the message `session.audio_message` writes, TLS, no permessage-deflate),
+receive Gemini's messages through the SDK, and send each audio chunk back as one Twilio
+message. Its audio work is the
 cheapest there is (audioop's mu-law codec and its linear-interpolation `ratecv`, which
 aliases: not fit for a call), there is no gain control, voice detection, pacing, barge-in,
 tool, record, log or metric. `FLOOR_SENDS` says how often caller audio goes to Gemini:
@@ -43,8 +44,11 @@ LIKE_OURS = SENDS == "ours"
 FRAMES_PER_SEND = 5 if LIKE_OURS else max(1, int(SENDS))
 app = FastAPI()
 options: dict = {"base_url": os.environ.get("TELEPHONY_GEMINI_BASE_URL")} if os.environ.get("TELEPHONY_GEMINI_BASE_URL") else {}
+# No permessage-deflate on the Live socket (ours turns it off too; the naive bridge keeps the
+# SDK's default, which offers it).
+options["async_client_args"] = {"compression": None}
 if os.environ.get("TELEPHONY_GEMINI_CA_FILE"):
-    options["async_client_args"] = {"ssl": ssl.create_default_context(cafile=os.environ["TELEPHONY_GEMINI_CA_FILE"])}
+    options["async_client_args"]["ssl"] = ssl.create_default_context(cafile=os.environ["TELEPHONY_GEMINI_CA_FILE"])
 client = genai.Client(api_key=os.environ.get("GEMINI_API_KEY", "offline"), http_options=options)
 
 
@@ -96,22 +100,20 @@ async def media_stream(ws: WebSocket) -> None:
                     return
 
         async def to_twilio() -> None:
+            # One Twilio message per Gemini chunk (Twilio takes any length), as the naive bridge
+            # does: the fewest messages without holding audio back.
             state = None
-            pending = b""
             while True:
                 async for response in session.receive():
                     content = response.server_content
                     if content and content.interrupted:
-                        pending, state = b"", None
+                        state = None
                         await ws.send_text('{"event":"clear","streamSid":"' + stream_sid + '"}')
                     if response.data:
                         owed[0] = False
                         pcm8k, state = audioop.ratecv(response.data, 2, 1, 24000, 8000, state)
-                        pending += audioop.lin2ulaw(pcm8k, 2)
-                        while len(pending) >= 160:
-                            payload = base64.b64encode(pending[:160]).decode()
-                            pending = pending[160:]
-                            await ws.send_text('{"event":"media","streamSid":"' + stream_sid + '","media":{"payload":"' + payload + '"}}')
+                        payload = base64.b64encode(audioop.lin2ulaw(pcm8k, 2)).decode()
+                        await ws.send_text('{"event":"media","streamSid":"' + stream_sid + '","media":{"payload":"' + payload + '"}}')
 
         tasks = [asyncio.create_task(from_twilio()), asyncio.create_task(to_twilio())]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
