@@ -30,15 +30,15 @@ import os
 import ssl
 
 import uvicorn
-from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi import FastAPI, WebSocket
 from google import genai
 from google.genai import types
 
 from telephony.audio.level import QUIET_RMS
 from telephony.audio.mulaw import audioop
+from telephony.bench.naive_bridge import MODEL, healthz, stream_start, twiml
 from telephony.gemini.session import audio_message
 
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 SENDS = os.environ.get("FLOOR_SENDS", "1")
 LIKE_OURS = SENDS == "ours"
 FRAMES_PER_SEND = 5 if LIKE_OURS else max(1, int(SENDS))
@@ -50,33 +50,13 @@ options["async_client_args"] = {"compression": None}
 if os.environ.get("TELEPHONY_GEMINI_CA_FILE"):
     options["async_client_args"]["ssl"] = ssl.create_default_context(cafile=os.environ["TELEPHONY_GEMINI_CA_FILE"])
 client = genai.Client(api_key=os.environ.get("GEMINI_API_KEY", "offline"), http_options=options)
-
-
-@app.get("/healthz")
-async def healthz() -> dict:
-    return {"status": "ok"}
-
-
-@app.post("/twiml")
-async def twiml(request: Request) -> Response:
-    host = request.headers["host"]
-    instructions = request.query_params.get("instructions", "You are a helpful phone agent.")
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="ws://{host}/media-stream">'
-        f'<Parameter name="instructions" value="{instructions}"/></Stream></Connect></Response>'
-    )
-    return Response(body, media_type="application/xml")
+app.get("/healthz")(healthz)  # the naive bridge's own handlers: the same TwiML and start
+app.post("/twiml")(twiml)
 
 
 @app.websocket("/media-stream")
 async def media_stream(ws: WebSocket) -> None:
-    await ws.accept()
-    stream_sid, instructions = None, "You are a helpful phone agent."
-    while stream_sid is None:
-        message = json.loads(await ws.receive_text())
-        if message["event"] == "start":
-            stream_sid = message["start"]["streamSid"]
-            instructions = message["start"].get("customParameters", {}).get("instructions", instructions)
+    stream_sid, instructions = await stream_start(ws)
     config = types.LiveConnectConfig(response_modalities=["AUDIO"], system_instruction=instructions)
     async with client.aio.live.connect(model=MODEL, config=config) as session:
         gemini_ws = session._ws  # the SDK's own connection, as ours sends caller audio on it

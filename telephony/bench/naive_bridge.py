@@ -47,8 +47,8 @@ async def twiml(request: Request) -> Response:
     return Response(body, media_type="application/xml")
 
 
-@app.websocket("/media-stream")
-async def media_stream(ws: WebSocket) -> None:
+async def stream_start(ws: WebSocket) -> tuple[str, str]:
+    """Accept the stream and read up to its `start`: (streamSid, instructions)."""
     await ws.accept()
     stream_sid, instructions = None, "You are a helpful phone agent."
     while stream_sid is None:
@@ -56,6 +56,12 @@ async def media_stream(ws: WebSocket) -> None:
         if message["event"] == "start":
             stream_sid = message["start"]["streamSid"]
             instructions = message["start"].get("customParameters", {}).get("instructions", instructions)
+    return stream_sid, instructions
+
+
+@app.websocket("/media-stream")
+async def media_stream(ws: WebSocket) -> None:
+    stream_sid, instructions = await stream_start(ws)
     config = types.LiveConnectConfig(response_modalities=["AUDIO"], system_instruction=instructions)
     async with client.aio.live.connect(model=MODEL, config=config) as session:
 
