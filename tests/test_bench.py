@@ -7,7 +7,7 @@ import os
 
 from typer.testing import CliRunner
 
-from telephony.bench.load import LoadFigures, bench_fixture, capacity, percentiles, run_load, speech_frames
+from telephony.bench.load import LoadFigures, bench_fixture, capacity, paired_with_naive, percentiles, run_load, speech_frames
 from telephony.cli import app
 
 
@@ -111,6 +111,14 @@ def test_capacity_is_read_where_late_frames_start_in_calls_per_core():
     unpinned = _point(10, 0)
     unpinned.server_cores = None
     assert capacity([unpinned]) is None, "sharing cores with the callers, a figure per core means nothing"
+
+
+def test_ratios_pair_our_run_with_the_naive_bridges_at_the_same_calls():
+    # With --workers 2 our run is "ours x2"; traced and floor runs sit between them.
+    runs = [_point(10, 0), _point(10, 0), _point(10, 0), _point(10, 0), _point(40, 0), _point(40, 0), _point(40, 0)]
+    for run, bridge in zip(runs, ("ours x2", "ours x2+traces", "naive", "floor ours", "ours x2", "naive", "floor 1"), strict=True):
+        run.bridge = bridge
+    assert paired_with_naive(runs) == [(runs[0], runs[2]), (runs[4], runs[5])]
 
 
 def test_server_cores_are_checked_in_one_line():

@@ -5,10 +5,9 @@ only what any Twilio <-> Gemini Live bridge on uvicorn, websockets and google-ge
 receive every Twilio frame (uvicorn, ASGI, `json.loads`), send caller audio to Gemini on the
 SDK's own connection (the message `session.audio_message` writes, TLS, no permessage-deflate),
 receive Gemini's messages through the SDK, and send each audio chunk back as one Twilio
-message. Its audio work is the
-cheapest there is (audioop's mu-law codec and its linear-interpolation `ratecv`, which
-aliases: not fit for a call), there is no gain control, voice detection, pacing, barge-in,
-tool, record, log or metric. `FLOOR_SENDS` says how often caller audio goes to Gemini:
+message. Its audio work is the cheapest there is (audioop's mu-law codec and its
+linear-interpolation `ratecv`, which aliases: not fit for a call), and there is no gain
+control, voice detection, pacing, barge-in, tool, record, log or metric. `FLOOR_SENDS` says how often caller audio goes to Gemini:
 `1`, every Twilio frame (50 messages a second, like the naive bridge); `5`, every fifth (10 a
 second); `ours`, by our rule (`telephony.call.caller_audio`): a loud frame goes at once with
 what waited, and so does every frame until the agent answers, while other quiet frames wait

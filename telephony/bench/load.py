@@ -111,6 +111,14 @@ def capacity(curve: list[LoadFigures]) -> str | None:
     )
 
 
+def paired_with_naive(results: list[LoadFigures]) -> list[tuple[LoadFigures, LoadFigures]]:
+    """Our run and the naive bridge's at each number of calls, for the ratios: ours may run
+    as "ours x2" (`--workers 2`); a traced run and the floor's are not compared."""
+    naive = {f.calls: f for f in results if f.bridge == "naive"}
+    ours = [f for f in results if f.bridge.split(" ")[0] == "ours" and not f.bridge.endswith("+traces")]
+    return [(f, naive[f.calls]) for f in ours if f.calls in naive]
+
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     """n, p50, p95, p99 and max; None (JSON null) where nothing was measured."""
     if not values:

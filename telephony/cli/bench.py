@@ -293,7 +293,7 @@ def bench_load(
     Example: telephony bench load --calls 40 --compare;  telephony bench load --calls 20,40,60 --server-cpus 0"""
     from rich.progress import Progress
 
-    from telephony.bench.load import capacity, run_load, write_json
+    from telephony.bench.load import capacity, paired_with_naive, run_load, write_json
 
     try:
         points = [int(c) for c in calls.split(",") if c.strip()]
@@ -378,9 +378,7 @@ def bench_load(
         ratios = Table(title="ours vs the naive bridge, same run (naive / ours: above 1 means ours is better)")
         for column in ("calls", "CPU per call-s", "peak RSS", "clear p99", "in p99", "reply start p99"):
             ratios.add_column(column, justify="right")
-        ours_runs = [f for f in results if f.bridge == "ours"]
-        naive_runs = [f for f in results if f.bridge == "naive"]
-        for ours, naive in zip(ours_runs, naive_runs, strict=True):
+        for ours, naive in paired_with_naive(results):
             ratios.add_row(
                 str(ours.calls),
                 _ratio(naive.server_cpu_ms_per_call_second, ours.server_cpu_ms_per_call_second),
@@ -397,7 +395,7 @@ def bench_load(
             shares = ", ".join(
                 f"{bridge} {cpu:.2f}" + (f" ({cpu / base:.2f}x)" if base else "")
                 for bridge, cpu in at.items()
-                if bridge == "ours" or bridge.startswith("floor")
+                if bridge.startswith(("ours", "floor")) and not bridge.endswith("+traces")
             )
             console.print(f"CPU ms per call-second at {n} calls{' (x the naive bridge)' if base else ''}: {shares}", highlight=False)
     for f in results:
