@@ -59,9 +59,10 @@ async def media_stream(ws: WebSocket) -> None:
     config = types.LiveConnectConfig(response_modalities=["AUDIO"], system_instruction=instructions)
     async with client.aio.live.connect(model=MODEL, config=config) as session:
         gemini_ws = session._ws  # the SDK's own connection, as ours sends caller audio on it
-        owed = [False]  # like ours: the caller was loud since the agent last began to answer
+        owed = False  # like ours: the caller was loud since the agent last began to answer
 
         async def from_twilio() -> None:
+            nonlocal owed
             block, frames, state = b"", 0, None
             while True:
                 message = json.loads(await ws.receive_text())
@@ -71,8 +72,8 @@ async def media_stream(ws: WebSocket) -> None:
                     block += pcm16k
                     frames += 1
                     if LIKE_OURS:
-                        owed[0] = owed[0] or audioop.rms(pcm8k, 2) >= QUIET_RMS
-                    if frames >= FRAMES_PER_SEND or owed[0]:
+                        owed = owed or audioop.rms(pcm8k, 2) >= QUIET_RMS
+                    if frames >= FRAMES_PER_SEND or owed:
                         await gemini_ws.send(audio_message(block))
                         block, frames = b"", 0
                 elif message["event"] == "stop":
@@ -81,6 +82,7 @@ async def media_stream(ws: WebSocket) -> None:
         async def to_twilio() -> None:
             # One Twilio message per Gemini chunk (Twilio takes any length), as the naive bridge
             # does: the fewest messages without holding audio back.
+            nonlocal owed
             state = None
             while True:
                 async for response in session.receive():
@@ -89,7 +91,7 @@ async def media_stream(ws: WebSocket) -> None:
                         state = None
                         await ws.send_text('{"event":"clear","streamSid":"' + stream_sid + '"}')
                     if response.data:
-                        owed[0] = False
+                        owed = False
                         pcm8k, state = audioop.ratecv(response.data, 2, 1, 24000, 8000, state)
                         payload = base64.b64encode(audioop.lin2ulaw(pcm8k, 2)).decode()
                         await ws.send_text('{"event":"media","streamSid":"' + stream_sid + '","media":{"payload":"' + payload + '"}}')
