@@ -189,12 +189,12 @@ class Settings(BaseSettings):
         20, ge=20, le=200, multiple_of=20, description="caller audio sent to Gemini in blocks of this many ms"
     )
     caller_quiet_block_ms: int = Field(
-        100,
+        200,
         ge=20,
         le=200,
         multiple_of=20,
         description="while the caller is quiet and owed no answer, their audio goes to Gemini in blocks of up to "
-        "this many ms; a loud frame goes at once with what waited, and after they spoke every 20 ms goes at once "
+        "this many ms; a loud frame or one of speech goes at once with what waited, and after they spoke every 20 ms goes at once "
         "(fewer messages, no delay to speech or to the end of their turn); 20 = off",
     )
     playout_lead_ms: int = Field(

@@ -4,6 +4,7 @@ drive them together through `Call`."""
 
 import numpy as np
 
+from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.transcode import FRAME_BYTES
 from telephony.call.caller_audio import SPEECH_STARTED, CallerAudioPath
@@ -129,6 +130,29 @@ def test_quiet_caller_audio_waits_for_bigger_blocks_until_they_speak_and_again_o
     assert [len(out) for out in not_now] == [1, 1, 1], "the core owes an answer: every 20 ms"
     total = sum(len(m.pcm16k) for out in (*quiet, [sent], *owed, *answered, *not_now) for m in out)
     assert total == 27 * 640, "nothing lost, nothing repeated"
+
+
+def test_soft_speech_under_the_level_gate_goes_at_once_and_its_silence_then_ends_the_turn():
+    """A word's soft beginning (below `QUIET_RMS`, where quiet may wait) after a line's digital
+    silence is speech to the voice detection: it must not wait for a block, or Gemini hears
+    the onset late."""
+    path = CallerAudioPath(CallConfig(caller_block_bytes=640, caller_quiet_block_bytes=4000))
+    line_noise = encode_mulaw(bytes(np.random.default_rng(7).normal(0, 20, 160).astype("<i2").tobytes()))
+    path.feed(encode_mulaw(bytes(320)), quiet_may_wait=True)
+    soft = [encode_mulaw((np.frombuffer(decode_mulaw(f), "<i2") // 10).astype("<i2").tobytes()) for f in speech_frames()[:60]]
+    voice = path.voice
+    assert voice is not None
+    soft_speech_before_loud = 0
+    loud_yet = False
+    for frame in soft:
+        sent = path.feed(frame, quiet_may_wait=True).out
+        loud_yet = loud_yet or rms16(decode_mulaw(frame)) >= QUIET_RMS
+        if voice.heard_speech:
+            assert sent, "a frame of speech never waits"
+            soft_speech_before_loud += not loud_yet
+    assert soft_speech_before_loud > 0, "the fixture has speech under the level gate before anything loud"
+    after = [path.feed(line_noise, quiet_may_wait=True).out for _ in range(5)]
+    assert all(after), "they spoke: every 20 ms of their silence goes at once"
 
 
 def test_quiet_that_waits_reaches_gemini_as_the_same_bytes_as_frame_by_frame():

@@ -11,7 +11,7 @@ control, voice detection, pacing, barge-in, tool, record, log or metric. `FLOOR_
 `1`, every Twilio frame (50 messages a second, like the naive bridge); `5`, every fifth (10 a
 second); `ours`, by our rule (`telephony.call.caller_audio`): a loud frame goes at once with
 what waited, and so does every frame until the agent answers, while other quiet frames wait
-for up to five.
+for our default block (200 ms, ten frames).
 
 So its CPU per call-second at our message rate is a floor for ours: what our own work costs
 is the difference. Not for production.
@@ -37,10 +37,12 @@ from telephony.audio.level import QUIET_RMS
 from telephony.audio.mulaw import audioop
 from telephony.bench.naive_bridge import MODEL, healthz, stream_start, twiml
 from telephony.gemini.session import audio_message
+from telephony.settings import Settings
 
 SENDS = os.environ.get("FLOOR_SENDS", "1")
 LIKE_OURS = SENDS == "ours"
-FRAMES_PER_SEND = 5 if LIKE_OURS else max(1, int(SENDS))
+# Like ours: quiet waits for our default block (`TELEPHONY_CALLER_QUIET_BLOCK_MS`).
+FRAMES_PER_SEND = Settings.model_fields["caller_quiet_block_ms"].default // 20 if LIKE_OURS else max(1, int(SENDS))
 app = FastAPI()
 options: dict = {"base_url": os.environ.get("TELEPHONY_GEMINI_BASE_URL")} if os.environ.get("TELEPHONY_GEMINI_BASE_URL") else {}
 # No permessage-deflate on the Live socket (ours turns it off too; the naive bridge keeps the

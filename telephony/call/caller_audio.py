@@ -4,11 +4,12 @@ One `CallerAudioPath` per call turns each media payload into what the core needs
 for voice detection and the recording, 16 kHz PCM for Gemini (level-controlled and resampled
 by `audio.transcode.CallerToGemini`, or the browser phone's wideband PCM as it is), and the
 messages for Gemini, sent in blocks of `caller_block_bytes`. While no answer is owed to the
-caller (nothing loud since the agent last began to speak, and the core's `quiet_may_wait`),
-their quiet (below `QUIET_RMS`) goes in blocks of up to `caller_quiet_block_bytes`, and the
-first loud frame goes at once with everything that waited. Once they spoke, every 20 ms of
-their silence goes at once again, because that is what ends their turn in Gemini's voice
-detection. Fewer messages (each costs a websocket frame and a TLS write: about a tenth of the
+caller (nothing loud and no onset of speech since the agent last began to speak, and the
+core's `quiet_may_wait`), their quiet (below `QUIET_RMS`, and not speech to the voice
+detection) goes in blocks of up to `caller_quiet_block_bytes`, and the first loud frame, or
+the first frame of speech however soft, goes at once with everything that waited. Once they
+spoke, every 20 ms of their silence goes at once again, because that is what ends their turn
+in Gemini's voice detection. Fewer messages (each costs a websocket frame and a TLS write: about a tenth of the
 server's CPU), and no delay to anything the caller says or to the end of their turn.
 
 With Gemini's voice detection off (`manual_activity`), the caller's turns are framed here:
@@ -107,8 +108,13 @@ class CallerAudioPath:
             return frame
         waits = False
         if self._quiet_block_bytes > self._block_bytes:
-            self._loud_since_answer = self._loud_since_answer or rms16(pcm8k) >= QUIET_RMS
-            waits = quiet_may_wait and not self._loud_since_answer
+            voice = self.voice
+            # An answer may be owed from a loud frame on, or from the onset of speech too soft
+            # for the level gate; a frame that voice detection calls speech never waits.
+            self._loud_since_answer = (
+                self._loud_since_answer or rms16(pcm8k) >= QUIET_RMS or (voice is not None and any(u.started for u in frame.updates))
+            )
+            waits = quiet_may_wait and not self._loud_since_answer and not (voice is not None and voice.heard_speech)
         block_bytes = self._quiet_block_bytes if waits else self._block_bytes
         if self.wideband:
             self._send(pcm16k, frame.out, block_bytes=block_bytes)

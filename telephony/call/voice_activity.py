@@ -46,14 +46,19 @@ class CallerVoice:
         self.silence_run_ms = 0
         self.speaking = False
         """True from onset until `silence_ms` of silence."""
+        self.heard_speech = False
+        """The last `feed` had a frame of speech in it (a soft one too, below any level gate)."""
 
     def feed(self, pcm8k: bytes) -> list[SpeechUpdate]:
         data = self._pending + pcm8k
         whole = len(data) // _FRAME_BYTES * _FRAME_BYTES
         self._pending = data[whole:]
         updates = []
+        self.heard_speech = False
         for i in range(0, whole, _FRAME_BYTES):
-            update = self._frame(self._vad.is_speech(data[i : i + _FRAME_BYTES], 8000))
+            speech = self._vad.is_speech(data[i : i + _FRAME_BYTES], 8000)
+            self.heard_speech = self.heard_speech or speech
+            update = self._frame(speech)
             if update is not None:
                 updates.append(update)
         return updates
