@@ -156,9 +156,9 @@ def test_soft_speech_under_the_level_gate_goes_at_once_and_its_silence_then_ends
 
 
 def test_quiet_that_waits_reaches_gemini_as_the_same_bytes_as_frame_by_frame():
-    """Frames that wait for a block are levelled one by one and resampled together (one filter
-    call per block, not five): what Gemini hears must not change by a bit, gain control and
-    resampler history included (a quiet caller, so the gain is far from unity)."""
+    """Frames that wait for a block are levelled and resampled together (one call of each per
+    block, not five): what Gemini hears must not change by a bit, gain control and resampler
+    history included (a quiet caller, so the gain is far from unity)."""
     rng = np.random.default_rng(3)
     noise = [encode_mulaw(rng.normal(0, 20, 160).astype("<i2").tobytes()) for _ in range(23)]
     speech = [encode_mulaw((np.frombuffer(decode_mulaw(f), "<i2") // 8).astype("<i2").tobytes()) for f in speech_frames()[:40]]

@@ -72,10 +72,8 @@ class CallerAudioPath:
             self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)
         self._tones: DtmfToneDetector | None = None
         self._block = bytearray()
-        self._waiting8k: list[np.ndarray] = []
-        """Narrowband frames, levelled, waiting to be resampled as one block for Gemini."""
-        self._waiting_bytes = 0
-        """What they will be at 16 kHz."""
+        self._waiting8k = bytearray()
+        """Narrowband frames waiting to be levelled and resampled as one block for Gemini."""
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._in_activity = False
@@ -119,13 +117,14 @@ class CallerAudioPath:
         if self.wideband:
             self._send(pcm16k, frame.out, block_bytes=block_bytes)
         elif pcm8k:
-            self._waiting8k.append(self.to_gemini.levelled(pcm8k))
-            self._waiting_bytes += 2 * len(pcm8k)
-            if self._waiting_bytes >= block_bytes:
-                waited = self._waiting8k[0] if len(self._waiting8k) == 1 else np.concatenate(self._waiting8k)
+            # The gain control and the resampler run once per block that goes: both carry
+            # their state across calls (the gain decides every 10 ms within it), so Gemini
+            # hears the same bytes as frame by frame, for one call each instead of ten.
+            self._waiting8k += pcm8k
+            if 2 * len(self._waiting8k) >= block_bytes:
+                waited = bytes(self._waiting8k)
                 self._waiting8k.clear()
-                self._waiting_bytes = 0
-                frame.out.append(CallerAudio(self.to_gemini.resample(waited)))
+                frame.out.append(CallerAudio(self.to_gemini.process_pcm8k(waited)))
         return frame
 
     def agent_answered(self) -> None:
