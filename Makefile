@@ -16,11 +16,15 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(DEMO_INSTALLED): pyproject.toml $(CONSTRAINTS) $(VENV)/bin/python
+# setup.py and the C kernels (telephony/audio/_kernels.c) too: an edit to them rebuilds the
+# compiled module, which the editable install would otherwise keep as it was.
+KERNELS := setup.py telephony/audio/_kernels.c
+
+$(DEMO_INSTALLED): pyproject.toml $(CONSTRAINTS) $(KERNELS) $(VENV)/bin/python
 	$(BIN)/python -m pip install --progress-bar on -c $(CONSTRAINTS) -e '.[emulators]'
 	touch $(DEMO_INSTALLED)
 
-$(DEV_INSTALLED): pyproject.toml $(CONSTRAINTS) $(VENV)/bin/python
+$(DEV_INSTALLED): pyproject.toml $(CONSTRAINTS) $(KERNELS) $(VENV)/bin/python
 	$(BIN)/python -m pip install --progress-bar on -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(DEV_INSTALLED) $(DEMO_INSTALLED)
 

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import ssl
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     vad_prefix_padding_ms: int = Field(40, ge=0, le=2000, description="custom VAD: speech needed before a start is committed")
     vad_silence_duration_ms: int = Field(500, ge=0, le=10000, description="custom VAD: silence that ends the caller's turn")
     caller_agc: bool = Field(True, description="bring quiet callers up to speech level before Gemini")
+    audio_kernels: Literal["auto", "python"] = Field(
+        "auto",
+        description="auto: the caller's gain control and both resamplers run in C where the install built "
+        "telephony/audio/_kernels.c (a C compiler was found), else in Python; python: always in Python and numpy "
+        "(the same sound, more CPU)",
+    )
 
     agent: str | None = Field(None, description="your agent: module:attribute (an Agent, a list, or a selector) or agent.toml")
     tool_signing_secret: SecretStr | None = Field(

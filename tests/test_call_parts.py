@@ -4,6 +4,7 @@ drive them together through `Call`."""
 
 import numpy as np
 
+from telephony.audio.compiled import COMPILED
 from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.transcode import FRAME_BYTES
@@ -181,3 +182,10 @@ def test_quiet_blocks_off_every_frame_goes_alone():
     silence = encode_mulaw(b"\x00\x00" * 160)
     path.feed(silence)  # the resampler's delay
     assert all(len(path.feed(silence, quiet_may_wait=True).out) == 1 for _ in range(10))
+
+
+def test_audio_kernels_python_runs_the_python_gain_control_and_filters():
+    # TELEPHONY_AUDIO_KERNELS=python: the way back from the C kernels, for a user who suspects them.
+    path = CallerAudioPath(CallConfig(audio_in_python=True))
+    assert path.to_gemini.level is not None and path.to_gemini.level.compiled is False
+    assert CallerAudioPath(CallConfig()).to_gemini.level.compiled is COMPILED  # type: ignore[union-attr]

@@ -161,6 +161,12 @@ async def test_the_image_carries_a_signed_call_and_drains_on_sigterm(tmp_path): 
         capture_output=True,
     )
     assert test_kit.returncode != 0, "no emulator or test dependency inside the production image"
+    kernels = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", "telephony:test", "-c",
+         "from telephony.audio.compiled import COMPILED; assert COMPILED"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert kernels.returncode == 0, "the image runs the audio kernels in C (compiled in its `kernels` stage)\n" + kernels.stderr[-800:]
 
     port, token = free_port(), "image-test-token"
     async with GeminiLiveEmulator(speed=1.0, ca_out=tmp_path / "ca.pem") as gemini:

@@ -3,6 +3,9 @@
 - `mulaw`: where mu-law is decoded and encoded (G.711, via audioop).
 - `resample`: streaming polyphase FIR resamplers (x2 for the caller, /3 for the agent).
 - `transcode`: `CallerToGemini` and `GeminiToCaller`, one of each per call.
+- `agc`: the caller's gain control.
+- `compiled`: whether `_kernels.c` (the gain control and both filters in C) was built, or the
+  Python and numpy code of `agc` and `resample` does the same work.
 - `wav`: one-shot conversions and WAV files for fixtures, demos and tests.
 """
 

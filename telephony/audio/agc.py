@@ -19,10 +19,18 @@ zipper noise), and holds nothing back: it adds no delay.
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 
+from telephony.audio.compiled import _kernels, use_compiled
 from telephony.audio.mulaw import audioop
+
+# The gain control's parameters and state live in one float64 array, which the C kernel reads
+# and updates in place (`_kernels.c` names the same positions).
+_BLOCK, _TARGET, _MAX_GAIN, _MIN_GAIN, _RISE, _GATE, _ABOVE_NOISE, _HANG_BLOCKS, _CEILING = range(9)
+_GAIN, _SPEECH_GAIN, _NOISE_FLOOR, _SPEECH_POWER, _SPEECH_BLOCKS, _HANG, _STATE_SIZE = range(9, 16)
+_NO_SPEECH_YET = -1.0  # in place of the speech power before any speech
 
 
 def dbfs(rms: float) -> float:
@@ -30,7 +38,11 @@ def dbfs(rms: float) -> float:
 
 
 class CallerLevel:
-    """Streaming AGC on int16 PCM; one per call."""
+    """Streaming AGC on int16 PCM; one per call.
+
+    `compiled`: None decides in C where it was built, False always in Python (tests compare
+    the two), True insists on C.
+    """
 
     def __init__(
         self,
@@ -43,27 +55,38 @@ class CallerLevel:
         speech_above_noise_db: float = 10.0,
         hang_ms: int = 300,
         ceiling_dbfs: float = -1.0,
+        compiled: bool | None = None,
     ) -> None:
+        self.compiled = use_compiled(compiled)
         self.block = rate // 100
-        self.target_dbfs = target_dbfs
-        self.max_gain_db, self.min_gain_db = max_gain_db, min_gain_db
-        self.rise_per_block = rise_db_per_s / 100
-        self.speech_gate_dbfs = speech_gate_dbfs
-        self.speech_above_noise_db = speech_above_noise_db
-        self.hang_blocks = hang_ms // 10
-        self.ceiling = 32768 * 10 ** (ceiling_dbfs / 20)
-        self.gain_db = 0.0
-        self.speech_gain_db = 0.0
-        self.noise_floor_dbfs = -70.0
-        self._speech_power: float | None = None
-        self._speech_blocks = 0
-        self._hang = 0
-        self._ramp = np.arange(self.block, dtype=np.float64)
+        state = [0.0] * _STATE_SIZE
+        state[_BLOCK] = self.block
+        state[_TARGET] = target_dbfs
+        state[_MAX_GAIN], state[_MIN_GAIN] = max_gain_db, min_gain_db
+        state[_RISE] = rise_db_per_s / 100  # dB a block
+        state[_GATE] = speech_gate_dbfs
+        state[_ABOVE_NOISE] = speech_above_noise_db
+        state[_HANG_BLOCKS] = hang_ms // 10
+        state[_CEILING] = 32768 * 10 ** (ceiling_dbfs / 20)
+        state[_NOISE_FLOOR] = -70.0
+        state[_SPEECH_POWER] = _NO_SPEECH_YET
+        self._state = array("d", state)
+
+    @property
+    def gain_db(self) -> float:
+        """The gain applied at the end of the last block."""
+        return self._state[_GAIN]
+
+    @property
+    def noise_floor_dbfs(self) -> float:
+        """The line's noise floor as the gain control estimates it."""
+        return self._state[_NOISE_FLOOR]
 
     @property
     def speech_level_dbfs(self) -> float | None:
         """The running estimate of the caller's speech level (None before any speech)."""
-        return None if self._speech_power is None else 10 * math.log10(max(self._speech_power, 1e-18)) - 20 * math.log10(32768)
+        power = self._state[_SPEECH_POWER]
+        return None if power == _NO_SPEECH_YET else 10 * math.log10(max(power, 1e-18)) - 20 * math.log10(32768)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Level int16 samples; returns int16 (rounded, clipped to the int16 range)."""
@@ -76,71 +99,88 @@ class CallerLevel:
         return levelled.astype(np.int16)
 
     def apply(self, samples: np.ndarray) -> np.ndarray | None:
-        """Level int16 samples into a new float64 array, or None where the gain is unity.
+        """Level int16 samples into a new float64 array, or None where the gain is unity."""
+        ramps = self.gain_ramps(samples.astype("<i2", copy=False).tobytes())
+        return None if ramps is None else apply_gain_ramps(samples, ramps)
 
-        For the caller path, which feeds the float result straight to the resampler (which
-        rounds and clips once, at its output) instead of rounding here and converting back.
-        """
-        n = len(samples)
-        if n == 0:
+    def gain_ramps(self, pcm16: bytes) -> bytes | None:
+        """Decide the gain of each 10 ms block of PCM16 LE bytes, or None where it is unity
+        throughout; the resampler applies the ramps on its way in (in C where built, else
+        `apply_gain_ramps`), so the caller's frame is converted to floats once.
+
+        float64 quadruples as bytes: (start sample, length, gain dB at the block's first
+        sample, at its last)."""
+        if self.compiled:
+            return _kernels.gain_ramps(self._state, pcm16)
+        if not pcm16:
             return None
         # Block statistics in C (audioop on the raw bytes: a fraction of a microsecond a block,
         # where numpy's per-call overhead cost several); the decisions are scalar arithmetic.
         # The power comes from audioop's RMS, truncated to an integer: low by under 0.2 dB
         # from the speech gate (-55 dBFS) up, by under 0.9 dB at -70 dBFS line noise.
-        raw = samples.tobytes()
         step = 2 * self.block
-        ramps = []
+        ramps = array("d")
         any_gain = False
-        for start in range(0, 2 * n, step):
-            chunk = raw[start : start + step]
-            length = len(chunk) // 2
+        for start in range(0, len(pcm16), step):
+            chunk = pcm16[start : start + step]
             rms = audioop.rms(chunk, 2)
             begin_db, end_db = self._decide(float(rms * rms), float(audioop.max(chunk, 2)))
             any_gain = any_gain or begin_db != 0.0 or end_db != 0.0
-            ramps.append((start // 2, length, begin_db, end_db))
-        if not any_gain:
-            return None  # unity gain throughout: nothing to do
-        x = samples.astype(np.float64)
-        # The gain ramps linearly across each block (no zipper noise); in place, block by
-        # block, because at 10 ms blocks a few small numpy calls beat building a gain curve.
-        for start, length, begin_db, end_db in ramps:
-            segment = x[start : start + length]
-            begin = 10 ** (begin_db / 20)
-            if begin_db == end_db:
-                segment *= begin
-            else:
-                slope = (10 ** (end_db / 20) - begin) / max(length - 1, 0.5)
-                segment *= self._ramp[:length] * slope + begin
-        return x
+            ramps.extend((start // 2, len(chunk) // 2, begin_db, end_db))
+        return ramps.tobytes() if any_gain else None
 
     def _decide(self, power: float, peak: float) -> tuple[float, float]:
-        """Gain (dB) at the start and the end of one block, and the new state."""
+        """Gain (dB) at the start and the end of one block, and the new state (`_kernels.c`
+        does the same operations in the same order)."""
+        s = self._state
         level = dbfs(math.sqrt(power))
         # Noise floor: follows quiet blocks down at once, creeps up slowly (0.5 dB/s).
-        self.noise_floor_dbfs = min(level, self.noise_floor_dbfs + 0.005)
-        speech = level > self.speech_gate_dbfs and level > self.noise_floor_dbfs + self.speech_above_noise_db
+        noise_floor = s[_NOISE_FLOOR] = min(level, s[_NOISE_FLOOR] + 0.005)
+        speech = level > s[_GATE] and level > noise_floor + s[_ABOVE_NOISE]
         if speech:
             # Speech level in the power domain: a running mean over the first 2 s of speech,
             # then a 2 s memory. Syllables must not move it, or the AGC would flatten the
             # speech envelope (which intelligibility, STOI, depends on).
-            self._speech_blocks += 1
-            weight = max(1 / self._speech_blocks, 0.005)
-            self._speech_power = power if self._speech_power is None else (1 - weight) * self._speech_power + weight * power
-            self._hang = self.hang_blocks
-            wanted = min(max(self.target_dbfs - (self.speech_level_dbfs or level), self.min_gain_db), self.max_gain_db)
-            step = self.rise_per_block
-            self.speech_gain_db += max(-step, min(step, wanted - self.speech_gain_db))
-        elif self._hang > 0:
-            self._hang -= 1  # a pause inside speech: keep the gain
-        talking = speech or self._hang > 0
+            s[_SPEECH_BLOCKS] += 1
+            weight = max(1 / s[_SPEECH_BLOCKS], 0.005)
+            old = s[_SPEECH_POWER]
+            s[_SPEECH_POWER] = power if old == _NO_SPEECH_YET else (1 - weight) * old + weight * power
+            s[_HANG] = s[_HANG_BLOCKS]
+            wanted = min(max(s[_TARGET] - (self.speech_level_dbfs or level), s[_MIN_GAIN]), s[_MAX_GAIN])
+            step = s[_RISE]
+            s[_SPEECH_GAIN] += max(-step, min(step, wanted - s[_SPEECH_GAIN]))
+        elif s[_HANG] > 0:
+            s[_HANG] -= 1  # a pause inside speech: keep the gain
+        talking = speech or s[_HANG] > 0
         # Outside speech the gain is never above unity: line noise is not lifted. Speech
         # onsets get the speech gain back within this block (a 10 ms fade-in).
-        target = self.speech_gain_db if talking else min(self.speech_gain_db, 0.0)
+        target = s[_SPEECH_GAIN] if talking else min(s[_SPEECH_GAIN], 0.0)
         if peak > 0:
-            target = min(target, 20 * math.log10(self.ceiling / peak))  # never past the ceiling
-        begin = self.gain_db
-        if target < begin and peak * 10 ** (begin / 20) > self.ceiling:
+            target = min(target, 20 * math.log10(s[_CEILING] / peak))  # never past the ceiling
+        begin = s[_GAIN]
+        if target < begin and peak * 10 ** (begin / 20) > s[_CEILING]:
             begin = target  # a ramp down would clip: attack at once
-        self.gain_db = target
+        s[_GAIN] = target
         return begin, target
+
+
+def apply_gain_ramps(samples: np.ndarray, gain_ramps: bytes) -> np.ndarray:
+    """Level int16 samples by gain ramps into a new float64 array (what the C filter does on
+    the way in): quadruples (start, length, begin_db, end_db), each a constant gain or one
+    moving linearly from the block's first sample to its last (no zipper noise)."""
+    x = samples.astype(np.float64)
+    ramps = memoryview(gain_ramps).cast("d")
+    for index in range(0, len(ramps), 4):
+        start, length = int(ramps[index]), int(ramps[index + 1])
+        begin_db, end_db = ramps[index + 2], ramps[index + 3]
+        segment = x[start : start + length]
+        begin = 10 ** (begin_db / 20)
+        if begin_db == end_db:
+            segment *= begin
+        else:
+            slope = (10 ** (end_db / 20) - begin) / max(length - 1, 0.5)
+            segment *= _RAMP[:length] * slope + begin
+    return x
+
+
+_RAMP = np.arange(8000, dtype=np.float64)  # sample indices within a block, for gain ramps

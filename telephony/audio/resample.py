@@ -21,6 +21,11 @@ the filter's group delay, and the leading group delay is trimmed so that output 
 up with input time n. `flush()` pushes out the tail, so a whole signal fed in any chunking
 comes out with exactly `ceil(len * up / down)` samples. soxr stays in use for one-shot
 conversions of whole files (`telephony.audio.wav`).
+
+The filter runs in C (`_kernels.c`: the gain ramps, every phase and the rounding in one call a
+chunk) where the package was built with a C compiler, and on numpy otherwise (`compiled.py`):
+at 160 samples a frame numpy's per-call overhead costs more than the arithmetic. Both give the
+same output within one least significant bit (where a sum lands on a rounding boundary).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from telephony.audio.agc import apply_gain_ramps
+from telephony.audio.compiled import _kernels, use_compiled
 
 
 def kaiser_lowpass(num_taps: int, cutoff_hz: float, sample_rate: int, beta: float) -> np.ndarray:
@@ -45,7 +53,10 @@ class StreamingResampler:
     history is the audio just heard, so sharing or recreating one would click.
     """
 
-    def __init__(self, up: int, down: int, taps: np.ndarray, in_rate: int) -> None:
+    def __init__(self, up: int, down: int, taps: np.ndarray, in_rate: int, compiled: bool | None = None) -> None:
+        """`compiled`: None runs the C filter where it was built, False always numpy (tests
+        compare the two), True insists on C."""
+        self.compiled = use_compiled(compiled)
         if len(taps) % 2 == 0:
             raise ValueError("an odd tap count keeps the group delay a whole number of samples")
         self.up, self.down, self.in_rate = up, down, in_rate
@@ -61,6 +72,7 @@ class StreamingResampler:
         padded = np.zeros(per_phase * up)
         padded[: len(taps)] = taps * up
         self._phases = [padded[r::up][::-1].copy() for r in range(up)]
+        self._phase_table = np.concatenate(self._phases)  # the C filter's layout: phase after phase
         self._history_len = per_phase - 1
         self.reset()
 
@@ -79,16 +91,63 @@ class StreamingResampler:
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Resample a chunk; returns every output sample that the chunk completes."""
+        if self.compiled and samples.dtype.kind == "i":
+            return np.frombuffer(self.process_pcm16(samples.astype("<i2", copy=False).tobytes()), dtype="<i2")
         self._samples_in += len(samples)
         return self._emit(self._filter(samples))
 
+    def process_pcm16(self, pcm16: bytes, gain_ramps: bytes | None = None) -> bytes:
+        """The same on PCM16 LE bytes, in one C call where built: what the transcoders use.
+
+        `gain_ramps` (from `agc.CallerLevel.gain_ramps`) levels the chunk on the way in.
+        """
+        if not self.compiled:
+            samples: np.ndarray = np.frombuffer(pcm16, dtype="<i2")
+            if gain_ramps is not None:
+                samples = apply_gain_ramps(samples, gain_ramps)
+            return self.process(samples).astype("<i2", copy=False).tobytes()
+        self._samples_in += len(pcm16) // 2
+        return self._emit_pcm16(self._filter_pcm16(pcm16, gain_ramps))
+
     def flush(self) -> np.ndarray:
         """Push out the filter tail, then start afresh (end of a turn or of the call)."""
+        if self.compiled:
+            return np.frombuffer(self.flush_pcm16(), dtype="<i2")
         expected = math.ceil(self._samples_in * self.up / self.down)
-        tail_inputs = (self.delay_samples + 1) * self.down // self.up + self.down
-        tail = self._filter(np.zeros(tail_inputs, dtype=np.int16))
+        tail = self._filter(np.zeros(self._tail_inputs, dtype=np.int16))
         out = self._emit(tail, limit=expected - self._samples_out)
         self.reset()
+        return out
+
+    def flush_pcm16(self) -> bytes:
+        """`flush` as PCM16 LE bytes."""
+        if not self.compiled:
+            return self.flush().astype("<i2", copy=False).tobytes()
+        expected = math.ceil(self._samples_in * self.up / self.down)
+        tail = self._filter_pcm16(bytes(2 * self._tail_inputs), None)
+        out = self._emit_pcm16(tail, limit=expected - self._samples_out)
+        self.reset()
+        return out
+
+    @property
+    def _tail_inputs(self) -> int:
+        """Zero inputs that push the last real sample out of the filter."""
+        return (self.delay_samples + 1) * self.down // self.up + self.down
+
+    def _filter_pcm16(self, pcm16: bytes, gain_ramps: bytes | None) -> bytes:
+        first = self._next_phase
+        if self.down > 1:
+            self._next_phase = (first - len(pcm16) // 2) % self.down
+        return _kernels.fir_stream(self._history, self._phase_table, self.up, self.down, first, pcm16, gain_ramps)
+
+    def _emit_pcm16(self, out: bytes, limit: int | None = None) -> bytes:
+        if self._to_trim:
+            trimmed = min(self._to_trim, len(out) // 2)
+            out = out[2 * trimmed :]
+            self._to_trim -= trimmed
+        if limit is not None:
+            out = out[: 2 * max(0, limit)]
+        self._samples_out += len(out) // 2
         return out
 
     def _filter(self, samples: np.ndarray) -> np.ndarray:
@@ -130,12 +189,12 @@ class StreamingResampler:
 class Interpolator2(StreamingResampler):
     """Caller audio 8 kHz -> 16 kHz for Gemini Live (x2)."""
 
-    def __init__(self) -> None:
-        super().__init__(2, 1, kaiser_lowpass(129, 3950, 16000, 7.0), in_rate=8000)
+    def __init__(self, compiled: bool | None = None) -> None:
+        super().__init__(2, 1, kaiser_lowpass(129, 3950, 16000, 7.0), in_rate=8000, compiled=compiled)
 
 
 class Decimator3(StreamingResampler):
     """Agent audio 24 kHz -> 8 kHz for the phone line (/3)."""
 
-    def __init__(self) -> None:
-        super().__init__(1, 3, kaiser_lowpass(61, 4200, 24000, 6.0), in_rate=24000)
+    def __init__(self, compiled: bool | None = None) -> None:
+        super().__init__(1, 3, kaiser_lowpass(61, 4200, 24000, 6.0), in_rate=24000, compiled=compiled)

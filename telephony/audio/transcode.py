@@ -10,8 +10,6 @@ partial 20 ms frame waits for more audio or for `flush()`.
 
 from __future__ import annotations
 
-import numpy as np
-
 from telephony.audio.agc import CallerLevel
 from telephony.audio.mulaw import decode_mulaw, encode_mulaw
 from telephony.audio.resample import Decimator3, Interpolator2
@@ -29,8 +27,8 @@ class CallerToGemini:
     With `level` (a `CallerLevel`), quiet callers are brought up to speech level first.
     """
 
-    def __init__(self, level: CallerLevel | None = None) -> None:
-        self._resampler = Interpolator2()
+    def __init__(self, level: CallerLevel | None = None, compiled: bool | None = None) -> None:
+        self._resampler = Interpolator2(compiled)
         self.level = level
 
     @property
@@ -52,26 +50,24 @@ class CallerToGemini:
         on 20 ms (most of the cost is numpy's per-call overhead on 160 samples)."""
         if not pcm8k_bytes:
             return b""
-        samples: np.ndarray = np.frombuffer(pcm8k_bytes, dtype="<i2")
-        if self.level is not None:
-            levelled = self.level.apply(samples)  # None at unity gain: the int16 samples go as they came
-            if levelled is not None:
-                samples = levelled  # floats, which the resampler rounds once
-        return self._resampler.process(samples).astype("<i2", copy=False).tobytes()
+        # The gain is applied on the resampler's way in (one conversion to floats, one
+        # rounding at its output); None at unity gain, where the samples go as they came.
+        ramps = None if self.level is None else self.level.gain_ramps(pcm8k_bytes)
+        return self._resampler.process_pcm16(pcm8k_bytes, ramps)
 
     def flush(self) -> bytes:
         """Emit the resampler's tail and start afresh (call end)."""
-        return self._resampler.flush().astype("<i2").tobytes()
+        return self._resampler.flush_pcm16()
 
 
 class GeminiToCaller:
     """Agent audio: PCM16 LE 24 kHz bytes -> mu-law 8 kHz, cut into 20 ms Twilio frames."""
 
-    def __init__(self, frame_bytes: int = FRAME_BYTES) -> None:
+    def __init__(self, frame_bytes: int = FRAME_BYTES, compiled: bool | None = None) -> None:
         if frame_bytes <= 0:
             raise ValueError("frame_bytes must be positive")
         self.frame_bytes = frame_bytes
-        self._resampler = Decimator3()
+        self._resampler = Decimator3(compiled)
         self._odd_byte = b""
         self._pending = bytearray()
 
@@ -91,8 +87,7 @@ class GeminiToCaller:
         usable = len(data) & ~1
         self._odd_byte = data[usable:]
         if usable:
-            samples = np.frombuffer(data[:usable], dtype="<i2")
-            self._pending += encode_mulaw(self._resampler.process(samples).astype("<i2").tobytes())
+            self._pending += encode_mulaw(self._resampler.process_pcm16(data[:usable]))
         return self._take_frames()
 
     def flush(self) -> list[bytes]:
@@ -100,7 +95,7 @@ class GeminiToCaller:
 
         A lone stray byte (half a sample) cannot be played and is dropped here.
         """
-        self._pending += encode_mulaw(self._resampler.flush().astype("<i2").tobytes())
+        self._pending += encode_mulaw(self._resampler.flush_pcm16())
         frames = self._take_frames()
         if self._pending:
             frames.append(bytes(self._pending))

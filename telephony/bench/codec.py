@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from telephony.audio.agc import CallerLevel
+from telephony.audio.compiled import COMPILED
 from telephony.audio.measure import measured_delay_ms, tone
 from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.resample import Decimator3, Interpolator2
@@ -35,6 +36,8 @@ class CodecFigures:
     gemini_to_caller_delay_ms: float
     frames: int
     caller_gain_control: bool
+    audio_in_python: bool = False
+    """The gain control and the resamplers ran in Python and numpy, not in the C kernels."""
     voice_detection_us_per_frame: float = 0.0
     call_core_caller_frame_us: float = 0.0
 
@@ -48,8 +51,10 @@ def _best_of(runs: int, fn, frames: int) -> float:
     return best / frames * 1e6
 
 
-def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True) -> CodecFigures:
-    """Time `seconds` of audio through each direction; best of `runs` (least disturbed)."""
+def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True, in_python: bool = False) -> CodecFigures:
+    """Time `seconds` of audio through each direction; best of `runs` (least disturbed).
+    `in_python`: the Python and numpy code even where the C kernels were built."""
+    compiled = False if in_python or not COMPILED else None
     caller = CallFixtureBuilder("bench").speech(tone(440, 8000, seconds, dbfs=-20)).lines()
     caller_frames = [line for line in caller if '"media"' in line]
     agent_pcm = tone(440, 24000, seconds, dbfs=-20).astype("<i2").tobytes()
@@ -57,14 +62,14 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True)
     stream_sid = "MZ" + "0" * 32
 
     def inbound() -> None:
-        transcoder = CallerToGemini(CallerLevel() if with_agc else None)
+        transcoder = CallerToGemini(CallerLevel(compiled=compiled) if with_agc else None, compiled=compiled)
         for line in caller_frames:
             message = parse_message(line)
             assert isinstance(message, Media)
             base64.b64encode(transcoder.process(message.media.payload))
 
     def outbound() -> None:
-        transcoder = GeminiToCaller()
+        transcoder = GeminiToCaller(compiled=compiled)
         for chunk in agent_chunks:
             for frame in transcoder.process(base64.b64decode(chunk)):
                 media_message(stream_sid, frame)
@@ -79,7 +84,7 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True)
     start_line = next(line for line in caller if '"start"' in line)
 
     def core() -> None:
-        call = Call(CallConfig(caller_agc=with_agc), 0.0)
+        call = Call(CallConfig(caller_agc=with_agc, audio_in_python=compiled is False), 0.0)
         call.twilio_frame(start_line, 0.0)
         call.agent_ready(0.0)
         for index, line in enumerate(caller_frames):
@@ -95,6 +100,7 @@ def run_codec_bench(seconds: float = 10.0, runs: int = 5, with_agc: bool = True)
         gemini_to_caller_delay_ms=measured_delay_ms(Decimator3()),
         frames=len(caller_frames),
         caller_gain_control=with_agc,
+        audio_in_python=compiled is False,
     )
 
 

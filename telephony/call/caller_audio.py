@@ -66,7 +66,8 @@ class CallerAudioPath:
         self._loud_since_answer = False
         """A loud frame since the agent last began to answer: an answer may be owed (even for
         a word too short for voice detection), so the caller's quiet goes every 20 ms."""
-        self.to_gemini = CallerToGemini(CallerLevel() if config.caller_agc else None)
+        compiled = False if config.audio_in_python else None
+        self.to_gemini = CallerToGemini(CallerLevel(compiled=compiled) if config.caller_agc else None, compiled=compiled)
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:
             self.voice = CallerVoice(min_speech_ms=config.barge_in_min_speech_ms or 10**9, silence_ms=config.activity_silence_ms)

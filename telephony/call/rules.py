@@ -21,6 +21,9 @@ class CallConfig:
     """When set, asked at `start` with the CallSid and `customParameters.token`: None admits
     the stream, else (kind, reason) refuses it (1008) before any agent is opened."""
     caller_agc: bool = True
+    audio_in_python: bool = False
+    """Run the gain control and the resamplers in Python and numpy even where the C kernels
+    were built (`telephony.audio.compiled`)."""
     caller_block_bytes: int = 640
     """Caller audio goes to Gemini in blocks of this many bytes of 16 kHz PCM (640 = 20 ms)."""
     caller_quiet_block_bytes: int = 640

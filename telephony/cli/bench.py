@@ -20,15 +20,17 @@ def bench_codec(
     seconds: float = typer.Option(10.0, help="Seconds of audio pushed through each direction."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the figures as JSON."),
     agc: bool = typer.Option(True, "--agc/--no-agc", help="Include the caller gain control (on in production)."),
+    python: bool = typer.Option(False, "--python", help="The gain control and resamplers in Python and numpy, not the C kernels."),
 ) -> None:
     """Microseconds per 20 ms frame each way (JSON and base64 included) and each way's delay.
 
     Example: telephony bench codec"""
     from telephony.bench.codec import figures_as_dict, run_codec_bench
 
-    figures = run_codec_bench(seconds=seconds, with_agc=agc)
+    figures = run_codec_bench(seconds=seconds, with_agc=agc, in_python=python)
     gain = "with" if agc else "without"
-    table = Table(title=f"codec: {figures.frames} frames of 20 ms, best of 5 runs, {gain} caller gain control")
+    kernels = "Python and numpy" if figures.audio_in_python else "the C kernels"
+    table = Table(title=f"codec: {figures.frames} frames of 20 ms, best of 5 runs, {gain} caller gain control, on {kernels}")
     table.add_column("direction")
     table.add_column("us per 20 ms frame", justify="right")
     table.add_column("share of real time", justify="right")

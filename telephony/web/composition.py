@@ -83,6 +83,7 @@ def call_config_from(settings: Settings, admit_stream: Callable[[str, str | None
         prompts={name: load_prompt(name) for name in PROMPTS},
         admit_stream=admit_stream,
         caller_agc=settings.caller_agc,
+        audio_in_python=settings.audio_kernels == "python",
         caller_block_bytes=settings.caller_audio_block_ms * 32,
         caller_quiet_block_bytes=settings.caller_quiet_block_ms * 32,  # never below the block: CallerAudioPath
         manual_activity=settings.vad_disabled,
