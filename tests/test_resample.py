@@ -173,5 +173,7 @@ def test_the_c_kernels_refuse_buffers_that_do_not_fit():
     with pytest.raises(ValueError, match="outside the chunk"):
         ramps = np.array([0.0, 5.0, 1.0, 1.0]).tobytes()  # five samples of gain on two
         _kernels.fir_stream(resampler._history, resampler._phase_table, 2, 1, 0, bytes(4), ramps)
+    with pytest.raises(ValueError, match="outside the chunk"):
+        _kernels.fir_stream(resampler._history, resampler._phase_table, 2, 1, 0, bytes(4), np.array([np.nan, 1, 0, 0]).tobytes())
     with pytest.raises(ValueError, match="half a sample"):
         _kernels.gain_ramps(CallerLevel(compiled=True)._state, b"\0\0\0")

@@ -46,6 +46,9 @@ static inline int16_t
 to_int16(double value)
 {
     value = nearbyint(value); /* round half to even, like numpy.rint */
+    if (value != value) {
+        return 0; /* NaN (only from a NaN gain, which the gain control never decides) */
+    }
     if (value < -32768.0) {
         return -32768;
     }
@@ -268,13 +271,13 @@ fir_stream(PyObject *module, PyObject *args)
         const double *quad = (const double *)blocks.buf;
         Py_ssize_t num_blocks = blocks.len / (4 * (Py_ssize_t)sizeof(double));
         for (Py_ssize_t b = 0; b < num_blocks; b++, quad += 4) {
-            Py_ssize_t start = (Py_ssize_t)quad[0], length = (Py_ssize_t)quad[1];
-            if (start < 0 || length < 0 || start + length > count) {
+            /* compared as doubles first: a NaN or a huge value fails here, before any cast */
+            if (!(quad[0] >= 0.0 && quad[1] >= 0.0 && quad[0] + quad[1] <= (double)count)) {
                 Py_CLEAR(result);
                 PyErr_SetString(PyExc_ValueError, "fir_stream: a gain block lies outside the chunk");
                 goto done;
             }
-            apply_gain_block(chunk + start, length, quad[2], quad[3]);
+            apply_gain_block(chunk + (Py_ssize_t)quad[0], (Py_ssize_t)quad[1], quad[2], quad[3]);
         }
     }
 
