@@ -138,7 +138,10 @@ async def test_the_log_of_a_call_has_its_turns_interruption_and_tool_with_sids_a
     assert any(m.startswith("caller turn: ") for m in messages), messages
     assert any(m.startswith("agent turn: ") and "after the caller stopped" in m for m in messages), messages
     assert any(m.startswith("agent turn: interrupted after") for m in messages), messages
-    assert any(m.startswith("interrupted (the caller spoke) -> clear sent") for m in messages), messages
+    # Our own voice detection or Gemini's `interrupted`, whichever comes first: on a loaded
+    # machine the agent's reply can start late enough that Gemini hears the caller first.
+    cleared = ("interrupted (the caller spoke) -> clear sent", "interrupted (Gemini) -> clear sent")
+    assert any(m.startswith(cleared) for m in messages), messages
     assert any(m.startswith("tool opening_hours ok in") for m in messages), messages
     everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "+15550100001" not in everything and "0100001" not in everything, "the caller's number is masked"
