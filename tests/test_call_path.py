@@ -142,7 +142,10 @@ async def test_the_log_of_a_call_has_its_turns_interruption_and_tool_with_sids_a
     # machine the agent's reply can start late enough that Gemini hears the caller first.
     cleared = ("interrupted (the caller spoke) -> clear sent", "interrupted (Gemini) -> clear sent")
     assert any(m.startswith(cleared) for m in messages), messages
-    assert any(m.startswith("tool opening_hours ok in") for m in messages), messages
+    # The tool is logged as it ends: done, or cancelled when the caller's interruption came
+    # first (a loaded machine's timing; seen in the full suite on a fresh clone).
+    assert any(m.startswith("tool call opening_hours") for m in messages), messages
+    assert any(m.startswith("tool opening_hours ok in") or m.startswith("tool calls cancelled by the caller") for m in messages), messages
     everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "+15550100001" not in everything and "0100001" not in everything, "the caller's number is masked"
     assert "'caller': '+1******0001'" in everything, "masked, still telling calls apart"
