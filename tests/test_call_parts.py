@@ -189,3 +189,13 @@ def test_audio_kernels_python_runs_the_python_gain_control_and_filters():
     path = CallerAudioPath(CallConfig(audio_in_python=True))
     assert path.to_gemini.level is not None and path.to_gemini.level.compiled is False
     assert CallerAudioPath(CallConfig()).to_gemini.level.compiled is COMPILED  # type: ignore[union-attr]
+
+
+def test_serve_says_at_start_when_the_audio_runs_in_python():
+    from telephony.cli.commands import audio_kernels_note
+    from telephony.settings import Settings
+
+    asked = audio_kernels_note(Settings(_env_file=None, audio_kernels="python"))
+    assert asked is not None and "TELEPHONY_AUDIO_KERNELS=python" in asked
+    default = audio_kernels_note(Settings(_env_file=None))
+    assert (default is None) is COMPILED, "silent where the C kernels run; a hint to reinstall where they were not built"
