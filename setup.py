@@ -1,9 +1,10 @@
 """The one thing pyproject.toml cannot say yet (setuptools calls its `ext-modules` table
-experimental): the per-frame filter work in C, `telephony/audio/_kernels.c`.
+experimental): the per-frame audio work in C, `telephony/audio/_kernels.c`.
 
 It is optional: where no C compiler is found the install goes on without it, and the same work
-runs on numpy (slower, the same sound; `telephony.audio.resample.COMPILED` says which). No
-fused multiply-add, so the output does not depend on the compiler or the CPU.
+runs in Python and numpy (slower, the same sound; `telephony.audio.compiled.COMPILED` says
+which). No fused multiply-add, so the output does not depend on the compiler or the CPU. The
+image compiles the same file with the same flags (`infra/build-kernels.sh`).
 """
 
 from setuptools import Extension, setup

@@ -17,6 +17,7 @@ if [ -n "$KERNEL_BUILD_PACKAGES" ] && [ -n "$(echo "$packages" | tr -d ' ')" ] &
         tail -3 apt.log >&2
     fi
 fi
+# The flags of setup.py's Extension (no fused multiply-add: the same output on every CPU).
 if ! command -v cc >/dev/null; then
     echo "build-kernels: no C compiler; the audio kernels will run in Python" >&2
 elif cc -O3 -ffp-contract=off -shared -fPIC -I"$include" _kernels.c -o "out/_kernels$suffix"; then

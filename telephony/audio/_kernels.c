@@ -6,7 +6,7 @@
  * Why: a 20 ms frame is 160 samples, and at that size the Python version's cost is mostly
  * per-call overhead (about a dozen numpy calls and two rounds of scalar decisions a frame),
  * not arithmetic. The Python modules stay the reference and the fallback: this module is
- * optional (without a C compiler the package installs without it; `resample.COMPILED` says
+ * optional (without a C compiler the package installs without it; `compiled.COMPILED` says
  * which runs), and tests run both and compare them.
  *
  * Same results: the gain control's decisions are the Python code's operations in the same
@@ -304,22 +304,22 @@ done:
     return result;
 }
 
-static PyMethodDef fir_methods[] = {
+static PyMethodDef kernels_methods[] = {
     {"gain_ramps", gain_ramps, METH_VARARGS, gain_ramps_doc},
     {"fir_stream", fir_stream, METH_VARARGS, fir_stream_doc},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef fir_module = {
+static struct PyModuleDef kernels_module = {
     PyModuleDef_HEAD_INIT,
     "_kernels",
     "The per-frame audio work of a call in C (see agc.py and resample.py).",
     0,
-    fir_methods,
+    kernels_methods,
 };
 
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&fir_module);
+    return PyModule_Create(&kernels_module);
 }

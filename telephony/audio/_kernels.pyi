@@ -1,4 +1,4 @@
-"""Types of the C filter (`_kernels.c`); see `telephony.audio.resample`."""
+"""Types of the C kernels (`_kernels.c`); see `telephony.audio.agc`, `resample` and `compiled`."""
 
 from array import array
 

@@ -134,10 +134,15 @@ class StreamingResampler:
         """Zero inputs that push the last real sample out of the filter."""
         return (self.delay_samples + 1) * self.down // self.up + self.down
 
-    def _filter_pcm16(self, pcm16: bytes, gain_ramps: bytes | None) -> bytes:
+    def _take_phase(self, count: int) -> int:
+        """Decimation: the index in this chunk of `count` inputs of the next output's window;
+        moves it on to the next chunk."""
         first = self._next_phase
-        if self.down > 1:
-            self._next_phase = (first - len(pcm16) // 2) % self.down
+        self._next_phase = (first - count) % self.down
+        return first
+
+    def _filter_pcm16(self, pcm16: bytes, gain_ramps: bytes | None) -> bytes:
+        first = self._take_phase(len(pcm16) // 2)
         return _kernels.fir_stream(self._history, self._phase_table, self.up, self.down, first, pcm16, gain_ramps)
 
     def _emit_pcm16(self, out: bytes, limit: int | None = None) -> bytes:
@@ -165,8 +170,7 @@ class StreamingResampler:
                 out[r :: self.up] = np.correlate(x, phase_taps)
             return out
         # Decimate: only every `down`-th window is needed; correlate the strided windows.
-        first = self._next_phase
-        self._next_phase = (first - count) % self.down
+        first = self._take_phase(count)
         if first >= count:
             return np.zeros(0)
         return np.correlate(x[first:], self._phases[0])[:: self.down]

@@ -66,7 +66,7 @@ class CallerAudioPath:
         self._loud_since_answer = False
         """A loud frame since the agent last began to answer: an answer may be owed (even for
         a word too short for voice detection), so the caller's quiet goes every 20 ms."""
-        compiled = False if config.audio_in_python else None
+        compiled = config.compiled_audio
         self.to_gemini = CallerToGemini(CallerLevel(compiled=compiled) if config.caller_agc else None, compiled=compiled)
         self.voice: CallerVoice | None = None
         if config.manual_activity or config.barge_in_min_speech_ms > 0:

@@ -77,6 +77,11 @@ class CallConfig:
     """The model is told this long before `max_call_s` that the call will end (0: not told)."""
     """Callers' numbers appear in full in the log; otherwise masked (`logs.mask_number`)."""
 
+    @property
+    def compiled_audio(self) -> bool | None:
+        """The `compiled` argument of the audio classes: None (C where built) or False."""
+        return False if self.audio_in_python else None
+
 
 @dataclass(frozen=True)
 class CallLimits:

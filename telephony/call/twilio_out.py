@@ -24,7 +24,7 @@ class TwilioOut:
         self.stream_sid = ""
         self.playout = Playout(config.playout_lead_ms, config.playout_batch_ms)
         self.stereo = StereoTimeline() if config.record_audio else None
-        self._transcoder = GeminiToCaller(compiled=False if config.audio_in_python else None)
+        self._transcoder = GeminiToCaller(compiled=config.compiled_audio)
         self._record = record
         self._tally = tally
         self._send = send
