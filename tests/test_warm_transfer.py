@@ -108,8 +108,14 @@ async def call_in(stack, speed: float = 2.0, stay_s: float = 60.0):
     return result
 
 
+# The person presses their key this long after answering. The briefing takes a Live session's
+# time to be made (1-2 s of wall time at speed 4, more under a loaded suite), so 6 s read 3.0 s
+# heard on a loaded CI run: 10 s leaves them time to hear more than 3 s of it however late it starts.
+PRESS_AFTER_S = 10.0
+
+
 async def test_a_person_who_presses_1_is_briefed_alone_then_joined_with_the_caller_in_one_conference():
-    async with transfer_stack(person(keys="1", after_s=6.0)) as stack:
+    async with transfer_stack(person(keys="1", after_s=PRESS_AFTER_S)) as stack:
         caller = await call_in(stack)
         (person_call,) = stack.network.calls.values()
     # The briefing was spoken by a session of its own, in the agent's voice, on the person's leg only.
@@ -201,7 +207,7 @@ async def test_a_persons_leg_that_reaches_another_instance_is_briefed_there_and_
     caplog.set_level(logging.INFO, logger="telephony")
     rest = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN)
     network = PhoneNetwork(rest, AUTH_TOKEN, speed=2.0)
-    network.callees[ALEX] = person(keys=keys, after_s=6.0)
+    network.callees[ALEX] = person(keys=keys, after_s=PRESS_AFTER_S)
     async with (
         rest.running(),
         GeminiLiveEmulator(models(), speed=4.0) as gemini,
