@@ -20,6 +20,7 @@ import httpx
 
 from telephony.bench.load import _proc_memory_mb, _Server, bench_fixture
 from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
 
@@ -80,7 +81,7 @@ async def run_soak(
         try:
             await server.wait_ready()
             pid = server.process.pid
-            async with httpx.AsyncClient(timeout=10) as client:
+            async with http_client(10) as client:
                 started = time.monotonic()
                 figures.before = await _sample(client, server.url, pid, started, 0)
                 stop_at = started + minutes * 60

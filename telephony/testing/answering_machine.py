@@ -8,11 +8,11 @@ POSTed to the server as Twilio signs it.
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, parse_fixture_lines
 from telephony.testing.caller_speech import speech_like
+from telephony.testing.http_client import http_client
 from telephony.twilio.signatures import TwilioSignatures
 
 
@@ -40,5 +40,5 @@ async def post_answered_by(base_url: str, call_sid: str, answered_by: str, auth_
     url = f"{base_url.rstrip('/')}/amd"
     form = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "AnsweredBy": answered_by, "MachineDetectionDuration": "4200"}
     headers = {"X-Twilio-Signature": TwilioSignatures(auth_token).sign(url, form)}
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with http_client(10) as client:
         return (await client.post(url, data=form, headers=headers)).status_code

@@ -30,6 +30,7 @@ import httpx
 from telephony.testing.answering_machine import answering_machine
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, parse_fixture_lines
 from telephony.testing.caller_speech import speech_like
+from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 from telephony.twilio.signatures import TwilioSignatures
@@ -208,5 +209,5 @@ class PhoneNetwork:
         form = {"AccountSid": self.rest.account_sid, **fields}
         headers = {"X-Twilio-Signature": self.signatures.sign(url, form)}
         with contextlib.suppress(httpx.HTTPError):
-            async with httpx.AsyncClient(timeout=10) as client:
+            async with http_client(10) as client:
                 await client.post(self.balance(url), data=form, headers=headers)

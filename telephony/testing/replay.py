@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.wav import write_wav
 from telephony.testing.call_fixture import caller_audio
+from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 
 
@@ -106,7 +107,7 @@ async def replay_call(
         base = url.rsplit("/", 1)[0]
         auth = (account_sid or "", auth_token) if auth_token else None
         with contextlib.suppress(httpx.HTTPError):
-            async with httpx.AsyncClient(timeout=5) as client:
+            async with http_client(5) as client:
                 response = await client.get(f"{base}/calls/{result.call_sid}", auth=auth)
             if response.status_code == 200:
                 record = response.json()

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from telephony.audio.mulaw import SILENCE_BYTE, decode_mulaw
 from telephony.testing.call_fixture import FixtureMessage, fake_sid, read_fixture
+from telephony.testing.http_client import http_client
 from telephony.testing.phone_player import PhonePlayer
 from telephony.twilio.media_streams import (
     Mark,
@@ -175,7 +175,7 @@ class TwilioMediaEmulator:
         headers = {}
         if self.signatures is not None:
             headers["X-Twilio-Signature"] = self.signatures.sign(webhook_url, fields)
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with http_client(10) as client:
             response = await client.post(reach or webhook_url, data=fields, headers=headers)
         response.raise_for_status()
         stream = ET.fromstring(response.text).find("./Connect/Stream")
