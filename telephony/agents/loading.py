@@ -50,6 +50,7 @@ from telephony.agents.analysis import Analysis
 from telephony.agents.tools import Tool, as_response, blocking_tool_problems, context_of
 from telephony.call.tool_api import CallHandle, ToolOutcome
 from telephony.gemini.events import ToolCall
+from telephony.http_client import http_client, tls_context
 
 SIGNATURE_HEADER = "X-Telephony-Signature"
 
@@ -138,6 +139,7 @@ def http_tool(entry: _ToolEntry, secret: bytes) -> Tool:
         raise AgentLoadError(f"tools.{entry.name}.parameters is not a valid JSON Schema: {exc.message}") from None
     validator = jsonschema.Draft202012Validator(entry.parameters)
     declaration = types.FunctionDeclaration(name=entry.name, description=entry.description, parameters_json_schema=entry.parameters)
+    tls_context()  # made now, at load: made at the first call, it would hold every call's audio ~20 ms
     client: httpx.AsyncClient | None = None
 
     async def handler(call: CallHandle, tool_call: ToolCall) -> ToolOutcome:
@@ -156,7 +158,7 @@ def http_tool(entry: _ToolEntry, secret: bytes) -> Tool:
                 "to": context.to_number,
             }
         ).encode()
-        client = client or httpx.AsyncClient(timeout=entry.timeout_seconds)
+        client = client or http_client(entry.timeout_seconds)
         try:
             response = await client.post(
                 entry.url, content=body, headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(secret, body)}

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 
 from telephony.bench.load import _proc_memory_mb, _Server, bench_fixture
+from telephony.http_client import http_client
 from telephony.testing.gemini_live import GeminiLiveEmulator
-from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import TwilioMediaEmulator
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from telephony.call_lists.list_file import ListRow, QuietHours
+from telephony.http_client import http_client
 from telephony.settings import Settings
 from telephony.store.list_calls import ListEntry, ListProgress
 from telephony.twilio.dial import FINAL_STATUSES, DialRequest, place_call
@@ -181,7 +182,7 @@ class ListRun:
         url = f"{self.template.server.rstrip('/')}/calls/{entry.call_sid}"
         status, body = "unknown", {}
         deadline = time.monotonic() + self.options.call_timeout_s
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with http_client(10) as client:
             while time.monotonic() < deadline:
                 body = await self._read(client, url)
                 statuses = body.get("statuses") or []

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from telephony.http_client import http_client
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, parse_fixture_lines
 from telephony.testing.caller_speech import speech_like
-from telephony.testing.http_client import http_client
 from telephony.twilio.signatures import TwilioSignatures
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from telephony.http_client import http_client
 from telephony.testing.answering_machine import answering_machine
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, parse_fixture_lines
 from telephony.testing.caller_speech import speech_like
-from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 from telephony.testing.twilio_rest import FakeTwilioRest
 from telephony.twilio.signatures import TwilioSignatures

@@ -17,8 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from telephony.audio.mulaw import decode_mulaw
 from telephony.audio.wav import write_wav
+from telephony.http_client import http_client
 from telephony.testing.call_fixture import caller_audio
-from telephony.testing.http_client import http_client
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 
 

@@ -28,8 +28,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from telephony.audio.mulaw import SILENCE_BYTE, decode_mulaw
+from telephony.http_client import http_client
 from telephony.testing.call_fixture import FixtureMessage, fake_sid, read_fixture
-from telephony.testing.http_client import http_client
 from telephony.testing.phone_player import PhonePlayer
 from telephony.twilio.media_streams import (
     Mark,

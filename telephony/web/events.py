@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from telephony.http_client import http_client
 from telephony.store.outbox import EventOutbox, StoredEvent
 
 log = logging.getLogger("telephony.events")
@@ -145,7 +146,7 @@ class EventPublisher:
             await self._client.aclose()
 
     async def _deliver_forever(self) -> None:
-        client = self._client = self._client or httpx.AsyncClient(timeout=10.0)
+        client = self._client = self._client or http_client(10.0)
         while True:
             try:
                 for stored in await self.outbox.due(time.time()):
