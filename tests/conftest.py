@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,16 @@ async def offline_stack(gemini: GeminiLiveEmulator | None = None, agent=None, **
 async def stack():
     async with offline_stack() as running:
         yield running
+
+
+@pytest.fixture
+def ca_bundle_loads(monkeypatch) -> list[str]:
+    """Every CA bundle loaded into a TLS context from now on: what httpx does for each client
+    it builds without a shared context (~20 ms with the event loop held)."""
+    loads: list[str] = []
+    load = ssl.SSLContext.load_verify_locations
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", lambda self, *a, **k: (loads.append("CAs"), load(self, *a, **k))[1])
+    return loads
 
 
 def as_the_tool_said(response: dict) -> dict:

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -77,14 +76,6 @@ def agent_toml(base: str) -> str:
     )
 
 
-def ca_bundle_loads(monkeypatch) -> list[str]:
-    """Every CA bundle loaded into a TLS context from now on (what httpx does for each new client)."""
-    loads: list[str] = []
-    load = ssl.SSLContext.load_verify_locations
-    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", lambda self, *a, **k: (loads.append("CAs"), load(self, *a, **k))[1])
-    return loads
-
-
 @pytest.mark.parametrize(
     "args,expected",
     [
@@ -93,7 +84,7 @@ def ca_bundle_loads(monkeypatch) -> list[str]:
     ],
     ids=["answered", "bad-arguments"],
 )
-async def test_a_toml_agents_http_tool_is_called_signed_and_its_json_reaches_the_model(tmp_path, monkeypatch, args, expected):
+async def test_a_toml_agents_http_tool_is_called_signed_and_its_json_reaches_the_model(tmp_path, ca_bundle_loads, args, expected):
     requests: list[dict] = []
     async with running_server(backend(requests)) as base:
         path = tmp_path / "agent.toml"
@@ -106,9 +97,9 @@ async def test_a_toml_agents_http_tool_is_called_signed_and_its_json_reaches_the
         async with GeminiLiveEmulator(model, speed=4.0) as gemini, offline_stack(gemini, agent=agent) as stack:
             # Regression: each HTTP tool made its client at its first call, and httpx loads the
             # CA bundle for every client (~20 ms with the event loop held: every call's audio waits).
-            loads = ca_bundle_loads(monkeypatch)
+            ca_bundle_loads.clear()  # from here on: what the call itself loads
             result = await stack.replay("one_sentence", speed=2.0)  # HTTP tools answer before the hang-up, even when busy
-    assert loads == [], "no CA bundle loaded while a call runs: the tools' clients share the context made at load"
+    assert ca_bundle_loads == [], "no CA bundle loaded while a call runs: the tools' clients share the context made at load"
     connection = gemini.connections[0]
     assert connection.setup["generation_config"]["speech_config"]["voice_config"]["prebuilt_voice_config"]["voice_name"] == "Aoede"
     free, broken = connection.tool_responses

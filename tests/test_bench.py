@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import ssl
 
 from typer.testing import CliRunner
 
@@ -27,7 +26,7 @@ async def test_load_smoke_three_calls_are_carried_and_measured():
     assert 10 < figures.gemini_audio_messages_per_call_second < 50, "the caller's quiet goes in bigger blocks, speech every 20 ms"
 
 
-async def test_the_emulated_twilio_posts_each_calls_webhook_without_building_a_tls_context(monkeypatch):
+async def test_the_emulated_twilio_posts_each_calls_webhook_without_building_a_tls_context(ca_bundle_loads):
     """Regression: httpx built a TLS context (certifi's CAs, ~20 ms of CPU, the loop held) for
     every webhook the emulated Twilio posted, so `bench load`'s generator stalled 20 ms per call
     start and the caller frames it held back read as the server's late frames (40 of 9360 at
@@ -42,15 +41,12 @@ async def test_the_emulated_twilio_posts_each_calls_webhook_without_building_a_t
         await writer.drain()
         writer.close()
 
-    built: list[str] = []
-    load_cas = ssl.SSLContext.load_verify_locations
-    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", lambda self, *a, **k: (built.append("CAs"), load_cas(self, *a, **k))[1])
     server = await asyncio.start_server(webhook, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/twiml"
     async with server:
         targets = [await TwilioMediaEmulator([], call_sid=f"CA{i:032x}").answer(url) for i in range(5)]
     assert [t.url for t in targets] == ["wss://example.test/s"] * 5
-    assert len(built) <= 1, f"CAs loaded {len(built)} times for 5 calls: once per process at most"
+    assert len(ca_bundle_loads) <= 1, f"CAs loaded {len(ca_bundle_loads)} times for 5 calls: once per process at most"
 
 
 async def test_floor_bridge_carries_the_same_calls_so_its_cpu_is_a_fair_floor():
