@@ -223,6 +223,28 @@ def test_too_many_malformed_messages_close_the_socket_with_1008():
     assert script.call.outcome == "malformed"
 
 
+def test_bad_media_frames_are_counted_by_kind_and_never_reach_gemini():
+    # Good frames take a short way through the core (`media_payload`); bad ones must still be
+    # told apart and counted as before, whichever way they went.
+    script = Script(caller_quiet_block_bytes=640)
+    script.start()
+    good = base64.b64encode(SILENT_FRAME).decode()
+    frame = {"event": "media", "sequenceNumber": "9", "streamSid": STREAM, "media": {"chunk": "1", "timestamp": "20", "payload": good}}
+    bad = [
+        ({**frame, "streamSid": "MZ" + "c" * 32}, "wrong_stream"),
+        ({**frame, "media": {**frame["media"], "payload": "***"}}, "unparseable"),  # type: ignore[dict-item]
+        ({**frame, "sequenceNumber": "x"}, "unparseable"),
+        ({**frame, "media": {**frame["media"], "payload": ""}}, "bad_payload_size"),  # type: ignore[dict-item]
+    ]
+    for message, kind in bad:
+        actions = script._twilio(message, 0.02)
+        assert not [a for a in actions if isinstance(a, SendGemini)], kind
+        assert script.call.tally.counts[("malformed", (kind,))] >= 1, kind
+    assert script.call.record.malformed == len(bad) and script.call.record.frames_in == 0
+    assert [a for a in script._twilio(frame, 0.02) if isinstance(a, SendGemini)], "a good frame goes on to Gemini"
+    assert script.call.record.frames_in == 1 and script.call.record.malformed == len(bad)
+
+
 def closed(actions: list[object]) -> CloseStream | None:
     return next((a for a in actions if isinstance(a, CloseStream)), None)
 

@@ -31,6 +31,7 @@ from telephony.twilio.media_streams import (
     TwilioProtocolError,
     UnknownEvent,
     check_media_format,
+    media_payload,
     parse_message,
 )
 
@@ -71,6 +72,8 @@ class CallerSide(CallParts):
         self._last_twilio_at = now
         if isinstance(raw, bytes):
             self._malformed("binary_frame", f"binary frame of {len(raw)} bytes")
+        elif self.state is not CallState.AWAITING_START and (payload := media_payload(raw, self.stream_sid)) is not None:
+            self._caller_media(payload, now)  # the 50 frames a second, read the short way
         else:
             try:
                 message = parse_message(raw)
@@ -97,8 +100,10 @@ class CallerSide(CallParts):
     def _twilio_message(self, message: Any, now: float) -> None:
         started = self.state is not CallState.AWAITING_START
         if isinstance(message, Media):
-            if started:
-                self._caller_media(message, now)
+            if started and message.stream_sid != self.stream_sid:
+                self._malformed("wrong_stream", "media for another stream")
+            elif started:
+                self._caller_media(message.media.payload, now)
             else:
                 self._malformed("before_start", "media before start")
         elif isinstance(message, Mark):
@@ -189,11 +194,7 @@ class CallerSide(CallParts):
             self._release()
         self._actions.append(OpenAgent(params))
 
-    def _caller_media(self, message: Media, now: float) -> None:
-        payload = message.media.payload
-        if message.stream_sid != self.stream_sid:
-            self._malformed("wrong_stream", "media for another stream")
-            return
+    def _caller_media(self, payload: bytes, now: float) -> None:
         if not payload or len(payload) > self.config.max_payload_bytes:
             self._malformed("bad_payload_size", f"media payload of {len(payload)} bytes")
             return

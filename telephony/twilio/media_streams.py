@@ -18,6 +18,7 @@ import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -221,6 +222,42 @@ def parse_message(raw: str | bytes) -> Connected | Start | Media | Mark | Dtmf |
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
         raise TwilioProtocolError(f"malformed Media Streams message at {where}: {first['msg']}") from None
+
+
+def media_payload(raw: str, stream_sid: str) -> bytes | None:
+    """The audio of a well-formed media frame for `stream_sid`, read the short way; None for
+    anything else, which `parse_message` then reads (and words the error of).
+
+    This runs 50 times a second per call: orjson and a strict base64 decode take about a
+    third of the time of `parse_message`'s validation. It accepts only what `parse_message`
+    accepts as a `Media` for that stream with that payload (a property test holds them to
+    it), so nothing malformed gets through the short way.
+    """
+    if not stream_sid or len(raw) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(message) is not dict or message.get("event") != "media" or message.get("streamSid") != stream_sid:
+        return None
+    media = message.get("media")
+    if type(media) is not dict or not _counter(message.get("sequenceNumber")):
+        return None
+    if not (_counter(media.get("chunk")) and _counter(media.get("timestamp")) and type(media.get("track", "")) is str):
+        return None
+    encoded = media.get("payload")
+    if type(encoded) is not str:
+        return None
+    try:
+        return binascii.a2b_base64(encoded, strict_mode=True)  # what b64decode(validate=True) does
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _counter(value: Any) -> bool:
+    """One of Twilio's counters, as it sends them: a short string of ASCII digits."""
+    return type(value) is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit()
 
 
 WIDEBAND_ENCODING = "audio/x-l16"
