@@ -141,30 +141,36 @@ class Call(CallerSide, AgentSide, ToolSide, VoicemailSide):
 
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick()` has something to decide."""
-        if self.state is CallState.ENDED:
+        # Asked after every input (60 times a second in a call), so written for speed: no
+        # list, no `min()`, each part asked only where it can be due.
+        state = self.state
+        if state is CallState.ENDED:
             return None
-        if self.state is CallState.AWAITING_START:
-            return self._created_at + self.config.start_timeout_s
-        times = [self._last_twilio_at + self.config.idle_timeout_s]
-        if self.state is not CallState.ENDING:
-            times.append(self._started_at + self.max_call_s)
+        config = self.config
+        if state is CallState.AWAITING_START:
+            return self._created_at + config.start_timeout_s
+        soonest = self._last_twilio_at + config.idle_timeout_s
+        if state is not CallState.ENDING:
+            ends = self._started_at + self.max_call_s
             if self._time_notice_due:
-                times.append(self._started_at + self.max_call_s - self.config.time_notice_s)
-        if self._ending is not None:
-            times.append(self._ending.deadline)
+                ends -= config.time_notice_s  # the notice comes before the end
+            if ends < soonest:
+                soonest = ends
+        if self._ending is not None and self._ending.deadline < soonest:
+            soonest = self._ending.deadline
         if self._goodbye is not None:
-            times.extend(self._goodbye.deadlines())
-        if self.state is CallState.ACTIVE and (stalled_at := self.stall.deadline()) is not None:
-            times.append(stalled_at)
-        if self.state is CallState.ACTIVE and (silent_at := self.silence.deadline()) is not None:
-            times.append(silent_at)
-        if (slow_at := self.tools.deadline()) is not None:
-            times.append(slow_at)
-        if (keypad_at := self.keypad.deadline()) is not None:
-            times.append(keypad_at)
-        if self.voicemail.until is not None:
-            times.append(self.voicemail.until)
-        return min(times)
+            soonest = min(soonest, *self._goodbye.deadlines())
+        active = state is CallState.ACTIVE
+        for at in (
+            self.stall.deadline() if active else None,
+            self.silence.deadline() if active else None,
+            self.tools.deadline(),
+            self.keypad.deadline(),
+            self.voicemail.until,
+        ):
+            if at is not None and at < soonest:
+                soonest = at
+        return soonest
 
     @property
     def ended(self) -> bool:

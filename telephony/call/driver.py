@@ -115,7 +115,7 @@ class CallDriver:
 
     def answered_by(self, kind: str) -> None:
         """Twilio's answering-machine detection for this call (`AnsweredBy`: human, machine_end_beep, ...)."""
-        self._feed(functools.partial(self.core.answered_by, kind))
+        self._feed(self.core.answered_by, kind)
 
     def end_call(self, reason: str, prompt: str | None = None) -> None:
         """End the call from the server's side (drain, shutdown), after `prompt` if given."""
@@ -157,10 +157,10 @@ class CallDriver:
 
     # --- feeding the core -----------------------------------------------------------------
 
-    def _feed(self, give: Callable[[float], None]) -> None:
-        """Give the core one input (`give(now)`), then carry out what it decided."""
+    def _feed(self, give: Callable[..., None], *args: Any) -> None:
+        """Give the core one input (`give(*args, now)`), then carry out what it decided."""
         try:
-            give(self._loop.time())
+            give(*args, self._loop.time())
         except Exception:  # a bug in one call must never take others down
             self._log.exception("call core failed")
             self._fail()
@@ -206,7 +206,7 @@ class CallDriver:
             elif isinstance(action, CloseStream):
                 self._close = action
                 self._done.set()
-        if self.core.tally and self._loop.time() >= self._metrics_due:
+        if self._loop.time() >= self._metrics_due and self.core.tally:
             self._publish_metrics()
         self._schedule_tick()
         return media
@@ -259,8 +259,8 @@ class CallDriver:
                 return
             self.keeping.frame(raw)
             if not core.admitted and self.services.before_start is not None and (start := start_of(raw)) is not None:
-                self._feed(functools.partial(core.shared_admission, await self.services.before_start(*start)))
-            self._feed(functools.partial(core.twilio_frame, raw))
+                self._feed(core.shared_admission, await self.services.before_start(*start))
+            self._feed(core.twilio_frame, raw)
 
     async def _write_twilio(self) -> None:
         """The one writer of the Twilio socket; says when it has sent everything queued."""
@@ -286,11 +286,11 @@ class CallDriver:
             logger=self._log,
         )
         self.agent, self._call_tools, options = plan.agent, plan.tools, plan.options
-        self._feed(functools.partial(self.core.use_limits, self.agent.call_limits))
+        self._feed(self.core.use_limits, self.agent.call_limits)
         if record.call_sid and (kind := self.services.early_answered_by(record.call_sid)) is not None:
             self.answered_by(kind)
         if any(getattr(tool, "keypad", None) for tool in self._call_tools.values()):
-            self._feed(functools.partial(self.core.expect_keypad, KEYPAD_GRACE_S))
+            self._feed(self.core.expect_keypad, KEYPAD_GRACE_S)
         open_gemini = self.services.open_gemini  # not `self`: the session would point back at its driver
         self.gemini = ResilientGeminiSession(
             lambda: open_gemini(options),
@@ -306,13 +306,13 @@ class CallDriver:
         try:
             await gemini.open()
         except GeminiSessionError as exc:
-            self._feed(functools.partial(self.core.agent_failed, str(exc)))
+            self._feed(self.core.agent_failed, str(exc))
             return
         self._feed(self.core.agent_ready)
         record = self.record
         async for event in gemini.events():
             started = time.perf_counter()
-            self._feed(functools.partial(self.core.gemini_event, event))
+            self._feed(self.core.gemini_event, event)
             if isinstance(event, (AgentAudio, Interrupted)):
                 # Inside our code only; the wire-level figures come from `telephony bench`.
                 elapsed = time.perf_counter() - started

@@ -93,6 +93,8 @@ class KeypadCollector:
         return None
 
     def deadline(self) -> float | None:
+        if not self.held and self.request is None:
+            return None  # (asked after every input of a call: the usual answer, quickly)
         times = [at + self.grace_s for _, at in self.held]
         if self.request is not None:
             times.append(self.request.until)
