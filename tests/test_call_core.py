@@ -243,6 +243,9 @@ def test_bad_media_frames_are_counted_by_kind_and_never_reach_gemini():
     assert script.call.record.malformed == len(bad) and script.call.record.frames_in == 0
     assert [a for a in script._twilio(frame, 0.02) if isinstance(a, SendGemini)], "a good frame goes on to Gemini"
     assert script.call.record.frames_in == 1 and script.call.record.malformed == len(bad)
+    counts, _ = script.call.tally.take()
+    assert counts[("frames_in", ())] == 1 and counts[("malformed", ("unparseable",))] == 2, "as the metrics will read them"
+    assert not script.call.tally, "taken: nothing is counted twice"
 
 
 def closed(actions: list[object]) -> CloseStream | None:

@@ -199,3 +199,23 @@ def test_serve_says_at_start_when_the_audio_runs_in_python():
     assert asked is not None and "TELEPHONY_AUDIO_KERNELS=python" in asked
     default = audio_kernels_note(Settings(_env_file=None))
     assert (default is None) is COMPILED, "silent where the C kernels run; a hint to reinstall where they were not built"
+
+
+def test_voice_detection_hears_the_same_whether_audio_comes_in_twilios_frames_or_in_odd_pieces():
+    # Twilio's 20 ms frames take a short way through `CallerVoice.feed`; audio cut anywhere
+    # else is joined into 20 ms frames first. Both must report the same onsets and ends.
+    from telephony.call.voice_activity import CallerVoice
+
+    pcm = b"".join(decode_mulaw(f) for f in speech_frames()[:150]) + bytes(320 * 40)
+
+    def updates(piece: int) -> tuple[list[tuple[int, object]], int]:
+        voice, seen, speech_frames_heard = CallerVoice(min_speech_ms=300, silence_ms=500), [], 0
+        for start in range(0, len(pcm), piece):
+            for update in voice.feed(pcm[start : start + piece]):
+                seen.append(((start + piece) // 320, update))
+            speech_frames_heard += voice.heard_speech
+        return [u for _, u in seen], speech_frames_heard
+
+    whole, heard = updates(320)
+    assert any(u.started for u in whole) and any(u.ended for u in whole) and heard > 20, "the fixture has speech, then silence"
+    assert updates(222)[0] == whole and updates(960)[0] == whole

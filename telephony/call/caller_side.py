@@ -202,7 +202,7 @@ class CallerSide(CallParts):
             self._malformed("media_too_fast", f"caller audio faster than {self.config.media_rate_limit:g}x real time")
             return
         self.record.frames_in += 1
-        self.tally.inc("frames_in")
+        self.tally.frames_in += 1
         if self.voicemail.detector is not None and not self.caller.wideband:  # the machine's own audio, before it is muted
             self._voicemail_frame(decode_mulaw(payload), now)
         muted = self.keypad.collecting or self.voicemail.muted
