@@ -13,6 +13,7 @@ amount.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import webrtcvad
@@ -50,19 +51,18 @@ class CallerVoice:
         """The last `feed` had a frame of speech in it (a soft one too, below any level gate)."""
 
     def feed(self, pcm8k: bytes) -> list[SpeechUpdate]:
-        updates: list[SpeechUpdate] = []
+        frames: Iterable[bytes]
+        if not self._pending and len(pcm8k) == _FRAME_BYTES:
+            frames = (pcm8k,)  # Twilio's own 20 ms: no joining, no slicing
+        else:
+            data = self._pending + pcm8k
+            whole = len(data) // _FRAME_BYTES * _FRAME_BYTES
+            self._pending = data[whole:]
+            frames = (data[i : i + _FRAME_BYTES] for i in range(0, whole, _FRAME_BYTES))
+        updates = []
         self.heard_speech = False
-        if not self._pending and len(pcm8k) == _FRAME_BYTES:  # Twilio's own 20 ms: no joining, no slicing
-            speech = self._vad.is_speech(pcm8k, 8000)
-            self.heard_speech = speech
-            if (update := self._frame(speech)) is not None:
-                updates.append(update)
-            return updates
-        data = self._pending + pcm8k
-        whole = len(data) // _FRAME_BYTES * _FRAME_BYTES
-        self._pending = data[whole:]
-        for i in range(0, whole, _FRAME_BYTES):
-            speech = self._vad.is_speech(data[i : i + _FRAME_BYTES], 8000)
+        for frame in frames:
+            speech = self._vad.is_speech(frame, 8000)
             self.heard_speech = self.heard_speech or speech
             update = self._frame(speech)
             if update is not None:
