@@ -61,8 +61,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_until_healthy(base_url: str, seconds: float = 10.0) -> None:
-    """A server started in another process answers /healthz (or the test fails here)."""
+async def wait_until_healthy(base_url: str, seconds: float = 60.0) -> None:
+    """A server started in another process answers /healthz (or the test fails here).
+
+    Returns as soon as it answers. The bound is for a server that never comes up: on a slow
+    shared machine `serve --workers 2` took 6 s to start with nothing else running, and more
+    than the 10 s this once allowed beside the suite's other workers."""
     import httpx
 
     async with httpx.AsyncClient() as client:

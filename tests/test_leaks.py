@@ -62,7 +62,9 @@ async def test_the_metrics_page_during_a_call_counts_its_objects_in_plain_name_v
     """CI scraped /metrics while a google.genai session of an earlier test was alive: its kind
     had a space in it, and a `name value` reader (the test's, awk, many scrapers' regexes) broke."""
     call = asyncio.create_task(stack.replay("barge_in"))
-    await until_served(stack.base_url, call)
+    # Until the call's Gemini session is connected: the driver is counted from the stream's
+    # start, the SDK's session only once its connect returns (a slow machine scraped between).
+    await until_served(stack.base_url, call, "/metrics", lambda r: 'kind="google.genai.AsyncSession"} 1' in r.text)
     async with httpx.AsyncClient() as client:
         text = (await client.get(stack.base_url + "/metrics")).text
     await call
