@@ -9,6 +9,8 @@ import pytest
 from telephony import Agent
 from telephony.testing import Conversation, ModelStep
 
+from helpers.slow_link import SlowLink
+
 TRANSFER_TO = "+15550001111"
 
 
@@ -129,3 +131,30 @@ async def test_a_caller_silent_while_a_slow_tool_runs_is_not_checked_on():
     # A check-in may come a second after the answer (the caller stays silent), never before it.
     answered = said.index("Found it.")
     assert not any("still there" in text for text in said[:answered]), said
+
+
+async def test_the_answer_after_a_filler_is_waited_for_when_it_reaches_the_server_late():
+    # Regression (CI, 2026-12-05): the filler the model speaks while a NON_BLOCKING tool runs
+    # counted as the reply's audio, so `caller()` returned once the emulator had sent the
+    # answer, before the server had read it. A far-away model makes that gap certain.
+    agent = Agent("slow", instructions="You look things up.")
+
+    @agent.tool
+    async def look_up(what: str) -> dict:
+        """Look something up.
+
+        Args:
+            what: What to look up.
+        """
+        await asyncio.sleep(0.5)
+        return {"found": what}
+
+    model = [ModelStep(tool="look_up", args={"what": "the order"}, say="Found it.")]
+    async with SlowLink(delay_s=0.4) as link:
+        conversation = Conversation(agent, model, gemini_base_url=f"https://127.0.0.1:{link.port}")
+        link.target = lambda: ("127.0.0.1", conversation.gemini.port)
+        async with conversation as call:
+            turn = await call.caller("Can you look my order up?")
+            assert call.gemini.connections[0].fillers == 1, "the model spoke a filler while the tool ran"
+    assert link.connections >= 1
+    assert turn.said.endswith("Found it."), turn

@@ -318,7 +318,10 @@ class Conversation:
             if driver is None:
                 return False
             core, record = driver.core, driver.record
-            arrived = record.agent_audio_ms >= self.model.owed_audio_ms - 1 and len(record.tool_calls) >= self.model.owed_tool_results
+            # Every reply's audio, the fillers' included (a filler can be longer than the
+            # answer: counting it as the answer returned before the answer had arrived).
+            owed_ms = self.model.owed_audio_ms + sum(c.filler_audio_ms for c in self.gemini.connections)
+            arrived = record.agent_audio_ms >= owed_ms - 1 and len(record.tool_calls) >= self.model.owed_tool_results
             quiet = core.playout.idle and not core.turn.open and not core.tools.running
             return done >= replies and arrived and quiet and not driver.tools_running  # (a hang-up after a goodbye included)
 

@@ -285,14 +285,14 @@ class _EmulatedSession(Speaking):
             await self._tool_result(await self._send_tool_call(call))
         speak_answer = True
         if background and profile.rules.split_turns:
-            await self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input, status="IN_PROGRESS")
+            await self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input, status="IN_PROGRESS", filler=True)
             late_input = None
             waiters = [await self._send_tool_call(call) for call in background]
             for waiter in waiters:
                 await self._tool_result(waiter)
         elif background:
             waiters = [await self._send_tool_call(call) for call in background]
-            filler = asyncio.create_task(self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input))
+            filler = asyncio.create_task(self._stream(self._filler(reply), reply.filler or FILLER_TEXT, late_input, filler=True))
             late_input = None
             try:
                 results = [await self._tool_result(waiter) for waiter in waiters]

@@ -64,15 +64,19 @@ class Speaking:
         for piece in pieces:
             await self.send({"serverContent": {kind: {"text": piece}}})
 
-    async def _stream(self, audio24k: np.ndarray | None, transcript: str, late_input: str | None = None, status: str | None = None) -> None:
+    async def _stream(
+        self, audio24k: np.ndarray | None, transcript: str, late_input: str | None = None, status: str | None = None, filler: bool = False
+    ) -> None:
         """Speech and its transcript, faster than real time, then the end of the turn. 3.x
-        bundles: the last chunk carries the turn's end in the same message."""
+        bundles: the last chunk carries the turn's end in the same message. A `filler`'s
+        audio is counted as sent (`ConnectionLog.filler_audio_ms`) once it is on the wire."""
         realism = self.emulator.realism
         rng = self.emulator._rng
         bundle = self.profile.bundles_parts
         said = fragments(transcript, rng) if realism is not None and realism.fragment_transcripts else [transcript]
         said = [piece for piece in said if piece]
         last: dict[str, Any] | None = None
+        last_ms = 0.0
         if audio24k is not None and len(audio24k):
             pcm = audio24k.astype("<i2").tobytes()
             step = OUTPUT_RATE * 2 * self.emulator.chunk_ms // 1000
@@ -84,6 +88,7 @@ class Speaking:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                chunk_ms = len(pcm[offset : offset + step]) / (OUTPUT_RATE * 2 / 1000)
                 chunk = base64.b64encode(pcm[offset : offset + step]).decode("ascii")
                 content: dict[str, Any] = {"modelTurn": {"parts": [{"inlineData": {"mimeType": OUTPUT_MIME_TYPE, "data": chunk}}]}}
                 if said:  # one transcript piece rides with each chunk, as the service does
@@ -92,11 +97,13 @@ class Speaking:
                     content["inputTranscription"] = {"text": late_input}
                     late_input = None
                 if bundle and offset + step >= len(pcm) and not said:
-                    last = content  # sent with the turn's end
+                    last, last_ms = content, chunk_ms  # sent with the turn's end
                     break
                 if self.emulator.record_timings:
                     self.conn.audio_sent_at.append(time.monotonic())
                 await self.send({"serverContent": content})
+                if filler:
+                    self.conn.filler_audio_ms += chunk_ms
                 if late_input is not None:
                     await self._transcript("inputTranscription", late_input)
                     late_input = None
@@ -107,6 +114,8 @@ class Speaking:
         if last is not None and self.emulator.record_timings:
             self.conn.audio_sent_at.append(time.monotonic())
         await self._end_turn(last, status)
+        if filler:
+            self.conn.filler_audio_ms += last_ms
 
     async def _end_turn(self, content: dict[str, Any] | None = None, status: str | None = None) -> None:
         end: dict[str, Any] = {"generationComplete": True, "turnComplete": True}

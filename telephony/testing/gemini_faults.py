@@ -159,6 +159,9 @@ class ConnectionLog:
     """The model family whose behaviour this connection had (`telephony.gemini.models.Family`)."""
     fillers: int = 0
     """Fillers spoken while a NON_BLOCKING call ran or before background work."""
+    filler_audio_ms: float = 0.0
+    """The fillers' audio on the wire: a reply's audio beyond its words (a cancelled filler
+    counts what was sent of it)."""
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Every server message sent on this connection (only with `record_messages`)."""
     client_messages: list[dict[str, Any]] = field(default_factory=list)
