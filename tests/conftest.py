@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from telephony.settings import Settings
 from telephony.testing.call_fixture import caller_audio
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.web.composition import agent_options_from, gemini_client_from
+
+from helpers.ports import free_port  # noqa: F401 (tests import it from here)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -53,24 +56,19 @@ async def speak_fixture(session: GeminiLiveSession, name: str, speed: float = 4.
         await asyncio.sleep(0.02 / speed)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_until_healthy(base_url: str, seconds: float = 60.0) -> None:
+async def wait_until_healthy(base_url: str, seconds: float = 60.0, process: subprocess.Popen | None = None) -> None:
     """A server started in another process answers /healthz (or the test fails here).
 
     Returns as soon as it answers. The bound is for a server that never comes up: on a slow
     shared machine `serve --workers 2` took 6 s to start with nothing else running, and more
-    than the 10 s this once allowed beside the suite's other workers."""
+    than the 10 s this once allowed beside the suite's other workers. With `process`, a server
+    that exited (e.g. its port was taken) fails the test at once, saying so."""
     import httpx
 
     async with httpx.AsyncClient() as client:
         for _ in range(int(seconds / 0.05)):
+            if process is not None and process.poll() is not None:
+                pytest.fail(f"the server for {base_url} exited with code {process.returncode} before answering /healthz")
             try:
                 if (await client.get(base_url + "/healthz")).status_code == 200:
                     return

@@ -189,7 +189,7 @@ async def test_serve_with_a_model_script_runs_the_users_own_tools_offline(clinic
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_until_healthy(base, 30)
+        await wait_until_healthy(base, process=server)
         await TwilioMediaEmulator(FIXTURES / "barge_in.jsonl", speed=2.0).call(base + "/twiml")
     finally:
         server.terminate()

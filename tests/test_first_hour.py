@@ -23,11 +23,7 @@ from telephony.cli.preflight import check_public_url
 from telephony.logs import ClosingTlsRace, DevFormatter, JsonFormatter, configure_logging, mask_number
 from telephony.settings import Settings
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from helpers.ports import free_port
 
 
 def bare_env(tmp_path, **extra: str) -> dict[str, str]:

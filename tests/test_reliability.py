@@ -303,7 +303,7 @@ async def test_sigterm_drains_live_calls(drain_seconds, expect, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_until_healthy(base)
+        await wait_until_healthy(base, process=server)
         async with httpx.AsyncClient() as client:
             call = asyncio.create_task(TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=1.0).call(base + "/twiml"))
             await until_served(base, call)

@@ -162,7 +162,7 @@ async def test_serve_with_its_database_down_starts_at_once_and_says_so_in_one_li
     }
     server = subprocess.Popen([sys.executable, "-m", "telephony", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        await wait_until_healthy(base, seconds=60.0)
+        await wait_until_healthy(base, process=server)
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0].decode()

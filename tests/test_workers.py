@@ -41,7 +41,7 @@ async def test_two_workers_share_one_port_the_history_and_the_metrics_and_drain_
             [sys.executable, "-m", "telephony", "serve", "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         try:
-            await wait_until_healthy(base)
+            await wait_until_healthy(base, process=server)
             async with httpx.AsyncClient() as client:
                 # At 2x (not 4x): six calls in two processes on a busy machine still hear their replies.
                 callers = [TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN) for _ in range(6)]
@@ -61,7 +61,8 @@ async def test_two_workers_share_one_port_the_history_and_the_metrics_and_drain_
         finally:
             if server.poll() is None:
                 server.kill()
-    assert all(r.close_code == 1000 and r.heard_seconds > 0.5 for r in results)
+    heard = [(r.close_code, round(r.heard_seconds, 2)) for r in results]
+    assert all(code == 1000 and seconds > 0.5 for code, seconds in heard), f"(close code, seconds heard) per call: {heard}"
     assert "2 workers on one port" in output.decode()
     assert len(pids) == 2, f"both workers took requests: {pids}"
     assert listing["total"] == 6, "every worker's calls are in the one history"
@@ -87,8 +88,8 @@ async def test_a_captured_stream_replayed_to_two_workers_and_another_instance_op
             for port, workers in zip(ports, (2, 2), strict=True)
         ]
         try:
-            for port in ports:
-                await wait_until_healthy(f"http://127.0.0.1:{port}", 40)
+            for port, server in zip(ports, servers, strict=True):
+                await wait_until_healthy(f"http://127.0.0.1:{port}", process=server)
             first = TwilioMediaEmulator(FIXTURES / "hang_up.jsonl", speed=2.0, auth_token=AUTH_TOKEN)
             target = await first.answer(f"http://127.0.0.1:{ports[0]}/twiml")  # one signed webhook, one token
             replays = []

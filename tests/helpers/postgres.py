@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from helpers.ports import free_port
+
 
 def _bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -35,9 +37,7 @@ class PostgresServer:
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="telephony-pg-"))
         self.data = self.root / "data"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
