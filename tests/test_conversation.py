@@ -110,7 +110,8 @@ async def test_a_caller_who_goes_silent_is_checked_on_then_the_call_ends_for_sil
     assert said == ["Which day suits you?", "Hello, are you still there?", "I will let you go now. Goodbye!"], said
 
 
-async def test_a_caller_silent_while_a_slow_tool_runs_is_not_checked_on():
+def look_up_agent(takes_s: float) -> Agent:
+    """An agent whose one tool, `look_up`, takes `takes_s` seconds (wall time)."""
     agent = Agent("slow", instructions="You look things up.")
 
     @agent.tool
@@ -120,10 +121,17 @@ async def test_a_caller_silent_while_a_slow_tool_runs_is_not_checked_on():
         Args:
             what: What to look up.
         """
-        await asyncio.sleep(3.0)  # three times the check-in time
+        await asyncio.sleep(takes_s)
         return {"found": what}
 
-    model = [ModelStep(tool="look_up", args={"what": "the order"}, say="Found it.")]
+    return agent
+
+
+LOOK_UP_MODEL = [ModelStep(tool="look_up", args={"what": "the order"}, say="Found it.")]
+
+
+async def test_a_caller_silent_while_a_slow_tool_runs_is_not_checked_on():
+    agent, model = look_up_agent(3.0), LOOK_UP_MODEL  # the tool takes three times the check-in time
     async with Conversation(agent, model, silence_reprompt_seconds=1, silence_hangup_seconds=1) as call:
         turn = await call.caller("Can you look my order up?")
         said = [text for speaker, text in call.transcript if speaker in ("agent", "tool")]
@@ -137,19 +145,7 @@ async def test_the_answer_after_a_filler_is_waited_for_when_it_reaches_the_serve
     # Regression (CI, 2026-12-05): the filler the model speaks while a NON_BLOCKING tool runs
     # counted as the reply's audio, so `caller()` returned once the emulator had sent the
     # answer, before the server had read it. A far-away model makes that gap certain.
-    agent = Agent("slow", instructions="You look things up.")
-
-    @agent.tool
-    async def look_up(what: str) -> dict:
-        """Look something up.
-
-        Args:
-            what: What to look up.
-        """
-        await asyncio.sleep(0.5)
-        return {"found": what}
-
-    model = [ModelStep(tool="look_up", args={"what": "the order"}, say="Found it.")]
+    agent, model = look_up_agent(0.5), LOOK_UP_MODEL
     async with SlowLink(delay_s=0.4) as link:
         conversation = Conversation(agent, model, gemini_base_url=f"https://127.0.0.1:{link.port}")
         link.target = lambda: ("127.0.0.1", conversation.gemini.port)
