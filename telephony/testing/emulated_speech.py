@@ -88,8 +88,9 @@ class Speaking:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                chunk_ms = len(pcm[offset : offset + step]) / (OUTPUT_RATE * 2 / 1000)
-                chunk = base64.b64encode(pcm[offset : offset + step]).decode("ascii")
+                audio = pcm[offset : offset + step]
+                chunk_ms = len(audio) / (OUTPUT_RATE * 2 / 1000)
+                chunk = base64.b64encode(audio).decode("ascii")
                 content: dict[str, Any] = {"modelTurn": {"parts": [{"inlineData": {"mimeType": OUTPUT_MIME_TYPE, "data": chunk}}]}}
                 if said:  # one transcript piece rides with each chunk, as the service does
                     content["outputTranscription"] = {"text": said.pop(0)}
