@@ -15,9 +15,8 @@ from telephony.gemini import GeminiLiveSession
 from telephony.settings import Settings
 from telephony.testing.call_fixture import caller_audio
 from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.ports import free_port  # noqa: F401 (tests import it from here)
 from telephony.web.composition import agent_options_from, gemini_client_from
-
-from helpers.ports import free_port  # noqa: F401 (tests import it from here)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -22,8 +22,7 @@ from telephony.cli import app
 from telephony.cli.preflight import check_public_url
 from telephony.logs import ClosingTlsRace, DevFormatter, JsonFormatter, configure_logging, mask_number
 from telephony.settings import Settings
-
-from helpers.ports import free_port
+from telephony.testing.ports import free_port
 
 
 def bare_env(tmp_path, **extra: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
 from telephony.testing.gemini_live import GeminiLiveEmulator
+from telephony.testing.ports import free_port
 from telephony.testing.twilio_media import ReplayResult, TwilioMediaEmulator
 
 FIXTURE = Path(str(resources.files("telephony").joinpath("testing", "calls", "barge_in.jsonl")))
@@ -168,12 +168,6 @@ def _proc_memory_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_fixture(seconds: float) -> list[FixtureMessage]:
     """The barge-in recording, cut or padded with line noise to `seconds`."""
     audio = np.frombuffer(decode_mulaw(caller_audio(FIXTURE)), dtype="<i2")
@@ -200,7 +194,7 @@ class _Server:
         workers: int = 1,
         log_file: Path | None = None,
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.auth_token = secrets.token_hex(16)
         env = dict(

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers.ports import free_port
+from telephony.testing.ports import free_port
 
 
 def _bin_dir() -> Path | None:

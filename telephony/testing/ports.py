@@ -1,4 +1,4 @@
-"""Ports for servers a test starts in another process (which must be told a port).
+"""Ports for servers a test or a bench starts in another process (which must be told a port).
 
 A port the kernel hands out for port 0 comes from the ephemeral range, which every outgoing
 connection on the machine also draws its source port from: between our probe and the child's
