@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -14,6 +14,10 @@ from prometheus_client.registry import Collector
 from telephony import live_objects
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_LAG = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LOOP_LAG_EVERY_S = 0.1
+"""How often the event loop's lag is sampled: ten wake-ups a second, nothing beside 50 frames
+a second per call."""
 
 
 class Metrics:
@@ -52,6 +56,13 @@ class Metrics:
 
         self.store_errors = Counter("telephony_store_errors", "Call store writes that failed (and were retried)", registry=r)
         self.store_dropped = Counter("telephony_store_dropped", "Call store records dropped (backlog full)", registry=r)
+        self.event_loop_lag = Histogram(
+            "telephony_event_loop_lag_seconds",
+            f"How late this process's event loop ran a timer, sampled every {LOOP_LAG_EVERY_S:g} s: every call's frames wait"
+            " as long (above 0.02 s, callers' audio is late: too many calls for this process)",
+            buckets=_LAG,
+            registry=r,
+        )
         self.event_loop_tasks = Gauge("telephony_event_loop_tasks", "asyncio tasks alive in the server's event loop", registry=r)
         self.event_loop_tasks.set_function(_tasks_alive)
         self.open_descriptors = Gauge("telephony_open_descriptors", "File descriptors open in this process", registry=r)
@@ -77,6 +88,19 @@ class Metrics:
             multiprocess.MultiProcessCollector(shared)
             return generate_latest(shared)
         return generate_latest(self.registry)
+
+
+async def sample_loop_lag(observe: Callable[[float], None], every_s: float = LOOP_LAG_EVERY_S) -> None:
+    """Forever: sleep `every_s`, and `observe` how much later than asked the loop woke us.
+
+    A loop with more work than time runs every timer late, and a caller's frames with them
+    (their 20 ms has no slack): so this is where a process past its capacity shows first, in
+    the server's /metrics and in the load bench's own callers (`telephony bench load`)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time() + every_s
+        await asyncio.sleep(every_s)
+        observe(max(0.0, loop.time() - asked))
 
 
 class _LiveObjects(Collector):

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -262,6 +263,24 @@ async def test_metrics_count_calls_frames_and_latencies(stack):
     assert values["telephony_interrupted_to_clear_seconds_count"] == 1
     assert values["telephony_gemini_chunk_to_twilio_frame_seconds_count"] > 10
     assert values["telephony_active_calls"] == 0
+
+
+async def test_a_held_event_loop_shows_as_loop_lag_at_metrics(stack):
+    """An event loop held past its timers makes every call's frames wait as long: the first
+    sign of too many calls on one process, so operators see it before callers hear it."""
+
+    def lags(text: str) -> dict[str, float]:
+        prefix = "telephony_event_loop_lag_seconds_bucket"
+        return {line.split('le="')[1].split('"')[0]: float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)}
+
+    async with httpx.AsyncClient() as client:
+        await asyncio.sleep(0.35)  # a few samples of an idle loop
+        idle = lags((await client.get(stack.base_url + "/metrics")).text)
+        time.sleep(0.3)  # what a blocking call in a tool or a CPU-bound burst does
+        await asyncio.sleep(0.25)
+        held = lags((await client.get(stack.base_url + "/metrics")).text)
+    assert idle["+Inf"] >= 2 and idle["0.25"] == idle["+Inf"], idle
+    assert held["+Inf"] - held["0.25"] == 1, f"one sample about 0.3 s late: {held}"
 
 
 async def test_calls_beyond_capacity_hear_the_busy_message():

@@ -49,7 +49,7 @@ from telephony.gemini.config import AgentOptions
 from telephony.gemini.ephemeral import mint_token
 from telephony.gemini.pricing import prices
 from telephony.gemini.session import GeminiLiveSession
-from telephony.metrics import Metrics
+from telephony.metrics import Metrics, sample_loop_lag
 from telephony.settings import Settings
 from telephony.store import CallStore, StoreWriter
 from telephony.store.outbox import EventOutbox
@@ -174,9 +174,12 @@ def router(
         """Events an earlier run left undelivered go out from the start; the rest on shutdown."""
         if settings.events_url or any(a.events_url for a in agents.by_name.values()):
             publisher.start()
+        lag = asyncio.create_task(sample_loop_lag(metrics.event_loop_lag.observe), name="event-loop-lag")
         try:
             yield
         finally:
+            lag.cancel()
+            await asyncio.gather(lag, return_exceptions=True)
             analyses = list(service.analyses)  # a shutdown does not wait for a model to answer
             for task in analyses:
                 task.cancel()
