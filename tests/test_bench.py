@@ -24,6 +24,7 @@ async def test_load_smoke_three_calls_are_carried_and_measured():
     assert figures.interruptions_seen == 3, "each caller talked over the agent once"
     assert figures.server_cpu_ms_per_call_second > 0 and figures.peak_rss_mb > 0
     assert 10 < figures.gemini_audio_messages_per_call_second < 50, "the caller's quiet goes in bigger blocks, speech every 20 ms"
+    assert figures.server_loop_lag_over_20ms is not None and figures.callers_loop_lag_ms["n"] > 50, "both loops' lag was sampled"
 
 
 async def test_the_emulated_twilio_posts_each_calls_webhook_without_building_a_tls_context(ca_bundle_loads):

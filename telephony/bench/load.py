@@ -41,6 +41,7 @@ import numpy as np
 
 from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw
+from telephony.metrics import sample_loop_lag
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
 from telephony.testing.gemini_live import GeminiLiveEmulator
 from telephony.testing.ports import free_port
@@ -85,6 +86,12 @@ class LoadFigures:
     notes: list[str] = field(default_factory=list)
     server_cores: int | None = None
     """Cores the server was pinned to (`--server-cpus`); None: it shared them with the callers."""
+    server_loop_lag_over_20ms: float | None = None
+    """Share of the server's event-loop lag samples (`telephony_event_loop_lag_seconds`, every
+    100 ms) over 20 ms during the load: its frames were late; None for a bridge without it."""
+    callers_loop_lag_ms: dict[str, float | None] = field(default_factory=dict)
+    """The same lag in this process (the emulated callers and Gemini), every 100 ms: where it
+    is high, late frames may be the bench's own, not the server's."""
 
     @property
     def late(self) -> bool:
@@ -166,6 +173,22 @@ def _proc_memory_mb(pid: int) -> tuple[float, float]:
             if key in values:
                 values[key] += int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+async def _server_loop_lag(base_url: str) -> tuple[float, float] | None:
+    """The server's event-loop lag samples so far, and those over 20 ms (from /metrics)."""
+    try:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(base_url + "/metrics", timeout=10)).text
+    except httpx.HTTPError:
+        return None
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("telephony_event_loop_lag_seconds_bucket"):
+            buckets[line.split('le="')[1].split('"')[0]] = float(line.split()[-1])
+    if "+Inf" not in buckets or "0.02" not in buckets:
+        return None
+    return buckets["+Inf"], buckets["+Inf"] - buckets["0.02"]
 
 
 def bench_fixture(seconds: float) -> list[FixtureMessage]:
@@ -292,10 +315,14 @@ async def run_load(
         if server_cpus:  # set before it imports (a second or more): its workers fork after, and inherit it
             os.sched_setaffinity(server.process.pid, server_cpus)
             os.sched_setaffinity(0, generator_cpus - server_cpus)
+        watcher: asyncio.Task[None] | None = None
         try:
             await server.wait_ready()
             pid = server.process.pid
             idle_rss, _ = _proc_memory_mb(pid)
+            server_lag_before = await _server_loop_lag(server.url) if bridge == "ours" else None
+            callers_lag: list[float] = []
+            watcher = asyncio.create_task(sample_loop_lag(lambda late_s: callers_lag.append(late_s * 1000)))
             cpu_before = _proc_cpu_seconds(pid)
             started = time.monotonic()
 
@@ -319,7 +346,10 @@ async def run_load(
             wall = time.monotonic() - started
             cpu = _proc_cpu_seconds(pid) - cpu_before
             _, peak_rss = _proc_memory_mb(pid)
+            server_lag_after = await _server_loop_lag(server.url) if server_lag_before is not None else None
         finally:
+            if watcher is not None:
+                watcher.cancel()
             server.stop()
             os.sched_setaffinity(0, generator_cpus)
             scratch.cleanup()
@@ -327,6 +357,15 @@ async def run_load(
                 sink.close()
         figures = _figures(calls, seconds, loop, results, gemini, cpu, wall, idle_rss, peak_rss, speech_frames(messages))
         figures.caller_block_ms = block_ms
+        figures.callers_loop_lag_ms = percentiles(callers_lag)
+        if server_lag_before is not None and server_lag_after is not None:
+            samples, late = (after - before for after, before in zip(server_lag_after, server_lag_before, strict=True))
+            figures.server_loop_lag_over_20ms = round(late / samples, 4) if samples else None
+        if (p99 := figures.callers_loop_lag_ms["p99"]) is not None and p99 > 20:
+            figures.notes.append(
+                f"{calls} calls: this process (the callers and Gemini) ran its timers late (loop lag p99 {p99:.0f} ms):"
+                " some late frames may be the bench's own"
+            )
         figures.bridge = (bridge if workers == 1 else f"{bridge} x{workers}") + ("+traces" if traces else "")
         figures.server_cores = len(server_cpus) if server_cpus else None
         if sink is not None:

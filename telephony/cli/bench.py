@@ -401,6 +401,16 @@ def bench_load(
             )
             console.print(f"CPU ms per call-second at {n} calls{' (x the naive bridge)' if base else ''}: {shares}", highlight=False)
     for f in results:
+        server_lag = (
+            ""
+            if f.server_loop_lag_over_20ms is None
+            else f"the server's timers over 20 ms late in {f.server_loop_lag_over_20ms:.1%} of samples; "
+        )
+        if (callers := f.callers_loop_lag_ms.get("p99")) is not None:
+            console.print(
+                f"event-loop lag, {f.bridge} at {f.calls} calls: {server_lag}the callers' loop lag p99 {callers:.1f} ms", highlight=False
+            )
+    for f in results:
         for note in f.notes:
             console.print(f"[yellow]note:[/] {note}")
     if pinned:
