@@ -276,11 +276,13 @@ async def test_a_held_event_loop_shows_as_loop_lag_at_metrics(stack):
     async with httpx.AsyncClient() as client:
         await asyncio.sleep(0.35)  # a few samples of an idle loop
         idle = lags((await client.get(stack.base_url + "/metrics")).text)
-        time.sleep(0.3)  # what a blocking call in a tool or a CPU-bound burst does
+        time.sleep(0.4)  # what a blocking call in a tool or a CPU-bound burst does
         await asyncio.sleep(0.25)
         held = lags((await client.get(stack.base_url + "/metrics")).text)
-    assert idle["+Inf"] >= 2 and idle["0.25"] == idle["+Inf"], idle
-    assert held["+Inf"] - held["0.25"] == 1, f"one sample about 0.3 s late: {held}"
+    # The sample asleep when the loop was held woke 0.3-0.4 s late (its own 0.1 s sleep ran inside the hold).
+    assert idle["+Inf"] >= 2, f"the loop is sampled: {idle}"
+    late = (held["+Inf"] - held["0.25"]) - (idle["+Inf"] - idle["0.25"])
+    assert late >= 1 and held["+Inf"] - held["0.5"] == idle["+Inf"] - idle["0.5"], f"one sample 0.3-0.4 s late: {idle} -> {held}"
 
 
 async def test_calls_beyond_capacity_hear_the_busy_message():
