@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw
@@ -182,10 +183,13 @@ async def _server_loop_lag(base_url: str) -> tuple[float, float] | None:
             text = (await client.get(base_url + "/metrics", timeout=10)).text
     except httpx.HTTPError:
         return None
-    buckets = {}
-    for line in text.splitlines():
-        if line.startswith("telephony_event_loop_lag_seconds_bucket"):
-            buckets[line.split('le="')[1].split('"')[0]] = float(line.split()[-1])
+    buckets = {
+        sample.labels["le"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "telephony_event_loop_lag_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
     if "+Inf" not in buckets or "0.02" not in buckets:
         return None
     return buckets["+Inf"], buckets["+Inf"] - buckets["0.02"]
