@@ -114,6 +114,10 @@ async def test_soak_comes_back_to_its_idle_figures():
     figures = await run_soak(calls=2, minutes=0.12, call_seconds=8.0, sample_every_s=2.0, idle_s=1.0)
     assert figures.calls_failed == 0 and figures.calls_done >= 2
     before, after = figures.before, figures.after_idle
+    # The figures are read off the server's /metrics: they must be there to mean anything.
+    assert before.tasks > 0 and before.descriptors > 0
+    assert max(sample.live_calls for sample in figures.samples) >= 1
+    assert any(sum(sample.objects.values()) > 0 for sample in figures.samples), "no call's objects seen alive mid-call"
     assert after.live_calls == 0
     assert not any(after.objects.values()), f"call objects alive at idle: {after.objects}"
     assert after.tasks <= before.tasks + 2, f"tasks {before.tasks} -> {after.tasks}: something a call started is still running"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from telephony.bench.load import _proc_memory_mb, _Server, bench_fixture
 from telephony.http_client import http_client
@@ -52,13 +53,13 @@ async def _sample(client: httpx.AsyncClient, url: str, pid: int, started: float,
     values: dict[str, float] = {}
     objects: dict[str, int] = {}
     text = (await client.get(url + "/metrics")).text
-    for line in text.splitlines():
-        if line.startswith("telephony_live_objects{"):
-            labels, value = line.rsplit(" ", 1)
-            objects[labels.split('kind="', 1)[1].rstrip('"}')] = int(float(value))
-        if line.startswith(("telephony_event_loop_tasks ", "telephony_open_descriptors ", "telephony_active_calls ")):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
+    for family in text_string_to_metric_families(text):  # prometheus_client's own reader
+        if family.name == "telephony_live_objects":
+            for sample in family.samples:
+                kind = sample.labels.get("kind", "")
+                objects[kind] = objects.get(kind, 0) + int(sample.value)
+        elif family.name in ("telephony_event_loop_tasks", "telephony_open_descriptors", "telephony_active_calls"):
+            values[family.name] = sum(sample.value for sample in family.samples)  # every worker's
     rss, _ = _proc_memory_mb(pid)
     return SoakSample(
         at_s=round(time.monotonic() - started, 1),
