@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telephony.audio.level import QUIET_RMS, rms16
 from telephony.audio.mulaw import decode_mulaw
+from telephony.http_client import http_client
 from telephony.metrics import sample_loop_lag
 from telephony.testing.call_fixture import CallFixtureBuilder, FixtureMessage, caller_audio, parse_fixture_lines
 from telephony.testing.gemini_live import GeminiLiveEmulator
@@ -179,8 +180,8 @@ def _proc_memory_mb(pid: int) -> tuple[float, float]:
 async def _server_loop_lag(base_url: str) -> tuple[float, float] | None:
     """The server's event-loop lag samples so far, and those over 20 ms (from /metrics)."""
     try:
-        async with httpx.AsyncClient() as client:
-            text = (await client.get(base_url + "/metrics", timeout=10)).text
+        async with http_client(10) as client:
+            text = (await client.get(base_url + "/metrics")).text
     except httpx.HTTPError:
         return None
     buckets = {
@@ -262,7 +263,7 @@ class _Server:
         """Until /healthz answers. Generous: `bench reconnect` starts eight servers at once on
         a small machine, where each spends seconds importing (10 s was not always enough)."""
         deadline = time.monotonic() + within_s
-        async with httpx.AsyncClient() as client:
+        async with http_client(5) as client:  # httpx's default timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError("the server under test exited at start")
